@@ -1,0 +1,282 @@
+/* conv.c: convolution as im2col + SGEMM over the whole batch (see conv.h).
+ *
+ * Large layers are processed a few images at a time so the im2col scratch stays
+ * bounded; the GEMM writes its columns of the output in place (ldc = n*Ho*Wo).
+ * im2col is parallel over its rows, col2im over input channels (each channel's
+ * rows touch only that channel), so no two threads write the same float.
+ */
+#include "nn/conv.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "nn/parallel.h"
+
+void conv_shape_init(ConvShape *s, int cin, int cout, int k, int stride, int pad, int h, int w)
+{
+    s->cin = cin;
+    s->cout = cout;
+    s->k = k;
+    s->stride = stride;
+    s->pad = pad;
+    s->h = h;
+    s->w = w;
+    s->ho = (h + 2 * pad - k) / stride + 1;
+    s->wo = (w + 2 * pad - k) / stride + 1;
+}
+
+int conv_is_pointwise(const ConvShape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
+
+size_t conv_col_floats(const ConvShape *s, int images)
+{
+    if (conv_is_pointwise(s)) return 0;
+    return (size_t)s->cin * s->k * s->k * s->ho * s->wo * (size_t)images;
+}
+
+double conv_macs(const ConvShape *s, int n)
+{
+    return (double)s->cout * s->cin * s->k * s->k * s->ho * s->wo * n;
+}
+
+static int images_per_chunk(const ConvShape *s, int n, size_t col_cap)
+{
+    size_t per = conv_col_floats(s, 1);
+    int c = per ? (int)(col_cap / per) : n;
+    if (c < 1) c = 1;
+    return c < n ? c : n;
+}
+
+/* ---- im2col / col2im on channel-major input ---- */
+
+typedef struct {
+    const ConvShape *s;
+    const float *x; /* (cin, n, h, w) */
+    float *dx;
+    float *col;     /* (cin*k*k, nc*ho*wo) */
+    int n, n0, nc;
+} ColJob;
+
+/* One row of col: channel ci, kernel offset (kh, kw), images n0..n0+nc. */
+static void im2col_row(const ColJob *j, int row)
+{
+    const ConvShape *s = j->s;
+    int kk = s->k * s->k, ci = row / kk, kh = (row % kk) / s->k, kw = row % s->k;
+    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
+    float *dst = j->col + (size_t)row * j->nc * oplane;
+    /* output columns ow whose input column lies inside the image */
+    int ow_lo = 0, ow_hi = s->wo;
+    while (ow_lo < s->wo && ow_lo * s->stride - s->pad + kw < 0) ow_lo++;
+    while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + kw >= s->w) ow_hi--;
+    for (int im = 0; im < j->nc; im++) {
+        const float *src = j->x + ((size_t)ci * j->n + j->n0 + im) * plane;
+        for (int oh = 0; oh < s->ho; oh++, dst += s->wo) {
+            int ih = oh * s->stride - s->pad + kh;
+            if (ih < 0 || ih >= s->h || ow_lo >= ow_hi) {
+                memset(dst, 0, sizeof(float) * s->wo);
+                continue;
+            }
+            /* input index of output column ow: base + ow * stride (base may be < 0) */
+            long base = (long)ih * s->w - s->pad + kw;
+            for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0.0f;
+            if (s->stride == 1) {
+                memcpy(dst + ow_lo, src + (base + ow_lo), sizeof(float) * (ow_hi - ow_lo));
+            } else {
+                for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[base + (long)ow * s->stride];
+            }
+            for (int ow = ow_hi; ow < s->wo; ow++) dst[ow] = 0.0f;
+        }
+    }
+}
+
+static void im2col_range(void *ctx, long b, long e)
+{
+    for (long r = b; r < e; r++) im2col_row(ctx, (int)r);
+}
+
+/* Adds the rows of channel ci back into dx (images n0..n0+nc). */
+static void col2im_channel(const ColJob *j, int ci)
+{
+    const ConvShape *s = j->s;
+    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
+    for (int kh = 0; kh < s->k; kh++)
+        for (int kw = 0; kw < s->k; kw++) {
+            int row = (ci * s->k + kh) * s->k + kw;
+            int ow_lo = 0, ow_hi = s->wo;
+            while (ow_lo < s->wo && ow_lo * s->stride - s->pad + kw < 0) ow_lo++;
+            while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + kw >= s->w) ow_hi--;
+            const float *src = j->col + (size_t)row * j->nc * oplane;
+            for (int im = 0; im < j->nc; im++) {
+                float *dst = j->dx + ((size_t)ci * j->n + j->n0 + im) * plane;
+                for (int oh = 0; oh < s->ho; oh++, src += s->wo) {
+                    int ih = oh * s->stride - s->pad + kh;
+                    if (ih < 0 || ih >= s->h) continue;
+                    long base = (long)ih * s->w - s->pad + kw;
+                    if (s->stride == 1) {
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + ow] += src[ow];
+                    } else {
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + (long)ow * s->stride] += src[ow];
+                    }
+                }
+            }
+        }
+}
+
+static void col2im_range(void *ctx, long b, long e)
+{
+    for (long c = b; c < e; c++) col2im_channel(ctx, (int)c);
+}
+
+/* ---- bias, ReLU, bias gradient: one pass over each output row ---- */
+
+typedef struct {
+    float *y;
+    const float *b;
+    float *dy;
+    const float *relu_y;
+    float *db;
+    size_t len; /* n*ho*wo */
+    int relu;
+} RowJob;
+
+static void bias_relu_range(void *ctx, long b, long e)
+{
+    const RowJob *j = ctx;
+    for (long c = b; c < e; c++) {
+        float *row = j->y + (size_t)c * j->len, bias = j->b[c];
+        if (j->relu) {
+            for (size_t i = 0; i < j->len; i++) {
+                float v = row[i] + bias;
+                row[i] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (size_t i = 0; i < j->len; i++) row[i] += bias;
+        }
+    }
+}
+
+static void bias_grad_range(void *ctx, long b, long e)
+{
+    const RowJob *j = ctx;
+    for (long c = b; c < e; c++) {
+        float *row = j->dy + (size_t)c * j->len;
+        if (j->relu_y) {
+            const float *yr = j->relu_y + (size_t)c * j->len;
+            for (size_t i = 0; i < j->len; i++)
+                if (!(yr[i] > 0.0f)) row[i] = 0.0f;
+        }
+        /* 8 partial sums: vectorisable and a fixed order, so deterministic */
+        float acc[8] = {0};
+        size_t i = 0;
+        for (; i + 8 <= j->len; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += row[i + k];
+        float s = 0.0f;
+        for (; i < j->len; i++) s += row[i];
+        j->db[c] += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + s;
+    }
+}
+
+/* ---- forward / backward ---- */
+
+void conv_forward(float *y, const float *x, const float *wt, const float *b,
+                  const ConvShape *s, int n, int relu, float *col, size_t col_cap)
+{
+    int kdim = s->cin * s->k * s->k;
+    size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
+    if (conv_is_pointwise(s)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)ld, kdim, 1.0f,
+                    wt, kdim, x, (int)ld, 0.0f, y, (int)ld);
+    } else {
+        int chunk = images_per_chunk(s, n, col_cap);
+        for (int n0 = 0; n0 < n; n0 += chunk) {
+            int nc = n - n0 < chunk ? n - n0 : chunk;
+            ColJob j = {.s = s, .x = x, .col = col, .n = n, .n0 = n0, .nc = nc};
+            parallel_for(kdim, 1, im2col_range, &j);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)(nc * oplane),
+                        kdim, 1.0f, wt, kdim, col, (int)(nc * oplane), 0.0f, y + n0 * oplane,
+                        (int)ld);
+        }
+    }
+    RowJob rj = {.y = y, .b = b, .len = ld, .relu = relu};
+    parallel_for(s->cout, 1, bias_relu_range, &rj);
+}
+
+void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
+                   const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
+                   float *col, size_t col_cap)
+{
+    int kdim = s->cin * s->k * s->k;
+    size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
+    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = ld};
+    parallel_for(s->cout, 1, bias_grad_range, &rj);
+    if (conv_is_pointwise(s)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)ld, 1.0f,
+                    dy, (int)ld, x, (int)ld, 1.0f, dw, kdim);
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, (int)ld, s->cout, 1.0f,
+                        wt, kdim, dy, (int)ld, accum_dx ? 1.0f : 0.0f, dx, (int)ld);
+        return;
+    }
+    int chunk = images_per_chunk(s, n, col_cap);
+    size_t plane = (size_t)s->h * s->w;
+    for (int n0 = 0; n0 < n; n0 += chunk) {
+        int nc = n - n0 < chunk ? n - n0 : chunk;
+        ColJob j = {.s = s, .x = x, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
+        parallel_for(kdim, 1, im2col_range, &j);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)(nc * oplane),
+                    1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
+        if (!dx) continue;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, (int)(nc * oplane), s->cout,
+                    1.0f, wt, kdim, dy + n0 * oplane, (int)ld, 0.0f, col, (int)(nc * oplane));
+        if (!accum_dx)
+            for (int c = 0; c < s->cin; c++)
+                memset(dx + ((size_t)c * n + n0) * plane, 0, sizeof(float) * nc * plane);
+        parallel_for(s->cin, 1, col2im_range, &j);
+    }
+}
+
+/* ---- reference ---- */
+
+#define X4(p, c, i, hh, ww, N, H, W) (p)[((((size_t)(c) * (N) + (i)) * (H) + (hh)) * (W)) + (ww)]
+
+void conv_forward_naive(float *y, const float *x, const float *wt, const float *b,
+                        const ConvShape *s, int n, int relu)
+{
+    for (int co = 0; co < s->cout; co++)
+        for (int i = 0; i < n; i++)
+            for (int oh = 0; oh < s->ho; oh++)
+                for (int ow = 0; ow < s->wo; ow++) {
+                    double acc = b[co];
+                    for (int ci = 0; ci < s->cin; ci++)
+                        for (int kh = 0; kh < s->k; kh++)
+                            for (int kw = 0; kw < s->k; kw++) {
+                                int ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                                acc += (double)wt[((co * s->cin + ci) * s->k + kh) * s->k + kw] *
+                                       X4(x, ci, i, ih, iw, n, s->h, s->w);
+                            }
+                    float v = (float)acc;
+                    X4(y, co, i, oh, ow, n, s->ho, s->wo) = relu && v < 0 ? 0.0f : v;
+                }
+}
+
+void conv_backward_naive(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *wt, const ConvShape *s, int n, int accum_dx)
+{
+    if (dx && !accum_dx) memset(dx, 0, sizeof(float) * s->cin * n * s->h * s->w);
+    for (int co = 0; co < s->cout; co++)
+        for (int i = 0; i < n; i++)
+            for (int oh = 0; oh < s->ho; oh++)
+                for (int ow = 0; ow < s->wo; ow++) {
+                    float g = X4(dy, co, i, oh, ow, n, s->ho, s->wo);
+                    db[co] += g;
+                    for (int ci = 0; ci < s->cin; ci++)
+                        for (int kh = 0; kh < s->k; kh++)
+                            for (int kw = 0; kw < s->k; kw++) {
+                                int ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                                size_t wi = ((size_t)(co * s->cin + ci) * s->k + kh) * s->k + kw;
+                                dw[wi] += g * X4(x, ci, i, ih, iw, n, s->h, s->w);
+                                if (dx) X4(dx, ci, i, ih, iw, n, s->h, s->w) += g * wt[wi];
+                            }
+                }
+}

@@ -1,0 +1,23 @@
+/* loss.h: numerically stable softmax cross-entropy with top-1/top-5 counts.
+ * Logits are column-major, (classes, n): column i is sample i. */
+#ifndef NN_LOSS_H
+#define NN_LOSS_H
+
+typedef struct {
+    double loss_sum; /* sum over the batch of -log p(label) */
+    int top1, top5;  /* samples whose label is the first / among the first five */
+} LossStats;
+
+/* Forward (and the gradient when dlogits != NULL):
+ *   dlogits = scale * (softmax(logits) - onehot(label))
+ * scale folds in the head's weight and 1 / (global batch). */
+void loss_softmax_xent(const float *logits, const int *labels, int classes, int n,
+                       float *dlogits, float scale, LossStats *st);
+
+/* Probabilities (n, classes), row i = softmax of column i of logits. */
+void loss_softmax(float *probs, const float *logits, int classes, int n);
+
+/* Rank of `label` in scores (1 = highest), ties counted against the label. */
+int loss_rank_of(const float *scores, int classes, long stride, int label);
+
+#endif

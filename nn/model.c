@@ -1,0 +1,836 @@
+/* model.c: GoogLeNet built from its module table, its memory plan, and the
+ * forward and backward passes over the layer functions (see model.h).
+ *
+ * The table below is the only place the architecture is written down; the ops,
+ * the tensors, the parameter layout and the parameter count are derived from it.
+ * Ops are kept in forward order and parameters are laid out in op order, so
+ * backward (reverse op order) finishes gradients from the end of the buffer
+ * towards its start: the hook can hand finished suffixes to communication.
+ */
+#include "nn/model.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn/activation.h"
+#include "nn/conv.h"
+#include "nn/fc.h"
+#include "nn/lrn.h"
+#include "nn/pool.h"
+#include "nn/rng.h"
+
+/* ---- the architecture: reference/googlenet.md, Caffe's layer names ---- */
+
+typedef enum { M_CONV, M_MAXPOOL, M_LRN, M_INCEPTION, M_AUX, M_HEAD } ModuleKind;
+
+typedef struct {
+    ModuleKind kind;
+    const char *name;
+    /* M_CONV: cout, k, stride, pad.  M_MAXPOOL: k, stride.
+     * M_INCEPTION: 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj.
+     * M_AUX: 1x1 conv channels, fc width (on the previous module's output). */
+    int v[6];
+} ModuleSpec;
+
+static const ModuleSpec GOOGLENET[] = {
+    {M_CONV, "conv1/7x7_s2", {64, 7, 2, 3}},
+    {M_MAXPOOL, "pool1/3x3_s2", {3, 2}},
+    {M_LRN, "pool1/norm1", {0}},
+    {M_CONV, "conv2/3x3_reduce", {64, 1, 1, 0}},
+    {M_CONV, "conv2/3x3", {192, 3, 1, 1}},
+    {M_LRN, "conv2/norm2", {0}},
+    {M_MAXPOOL, "pool2/3x3_s2", {3, 2}},
+    {M_INCEPTION, "inception_3a", {64, 96, 128, 16, 32, 32}},
+    {M_INCEPTION, "inception_3b", {128, 128, 192, 32, 96, 64}},
+    {M_MAXPOOL, "pool3/3x3_s2", {3, 2}},
+    {M_INCEPTION, "inception_4a", {192, 96, 208, 16, 48, 64}},
+    {M_AUX, "loss1", {128, 1024}},
+    {M_INCEPTION, "inception_4b", {160, 112, 224, 24, 64, 64}},
+    {M_INCEPTION, "inception_4c", {128, 128, 256, 24, 64, 64}},
+    {M_INCEPTION, "inception_4d", {112, 144, 288, 32, 64, 64}},
+    {M_AUX, "loss2", {128, 1024}},
+    {M_INCEPTION, "inception_4e", {256, 160, 320, 32, 128, 128}},
+    {M_MAXPOOL, "pool4/3x3_s2", {3, 2}},
+    {M_INCEPTION, "inception_5a", {256, 160, 320, 32, 128, 128}},
+    {M_INCEPTION, "inception_5b", {384, 192, 384, 48, 128, 128}},
+    {M_HEAD, "loss3", {0}},
+};
+
+/* LRN(size 5, alpha 1e-4, beta 0.75, k 1); aux pooling 5x5/3 to 4x4 at 14x14. */
+static const LrnShape LRN_PARAMS = {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k = 1.0f};
+#define AUX_POOL_OUT 4
+#define AUX_CAFFE_MAP 14
+#define AUX_LOSS_WEIGHT 0.3f
+/* im2col scratch: enough floats for a few images of the largest layer */
+#define COL_BUDGET_FLOATS ((size_t)8 << 20)
+
+#define MAX_TENSORS 192
+#define MAX_OPS 192
+#define MAX_PARAMS 160
+
+typedef struct {
+    char name[48];
+    int c, h, w;
+    int parent; /* -1, or the concatenation this is a channel slice of */
+    int c_off;
+    int head;
+    int has_diff;
+    /* plan: first and last step touching data / diff (-1: never) */
+    int d_lo, d_hi, g_lo, g_hi;
+    float *data, *diff; /* (c, batch, h, w) at the planned batch */
+} Tensor;
+
+typedef struct {
+    OpKind kind;
+    char name[48];
+    int in, out; /* tensors; out = -1 for a loss */
+    int head;
+    int relu;
+    int w, b;     /* parameter tensors, or -1 */
+    int accum_dx; /* backward adds to in's diff (another consumer wrote it first) */
+    float p;      /* dropout rate, or the loss weight */
+    ConvShape conv;
+    PoolShape pool;
+} Op;
+
+struct Model {
+    ModelConfig cfg;
+    Tensor t[MAX_TENSORS];
+    int nt;
+    Op op[MAX_OPS];
+    int nop;
+    ParamTensor pt[MAX_PARAMS];
+    int npt;
+    size_t nparams;
+    float *params, *grads;
+    float *arena;
+    size_t arena_floats;
+    float *col;
+    size_t col_cap;
+    int logits[MODEL_HEADS]; /* tensor of each head's logits, -1 if absent */
+    int *labels;             /* (batch) copy of the last forward's labels */
+    int has_labels;
+    int n;                   /* images in the last forward */
+    ModelMode mode;
+    uint64_t dropout_key;
+    double prof[OP_KINDS];
+};
+
+static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
+                                                 "flatten", "fc", "dropout", "loss"};
+
+const char *model_op_kind_name(OpKind k) { return k < OP_KINDS ? KIND_NAMES[k] : "?"; }
+
+ModelConfig model_default_config(void)
+{
+    ModelConfig c = {.classes = 1000, .crop = 224, .batch = 32, .aux = 1, .training = 1,
+                     .head_dropout = 0.4f, .aux_dropout = 0.7f};
+    return c;
+}
+
+/* ---- building ---- */
+
+static int add_tensor(Model *m, const char *name, int c, int h, int w, int head)
+{
+    assert(m->nt < MAX_TENSORS);
+    Tensor *t = &m->t[m->nt];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->c = c;
+    t->h = h;
+    t->w = w;
+    t->parent = -1;
+    t->head = head;
+    t->d_lo = t->g_lo = -1;
+    return m->nt++;
+}
+
+static int add_param(Model *m, const char *layer, const char *what, const int *shape, int ndim,
+                     int fan_in, int is_bias, int head, float bias_value)
+{
+    assert(m->npt < MAX_PARAMS);
+    ParamTensor *p = &m->pt[m->npt];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s/%s", layer, what);
+    p->offset = m->nparams;
+    p->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->count *= (size_t)shape[i];
+    }
+    p->ndim = ndim;
+    p->fan_in = fan_in;
+    p->is_bias = is_bias;
+    p->head = head;
+    p->lr_mult = is_bias ? 2.0f : 1.0f;
+    p->decay_mult = is_bias ? 0.0f : 1.0f;
+    p->bias_value = bias_value;
+    m->nparams += p->count;
+    return m->npt++;
+}
+
+static Op *add_op(Model *m, OpKind kind, const char *name, int in, int out, int head)
+{
+    assert(m->nop < MAX_OPS);
+    Op *o = &m->op[m->nop++];
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->in = in;
+    o->out = out;
+    o->head = head;
+    o->w = o->b = -1;
+    return o;
+}
+
+/* A convolution + ReLU writing into tensor `out` (-1: a new tensor). */
+static int build_conv(Model *m, const char *name, int in, int out, int cout, int k, int stride,
+                      int pad, int head)
+{
+    const Tensor *x = &m->t[in];
+    ConvShape s;
+    conv_shape_init(&s, x->c, cout, k, stride, pad, x->h, x->w);
+    if (out < 0) out = add_tensor(m, name, cout, s.ho, s.wo, head);
+    Op *o = add_op(m, OP_CONV, name, in, out, head);
+    o->conv = s;
+    o->relu = 1;
+    int ws[4] = {cout, x->c, k, k}, bs[1] = {cout};
+    o->w = add_param(m, name, "weight", ws, 4, x->c * k * k, 0, head, 0.0f);
+    o->b = add_param(m, name, "bias", bs, 1, 0, 1, head, 0.2f);
+    return out;
+}
+
+static int build_pool(Model *m, const char *name, int in, int out, PoolKind kind, int k,
+                      int stride, int pad, int head)
+{
+    const Tensor *x = &m->t[in];
+    PoolShape s;
+    pool_shape_init(&s, kind, k, stride, pad, x->h, x->w);
+    if (out < 0) out = add_tensor(m, name, x->c, s.ho, s.wo, head);
+    Op *o = add_op(m, kind == POOL_MAX ? OP_MAXPOOL : OP_AVGPOOL, name, in, out, head);
+    o->pool = s;
+    return out;
+}
+
+static int build_fc(Model *m, const char *name, int in, int outputs, int relu, float bias,
+                    int head)
+{
+    int features = m->t[in].c;
+    int out = add_tensor(m, name, outputs, 1, 1, head);
+    Op *o = add_op(m, OP_FC, name, in, out, head);
+    o->relu = relu;
+    int ws[2] = {outputs, features}, bs[1] = {outputs};
+    o->w = add_param(m, name, "weight", ws, 2, features, 0, head, 0.0f);
+    o->b = add_param(m, name, "bias", bs, 1, 0, 1, head, bias);
+    return out;
+}
+
+static int build_dropout(Model *m, const char *name, int in, float p, int head)
+{
+    int out = add_tensor(m, name, m->t[in].c, m->t[in].h, m->t[in].w, head);
+    add_op(m, OP_DROPOUT, name, in, out, head)->p = p;
+    return out;
+}
+
+static void build_loss(Model *m, const char *name, int logits, float weight, int head)
+{
+    add_op(m, OP_LOSS, name, logits, -1, head)->p = weight;
+    m->logits[head] = logits;
+}
+
+static int build_inception(Model *m, const char *name, int in, const int *v)
+{
+    const Tensor *x = &m->t[in];
+    int h = x->h, w = x->w;
+    char n[48];
+    int cout = v[0] + v[2] + v[4] + v[5];
+    snprintf(n, sizeof n, "%s/output", name);
+    int out = add_tensor(m, n, cout, h, w, 0);
+    int widths[4] = {v[0], v[2], v[4], v[5]}, branch[4], off = 0;
+    static const char *bnames[4] = {"1x1", "3x3", "5x5", "pool_proj"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof n, "%s/%s", name, bnames[i]);
+        branch[i] = add_tensor(m, n, widths[i], h, w, 0);
+        m->t[branch[i]].parent = out;
+        m->t[branch[i]].c_off = off;
+        off += widths[i];
+    }
+    char r[48];
+    snprintf(n, sizeof n, "%s/1x1", name);
+    build_conv(m, n, in, branch[0], v[0], 1, 1, 0, 0);
+    snprintf(r, sizeof r, "%s/3x3_reduce", name);
+    snprintf(n, sizeof n, "%s/3x3", name);
+    build_conv(m, n, build_conv(m, r, in, -1, v[1], 1, 1, 0, 0), branch[1], v[2], 3, 1, 1, 0);
+    snprintf(r, sizeof r, "%s/5x5_reduce", name);
+    snprintf(n, sizeof n, "%s/5x5", name);
+    build_conv(m, n, build_conv(m, r, in, -1, v[3], 1, 1, 0, 0), branch[2], v[4], 5, 1, 2, 0);
+    snprintf(r, sizeof r, "%s/pool", name);
+    snprintf(n, sizeof n, "%s/pool_proj", name);
+    build_conv(m, n, build_pool(m, r, in, -1, POOL_MAX, 3, 1, 1, 0), branch[3], v[5], 1, 1, 0, 0);
+    return out;
+}
+
+static int build_aux(Model *m, const char *name, int in, const int *v, int head)
+{
+    const Tensor *x = &m->t[in];
+    char n[48];
+    snprintf(n, sizeof n, "%s/ave_pool", name);
+    int pooled;
+    if (x->h == AUX_CAFFE_MAP && x->w == AUX_CAFFE_MAP) {
+        pooled = build_pool(m, n, in, -1, POOL_AVG, 5, 3, 0, head);
+    } else {
+        pooled = add_tensor(m, n, x->c, AUX_POOL_OUT, AUX_POOL_OUT, head);
+        Op *o = add_op(m, OP_AVGPOOL, n, in, pooled, head);
+        pool_shape_adaptive(&o->pool, x->h, x->w, AUX_POOL_OUT, AUX_POOL_OUT);
+    }
+    snprintf(n, sizeof n, "%s/conv", name);
+    int conv = build_conv(m, n, pooled, -1, v[0], 1, 1, 0, head);
+    const Tensor *c = &m->t[conv];
+    snprintf(n, sizeof n, "%s/flatten", name);
+    int flat = add_tensor(m, n, c->c * c->h * c->w, 1, 1, head);
+    add_op(m, OP_FLATTEN, n, conv, flat, head);
+    snprintf(n, sizeof n, "%s/fc", name);
+    int fc = build_fc(m, n, flat, v[1], 1, 0.2f, head);
+    snprintf(n, sizeof n, "%s/drop_fc", name);
+    int drop = build_dropout(m, n, fc, m->cfg.aux_dropout, head);
+    snprintf(n, sizeof n, "%s/classifier", name);
+    int logits = build_fc(m, n, drop, m->cfg.classes, 0, 0.0f, head);
+    snprintf(n, sizeof n, "%s/loss", name);
+    build_loss(m, n, logits, AUX_LOSS_WEIGHT, head);
+    return in;
+}
+
+static int build_head(Model *m, const char *name, int in)
+{
+    const Tensor *x = &m->t[in];
+    /* global average: Caffe's 7x7/1 at 224, the whole map at other crops */
+    int pooled = add_tensor(m, "pool5/7x7_s1", x->c, 1, 1, 0);
+    Op *o = add_op(m, OP_AVGPOOL, "pool5/7x7_s1", in, pooled, 0);
+    pool_shape_init(&o->pool, POOL_AVG, x->h, 1, 0, x->h, x->w);
+    int drop = build_dropout(m, "pool5/drop_7x7_s1", pooled, m->cfg.head_dropout, 0);
+    char n[48];
+    snprintf(n, sizeof n, "%s/classifier", name);
+    int logits = build_fc(m, n, drop, m->cfg.classes, 0, 0.0f, 0);
+    snprintf(n, sizeof n, "%s/loss", name);
+    build_loss(m, n, logits, 1.0f, 0);
+    return logits;
+}
+
+static void build(Model *m)
+{
+    int cur = add_tensor(m, "data", 3, m->cfg.crop, m->cfg.crop, 0);
+    int aux_head = MODEL_HEAD_AUX1;
+    for (int i = 0; i < MODEL_HEADS; i++) m->logits[i] = -1;
+    for (size_t i = 0; i < sizeof GOOGLENET / sizeof GOOGLENET[0]; i++) {
+        const ModuleSpec *s = &GOOGLENET[i];
+        switch (s->kind) {
+        case M_CONV:
+            cur = build_conv(m, s->name, cur, -1, s->v[0], s->v[1], s->v[2], s->v[3], 0);
+            break;
+        case M_MAXPOOL:
+            cur = build_pool(m, s->name, cur, -1, POOL_MAX, s->v[0], s->v[1], 0, 0);
+            break;
+        case M_LRN: {
+            int out = add_tensor(m, s->name, m->t[cur].c, m->t[cur].h, m->t[cur].w, 0);
+            add_op(m, OP_LRN, s->name, cur, out, 0);
+            cur = out;
+            break;
+        }
+        case M_INCEPTION:
+            cur = build_inception(m, s->name, cur, s->v);
+            break;
+        case M_AUX:
+            if (m->cfg.aux) build_aux(m, s->name, cur, s->v, aux_head);
+            aux_head++;
+            break;
+        case M_HEAD:
+            build_head(m, s->name, cur);
+            break;
+        }
+    }
+}
+
+/* ---- checking the shapes a crop gives ---- */
+
+/* 0 when every map is non-empty and the aux heads see at least 4x4. */
+static int check_shapes(const Model *m, char *err, size_t errlen)
+{
+    for (int i = 0; i < m->nt; i++) {
+        const Tensor *t = &m->t[i];
+        if (t->h < 1 || t->w < 1) {
+            snprintf(err, errlen, "%s would be empty", t->name);
+            return -1;
+        }
+    }
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        const Tensor *x = &m->t[o->in];
+        if (o->kind == OP_MAXPOOL && (x->h < o->pool.k - o->pool.pad || x->w < o->pool.k - o->pool.pad)) {
+            snprintf(err, errlen, "%s's input would be %dx%d, smaller than its %dx%d window",
+                     o->name, x->h, x->w, o->pool.k, o->pool.k);
+            return -1;
+        }
+        if (o->kind == OP_AVGPOOL && o->pool.adaptive && (x->h < AUX_POOL_OUT || x->w < AUX_POOL_OUT)) {
+            snprintf(err, errlen, "%s's input would be %dx%d; the auxiliary heads need at least %dx%d",
+                     o->name, x->h, x->w, AUX_POOL_OUT, AUX_POOL_OUT);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int shapes_ok_at(int crop, int aux)
+{
+    Model *m = calloc(1, sizeof *m);
+    if (!m) return 0;
+    m->cfg = model_default_config();
+    m->cfg.crop = crop;
+    m->cfg.aux = aux;
+    m->cfg.classes = 2;
+    build(m);
+    char err[160];
+    int ok = check_shapes(m, err, sizeof err) == 0;
+    free(m);
+    return ok;
+}
+
+int model_min_crop(int aux)
+{
+    for (int c = 8; c <= 1024; c++)
+        if (shapes_ok_at(c, aux)) return c;
+    return 1024;
+}
+
+/* ---- the memory plan ---- */
+
+static int root_of(const Model *m, int t) { return m->t[t].parent >= 0 ? m->t[t].parent : t; }
+
+static void touch(int *lo, int *hi, int step)
+{
+    if (*lo < 0 || step < *lo) *lo = step;
+    if (step > *hi) *hi = step;
+}
+
+static int op_planned(const Model *m, const Op *o) { return m->cfg.training || o->head == 0; }
+
+typedef struct {
+    size_t size, off;
+    int lo, hi;
+    int tensor, is_diff;
+} Block;
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const Block *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->tensor - y->tensor;
+}
+
+static int by_off(const void *a, const void *b)
+{
+    const Block *x = *(Block *const *)a, *y = *(Block *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Greedy placement, largest first, at the lowest offset free over its lifetime. */
+static size_t place_blocks(Block *blk, int nb)
+{
+    qsort(blk, (size_t)nb, sizeof *blk, by_size_desc);
+    Block **conflict = malloc(sizeof(Block *) * (size_t)(nb ? nb : 1));
+    size_t total = 0;
+    for (int i = 0; i < nb; i++) {
+        int nc = 0;
+        for (int j = 0; j < i; j++)
+            if (blk[j].lo <= blk[i].hi && blk[i].lo <= blk[j].hi) conflict[nc++] = &blk[j];
+        qsort(conflict, (size_t)nc, sizeof *conflict, by_off);
+        size_t off = 0;
+        for (int j = 0; j < nc; j++) {
+            if (off + blk[i].size <= conflict[j]->off) break;
+            if (conflict[j]->off + conflict[j]->size > off) off = conflict[j]->off + conflict[j]->size;
+        }
+        blk[i].off = off;
+        if (off + blk[i].size > total) total = off + blk[i].size;
+    }
+    free(conflict);
+    return total;
+}
+
+static int plan(Model *m, char *err, size_t errlen)
+{
+    int steps = 0;
+    int order[MAX_OPS];
+    for (int i = 0; i < m->nop; i++)
+        if (op_planned(m, &m->op[i])) order[steps++] = i;
+    int F = steps;
+    /* forward step of the k-th planned op: k; its backward step: 2F-1-k */
+    for (int k = 0; k < F; k++) {
+        Op *o = &m->op[order[k]];
+        Tensor *in = &m->t[root_of(m, o->in)];
+        touch(&in->d_lo, &in->d_hi, k);
+        if (o->out >= 0) {
+            Tensor *out = &m->t[root_of(m, o->out)];
+            touch(&out->d_lo, &out->d_hi, k);
+            /* inference keeps a head's output until the end, for model_logits */
+            if (o->kind == OP_FC && !m->cfg.training) touch(&out->d_lo, &out->d_hi, F);
+        }
+        if (!m->cfg.training) continue;
+        int b = 2 * F - 1 - k;
+        touch(&in->d_lo, &in->d_hi, b);
+        if (o->in != 0) {
+            in->has_diff = 1;
+            touch(&in->g_lo, &in->g_hi, b);
+        }
+        if (o->out >= 0) {
+            Tensor *out = &m->t[root_of(m, o->out)];
+            touch(&out->d_lo, &out->d_hi, b);
+            touch(&out->g_lo, &out->g_hi, b);
+        }
+    }
+    /* the first backward (the last consumer) writes a tensor's diff; earlier consumers add */
+    if (m->cfg.training) {
+        char written[MAX_TENSORS] = {0};
+        for (int k = F - 1; k >= 0; k--) {
+            Op *o = &m->op[order[k]];
+            int r = root_of(m, o->in);
+            o->accum_dx = written[r];
+            written[r] = 1;
+        }
+    }
+    Block *blk = calloc((size_t)m->nt * 2, sizeof *blk);
+    if (!blk) {
+        snprintf(err, errlen, "out of memory planning activations");
+        return -1;
+    }
+    int nb = 0;
+    const int batch = m->cfg.batch;
+    for (int i = 0; i < m->nt; i++) {
+        Tensor *t = &m->t[i];
+        if (t->parent >= 0) continue;
+        size_t floats = (size_t)t->c * batch * t->h * t->w;
+        size_t size = (floats + 15) & ~(size_t)15; /* 64-byte aligned offsets */
+        if (t->d_lo >= 0) blk[nb++] = (Block){size, 0, t->d_lo, t->d_hi, i, 0};
+        if (t->g_lo >= 0) blk[nb++] = (Block){size, 0, t->g_lo, t->g_hi, i, 1};
+    }
+    m->arena_floats = place_blocks(blk, nb);
+    m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float));
+    if (!m->arena) {
+        free(blk);
+        snprintf(err, errlen, "cannot allocate %.0f MB of activations for batch %d; use a smaller --batch",
+                 m->arena_floats * 4.0 / 1e6, batch);
+        return -1;
+    }
+    for (int i = 0; i < nb; i++) {
+        Tensor *t = &m->t[blk[i].tensor];
+        if (blk[i].is_diff) t->diff = m->arena + blk[i].off;
+        else t->data = m->arena + blk[i].off;
+    }
+    free(blk);
+    /* channel slices of a concatenation: contiguous blocks inside it */
+    for (int i = 0; i < m->nt; i++) {
+        Tensor *t = &m->t[i];
+        if (t->parent < 0) continue;
+        const Tensor *p = &m->t[t->parent];
+        size_t off = (size_t)t->c_off * batch * t->h * t->w;
+        t->data = p->data ? p->data + off : NULL;
+        t->diff = p->diff ? p->diff + off : NULL;
+    }
+    /* im2col scratch */
+    size_t need = 0, one = 0;
+    for (int k = 0; k < F; k++) {
+        const Op *o = &m->op[order[k]];
+        if (o->kind != OP_CONV) continue;
+        size_t all = conv_col_floats(&o->conv, batch), single = conv_col_floats(&o->conv, 1);
+        if (all > need) need = all;
+        if (single > one) one = single;
+    }
+    m->col_cap = need < COL_BUDGET_FLOATS ? need : (one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS);
+    m->col = aligned_alloc(64, (m->col_cap ? m->col_cap : 16) * sizeof(float));
+    if (!m->col) {
+        snprintf(err, errlen, "cannot allocate the convolution scratch");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+Model *model_init(const ModelConfig *cfg, char *err, size_t errlen)
+{
+    if (cfg->classes < 2) {
+        snprintf(err, errlen, "classes must be at least 2, got %d", cfg->classes);
+        return NULL;
+    }
+    if (cfg->batch < 1) {
+        snprintf(err, errlen, "batch must be at least 1, got %d", cfg->batch);
+        return NULL;
+    }
+    if (cfg->head_dropout < 0 || cfg->head_dropout >= 1 || cfg->aux_dropout < 0 || cfg->aux_dropout >= 1) {
+        snprintf(err, errlen, "dropout rates must be in [0, 1)");
+        return NULL;
+    }
+    Model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->cfg = *cfg;
+    build(m);
+    char why[160];
+    if (check_shapes(m, why, sizeof why) != 0) {
+        snprintf(err, errlen, "crop %d is too small for GoogLeNet%s: %s (smallest crop: %d)",
+                 cfg->crop, cfg->aux ? " with aux heads" : "", why, model_min_crop(cfg->aux));
+        free(m);
+        return NULL;
+    }
+    m->params = aligned_alloc(64, ((m->nparams + 15) & ~(size_t)15) * sizeof(float));
+    m->grads = aligned_alloc(64, ((m->nparams + 15) & ~(size_t)15) * sizeof(float));
+    m->labels = calloc((size_t)cfg->batch, sizeof(int));
+    if (!m->params || !m->grads || !m->labels || plan(m, err, errlen) != 0) {
+        if (!m->params || !m->grads || !m->labels) snprintf(err, errlen, "out of memory");
+        model_free(m);
+        return NULL;
+    }
+    memset(m->params, 0, m->nparams * sizeof(float));
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    return m;
+}
+
+void model_free(Model *m)
+{
+    if (!m) return;
+    free(m->params);
+    free(m->grads);
+    free(m->arena);
+    free(m->col);
+    free(m->labels);
+    free(m);
+}
+
+const ModelConfig *model_config(const Model *m) { return &m->cfg; }
+size_t model_num_params(const Model *m) { return m->nparams; }
+float *model_params(Model *m) { return m->params; }
+float *model_grads(Model *m) { return m->grads; }
+
+const ParamTensor *model_param_tensors(const Model *m, int *count)
+{
+    *count = m->npt;
+    return m->pt;
+}
+
+size_t model_activation_bytes(const Model *m)
+{
+    return (m->arena_floats + m->col_cap) * sizeof(float);
+}
+
+void model_init_weights(Model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->npt; i++) {
+        const ParamTensor *p = &m->pt[i];
+        float *w = m->params + p->offset;
+        if (p->is_bias) {
+            for (size_t j = 0; j < p->count; j++) w[j] = p->bias_value;
+            continue;
+        }
+        float a = sqrtf(3.0f / (float)p->fan_in);
+        uint64_t key = rng_key(seed, 0x696e6974ULL /* "init" */, (uint64_t)i, 0);
+        for (size_t j = 0; j < p->count; j++) w[j] = (2.0f * rng_uniform(key, j) - 1.0f) * a;
+    }
+}
+
+static double op_macs(const Op *o, const Model *m, int n, int backward)
+{
+    double f = 0;
+    if (o->kind == OP_CONV) f = conv_macs(&o->conv, n);
+    else if (o->kind == OP_FC) f = (double)m->t[o->in].c * m->t[o->out].c * n;
+    if (!backward) return f;
+    return o->in == 0 ? f : 2 * f; /* dW always, dX unless the input is the image */
+}
+
+double model_forward_macs(const Model *m, int n, ModelMode mode)
+{
+    double s = 0;
+    for (int i = 0; i < m->nop; i++)
+        if (mode == MODEL_TRAIN || m->op[i].head == 0) s += op_macs(&m->op[i], m, n, 0);
+    return s;
+}
+
+double model_train_macs(const Model *m, int n)
+{
+    double s = 0;
+    for (int i = 0; i < m->nop; i++) s += op_macs(&m->op[i], m, n, 0) + op_macs(&m->op[i], m, n, 1);
+    return s;
+}
+
+const float *model_logits(const Model *m, int head)
+{
+    int t = head >= 0 && head < MODEL_HEADS ? m->logits[head] : -1;
+    return t >= 0 ? m->t[t].data : NULL;
+}
+
+void model_profile(const Model *m, double seconds[OP_KINDS])
+{
+    memcpy(seconds, m->prof, sizeof m->prof);
+}
+
+void model_profile_reset(Model *m) { memset(m->prof, 0, sizeof m->prof); }
+
+/* ---- forward / backward ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t op_key(const Model *m, const Op *o)
+{
+    return rng_key(m->dropout_key, (uint64_t)(o - m->op), 0x64726f70ULL /* "drop" */, 0);
+}
+
+static void forward_op(Model *m, Op *o, int n, ModelStats *st)
+{
+    const Tensor *x = &m->t[o->in];
+    Tensor *y = o->out >= 0 ? &m->t[o->out] : NULL;
+    const float *w = o->w >= 0 ? m->params + m->pt[o->w].offset : NULL;
+    const float *b = o->b >= 0 ? m->params + m->pt[o->b].offset : NULL;
+    switch (o->kind) {
+    case OP_CONV:
+        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, m->col, m->col_cap);
+        break;
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+        pool_forward(y->data, x->data, &o->pool, (long)x->c * n);
+        break;
+    case OP_LRN: {
+        LrnShape s = LRN_PARAMS;
+        s.c = x->c;
+        s.plane = (size_t)n * x->h * x->w;
+        lrn_forward(y->data, x->data, &s);
+        break;
+    }
+    case OP_FLATTEN:
+        fc_flatten_forward(y->data, x->data, x->c, n, x->h * x->w);
+        break;
+    case OP_FC:
+        fc_forward(y->data, x->data, w, b, x->c, y->c, n, o->relu);
+        break;
+    case OP_DROPOUT:
+        if (m->mode == MODEL_TRAIN)
+            dropout_forward(y->data, x->data, (size_t)x->c * n, o->p, op_key(m, o));
+        else
+            memcpy(y->data, x->data, sizeof(float) * x->c * n);
+        break;
+    case OP_LOSS:
+        if (m->has_labels)
+            loss_softmax_xent(x->data, m->labels, x->c, n, NULL, 0.0f, &st->head[o->head]);
+        break;
+    case OP_KINDS:
+        break;
+    }
+}
+
+static void backward_op(Model *m, Op *o, int n, float loss_scale)
+{
+    Tensor *x = &m->t[o->in];
+    Tensor *y = o->out >= 0 ? &m->t[o->out] : NULL;
+    const float *w = o->w >= 0 ? m->params + m->pt[o->w].offset : NULL;
+    float *dw = o->w >= 0 ? m->grads + m->pt[o->w].offset : NULL;
+    float *db = o->b >= 0 ? m->grads + m->pt[o->b].offset : NULL;
+    float *dx = o->in == 0 ? NULL : x->diff;
+    switch (o->kind) {
+    case OP_CONV:
+        conv_backward(dx, dw, db, y->diff, o->relu ? y->data : NULL, x->data, w, &o->conv, n,
+                      o->accum_dx, m->col, m->col_cap);
+        break;
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+        pool_backward(dx, y->diff, x->data, y->data, &o->pool, (long)x->c * n, o->accum_dx);
+        break;
+    case OP_LRN: {
+        LrnShape s = LRN_PARAMS;
+        s.c = x->c;
+        s.plane = (size_t)n * x->h * x->w;
+        lrn_backward(dx, y->diff, x->data, y->data, &s, o->accum_dx);
+        break;
+    }
+    case OP_FLATTEN:
+        fc_flatten_backward(dx, y->diff, x->c, n, y->c / x->c, o->accum_dx);
+        break;
+    case OP_FC:
+        if (o->relu) relu_backward(y->diff, y->data, (size_t)y->c * n);
+        fc_backward(dx, dw, db, y->diff, x->data, w, x->c, y->c, n, o->accum_dx);
+        break;
+    case OP_DROPOUT:
+        dropout_backward(dx, y->diff, (size_t)x->c * n, o->p, op_key(m, o), o->accum_dx);
+        break;
+    case OP_LOSS: {
+        LossStats st;
+        loss_softmax_xent(x->data, m->labels, x->c, n, x->diff, o->p * loss_scale, &st);
+        assert(!o->accum_dx);
+        break;
+    }
+    case OP_KINDS:
+        break;
+    }
+}
+
+/* (n, 3, S, S) -> (3, n, S, S) */
+static void load_input(Model *m, const float *input, int n)
+{
+    Tensor *t = &m->t[0];
+    size_t plane = (size_t)t->h * t->w;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < t->c; c++)
+            memcpy(t->data + ((size_t)c * n + i) * plane, input + ((size_t)i * t->c + c) * plane,
+                   sizeof(float) * plane);
+}
+
+void model_forward(Model *m, const float *input, const int *labels, int n, ModelMode mode,
+                   uint64_t dropout_key, ModelStats *stats)
+{
+    assert(n >= 1 && n <= m->cfg.batch);
+    assert(mode == MODEL_EVAL || (m->cfg.training && labels));
+    ModelStats local;
+    ModelStats *st = stats ? stats : &local;
+    memset(st, 0, sizeof *st);
+    st->n = n;
+    m->n = n;
+    m->mode = mode;
+    m->dropout_key = dropout_key;
+    m->has_labels = labels != NULL;
+    if (labels) memcpy(m->labels, labels, sizeof(int) * n);
+    load_input(m, input, n);
+    for (int i = 0; i < m->nop; i++) {
+        Op *o = &m->op[i];
+        if (mode == MODEL_EVAL && o->head != 0) continue;
+        double t0 = now();
+        forward_op(m, o, n, st);
+        m->prof[o->kind] += now() - t0;
+    }
+    if (labels) {
+        double total = 0;
+        for (int i = 0; i < m->nop; i++) {
+            const Op *o = &m->op[i];
+            if (o->kind == OP_LOSS && (mode == MODEL_TRAIN || o->head == 0))
+                total += o->p * st->head[o->head].loss_sum;
+        }
+        st->loss = total / n;
+    }
+}
+
+void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_ctx)
+{
+    assert(m->mode == MODEL_TRAIN && m->cfg.training && m->has_labels);
+    for (int i = m->nop - 1; i >= 0; i--) {
+        Op *o = &m->op[i];
+        double t0 = now();
+        backward_op(m, o, m->n, loss_scale);
+        m->prof[o->kind] += now() - t0;
+        if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
+    }
+}

@@ -1,0 +1,107 @@
+/* model.h: GoogLeNet (Szegedy et al. 2015, Caffe's bvlc_googlenet) with both
+ * auxiliary classifiers, built from one table of module specs.
+ *
+ * Parameters, gradients, momentum and the Polyak average each live in one
+ * contiguous buffer; param_tensors() maps names to slices of it, in the order
+ * of the layers (Caffe's prototxt order: weight then bias of each layer).
+ * Activations and scratch are planned from the layers' lifetimes and allocated
+ * once by model_init; forward and backward never allocate.
+ *
+ * Activations are channel-major, (C, N, H, W). The input batch is the usual
+ * (N, 3, H, W). Maths only: no files, no MPI.
+ */
+#ifndef NN_MODEL_H
+#define NN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/loss.h"
+
+typedef struct {
+    int classes;        /* outputs of the three classifiers (1000) */
+    int crop;           /* input height = width (224) */
+    int batch;          /* the largest n forward will be given */
+    int aux;            /* 1: the two auxiliary heads exist (their parameters too) */
+    int training;       /* 1: plan memory for backward; 0: inference only */
+    float head_dropout; /* 0.4 in the paper */
+    float aux_dropout;  /* 0.7 in the paper */
+} ModelConfig;
+
+/* The paper's settings: 1000 classes, crop 224, aux heads, dropout 0.4/0.7. */
+ModelConfig model_default_config(void);
+
+typedef struct {
+    char name[48];     /* "inception_3a/3x3_reduce/weight" */
+    size_t offset;     /* into the parameter buffer, in floats */
+    size_t count;
+    int shape[4];      /* (out, in, k, k), (out, in) or (out) */
+    int ndim;
+    int fan_in;
+    int is_bias;
+    int head;          /* 0 main path, 1 aux1 (loss1), 2 aux2 (loss2) */
+    float lr_mult;     /* weights 1, biases 2 */
+    float decay_mult;  /* weights 1, biases 0 */
+    float bias_value;  /* constant initial value of a bias: 0.2, or 0 for classifiers */
+} ParamTensor;
+
+typedef enum { MODEL_TRAIN, MODEL_EVAL } ModelMode;
+
+enum { MODEL_HEAD_MAIN = 0, MODEL_HEAD_AUX1 = 1, MODEL_HEAD_AUX2 = 2, MODEL_HEADS = 3 };
+
+typedef struct {
+    LossStats head[MODEL_HEADS]; /* per head: loss sum, top-1, top-5 over the batch */
+    double loss;                 /* mean over the batch of main + 0.3 aux1 + 0.3 aux2 */
+    int n;
+} ModelStats;
+
+/* Called during backward with the lowest parameter offset whose gradient is
+ * final: [ready_from, num_params) may be communicated. Offsets only decrease. */
+typedef void (*ModelGradHook)(void *ctx, size_t ready_from);
+
+/* Layer kinds, for profiles. */
+typedef enum {
+    OP_CONV, OP_MAXPOOL, OP_AVGPOOL, OP_LRN, OP_FLATTEN, OP_FC, OP_DROPOUT, OP_LOSS, OP_KINDS
+} OpKind;
+const char *model_op_kind_name(OpKind k);
+
+typedef struct Model Model;
+
+/* Checks the configuration (e.g. a crop too small for the network) and plans
+ * and allocates everything. Returns NULL with a one-line message in err. */
+Model *model_init(const ModelConfig *cfg, char *err, size_t errlen);
+void model_free(Model *m);
+
+const ModelConfig *model_config(const Model *m);
+size_t model_num_params(const Model *m);
+const ParamTensor *model_param_tensors(const Model *m, int *count);
+float *model_params(Model *m);    /* (num_params) */
+float *model_grads(Model *m);     /* (num_params) */
+/* Caffe's xavier (uniform +-sqrt(3 / fan_in)) and constant biases, a pure
+ * function of the seed. */
+void model_init_weights(Model *m, uint64_t seed);
+/* Bytes of activations and scratch planned by model_init. */
+size_t model_activation_bytes(const Model *m);
+/* Multiply-adds of one forward pass of n images (main path only when eval). */
+double model_forward_macs(const Model *m, int n, ModelMode mode);
+/* Multiply-adds of one training step (forward + backward) of n images. */
+double model_train_macs(const Model *m, int n);
+/* The crop the heads pool exactly as Caffe does, and the smallest one accepted. */
+int model_min_crop(int aux);
+
+/* input: (n, 3, crop, crop), n <= batch. labels: n class indices, or NULL in
+ * MODEL_EVAL (no loss). dropout_key seeds dropout (MODEL_TRAIN only). */
+void model_forward(Model *m, const float *input, const int *labels, int n, ModelMode mode,
+                   uint64_t dropout_key, ModelStats *stats);
+/* After a MODEL_TRAIN forward: adds d(loss * loss_scale)/d(params) to the
+ * gradient buffer, where loss = sum over the batch of main + 0.3 aux1 + 0.3 aux2
+ * (loss_scale = 1 / global batch gives the mean). hook may be NULL. */
+void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_ctx);
+/* Logits of a head from the last forward: (classes, n), column i = sample i. */
+const float *model_logits(const Model *m, int head);
+
+/* Wall seconds spent per layer kind since the last reset (forward + backward). */
+void model_profile(const Model *m, double seconds[OP_KINDS]);
+void model_profile_reset(Model *m);
+
+#endif

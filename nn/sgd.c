@@ -1,0 +1,75 @@
+/* sgd.c: the optimizer and the learning-rate schedule (see sgd.h). */
+#include "nn/sgd.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "nn/parallel.h"
+
+static const char *const POLICY_NAMES[] = {"step", "poly", "cosine", "fixed"};
+
+int lr_policy_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, POLICY_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+const char *lr_policy_name(LrPolicy p) { return p <= LR_FIXED ? POLICY_NAMES[p] : "?"; }
+
+double lr_at(const LrSchedule *s, long it)
+{
+    double lr = s->base_lr;
+    long len = s->max_iter > 0 ? s->max_iter : 1;
+    double frac = it >= len ? 1.0 : (double)it / (double)len;
+    switch (s->policy) {
+    case LR_STEP:
+        if (s->step_size > 0) lr *= pow(s->gamma, (double)(it / s->step_size));
+        break;
+    case LR_POLY:
+        lr *= pow(1.0 - frac, s->power);
+        break;
+    case LR_COSINE:
+        lr *= s->final_frac + (1.0 - s->final_frac) * 0.5 * (1.0 + cos(M_PI * frac));
+        break;
+    case LR_FIXED:
+        break;
+    }
+    if (s->warmup_iters > 0 && it < s->warmup_iters)
+        lr *= (double)(it + 1) / (double)s->warmup_iters;
+    return lr;
+}
+
+typedef struct {
+    float *w, *v, *avg;
+    const float *g;
+    float lr, mom, wd, ema;
+} SgdJob;
+
+static void update_range(void *ctx, long b, long e)
+{
+    const SgdJob *j = ctx;
+    float *w = j->w, *v = j->v, *avg = j->avg;
+    const float *g = j->g;
+    float lr = j->lr, mom = j->mom, wd = j->wd, ema = j->ema, keep = 1.0f - j->ema;
+    for (long i = b; i < e; i++) {
+        float vi = mom * v[i] + lr * (g[i] + wd * w[i]);
+        v[i] = vi;
+        w[i] -= vi;
+    }
+    if (avg)
+        for (long i = b; i < e; i++) avg[i] = ema * avg[i] + keep * w[i];
+}
+
+void sgd_step(float *w, float *v, const float *g, float *avg, const ParamTensor *tensors,
+              int ntensors, float lr, float momentum, float weight_decay, float ema_decay)
+{
+    for (int t = 0; t < ntensors; t++) {
+        const ParamTensor *p = &tensors[t];
+        size_t o = p->offset;
+        SgdJob j = {.w = w + o, .v = v + o, .avg = avg ? avg + o : NULL, .g = g + o,
+                    .lr = lr * p->lr_mult, .mom = momentum, .wd = weight_decay * p->decay_mult,
+                    .ema = ema_decay};
+        parallel_for((long)p->count, 65536, update_range, &j);
+    }
+}

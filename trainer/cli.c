@@ -1,0 +1,232 @@
+/* cli.c: table-driven flag parsing with ranges, choices and "did you mean".
+ * Parses and reports; never exits and never prints except cli_print_help. */
+#include "trainer/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+const char *cli_closest(const char *word, const char *const *candidates, int n)
+{
+    const char *best = NULL;
+    int best_d = 1 << 30;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, candidates[i]);
+        /* a prefix ("--ep" for "--epochs") counts as close */
+        if (strncmp(candidates[i], word, strlen(word)) == 0 && strlen(word) > 3) d = 1;
+        if (d < best_d) { best_d = d; best = candidates[i]; }
+    }
+    size_t len = strlen(word);
+    int allowed = len < 6 ? 2 : (int)(len / 3) + 1;
+    return best_d <= allowed ? best : NULL;
+}
+
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t lv = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == lv && strncmp(p, v, l) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static int set_value(CliFlag *f, const char *v, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (f->type) {
+    case CLI_INT:
+    case CLI_LONG: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(err, errlen, "%s expects an integer, got '%s'", f->name, v);
+            return -1;
+        }
+        if (f->min < f->max && (x < f->min || x > f->max)) {
+            snprintf(err, errlen, "%s must be in [%.0f, %.0f], got %lld", f->name, f->min, f->max, x);
+            return -1;
+        }
+        if (f->type == CLI_INT) {
+            if (x < -2147483647LL || x > 2147483647LL) {
+                snprintf(err, errlen, "%s: %s is out of range", f->name, v);
+                return -1;
+            }
+            *(int *)f->dst = (int)x;
+        } else {
+            *(long *)f->dst = (long)x;
+        }
+        return 0;
+    }
+    case CLI_FLOAT: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x)) {
+            snprintf(err, errlen, "%s expects a number, got '%s'", f->name, v);
+            return -1;
+        }
+        if (f->min < f->max && (x < f->min || x > f->max)) {
+            snprintf(err, errlen, "%s must be in [%g, %g], got %g", f->name, f->min, f->max, x);
+            return -1;
+        }
+        *(double *)f->dst = x;
+        return 0;
+    }
+    case CLI_STR:
+        *(const char **)f->dst = v;
+        return 0;
+    case CLI_CHOICE:
+        if (!choice_ok(f->choices, v)) {
+            snprintf(err, errlen, "%s must be one of %s, got '%s'", f->name, f->choices, v);
+            return -1;
+        }
+        *(const char **)f->dst = v;
+        return 0;
+    case CLI_STR_LIST: {
+        CliStrList *l = f->dst;
+        if (l->n >= CLI_LIST_MAX) {
+            snprintf(err, errlen, "%s given more than %d times", f->name, CLI_LIST_MAX);
+            return -1;
+        }
+        l->items[l->n++] = v;
+        return 0;
+    }
+    case CLI_BOOL:
+        break;
+    }
+    return -1;
+}
+
+int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
+              const char **positional, int max_positional, int *npositional,
+              int *want_help, char *err, size_t errlen)
+{
+    *want_help = 0;
+    if (npositional) *npositional = 0;
+    for (int i = 0; i < nflags; i++) flags[i].given = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *want_help = 1;
+            return 0;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (!npositional || *npositional >= max_positional) {
+                snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+                return -1;
+            }
+            positional[(*npositional)++] = a;
+            continue;
+        }
+        char name[64];
+        const char *value = NULL;
+        const char *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        if (nl >= sizeof name) nl = sizeof name - 1;
+        memcpy(name, a, nl);
+        name[nl] = '\0';
+        if (eq) value = eq + 1;
+
+        CliFlag *f = NULL;
+        for (int k = 0; k < nflags; k++)
+            if (strcmp(flags[k].name, name) == 0) { f = &flags[k]; break; }
+        if (!f) {
+            const char *names[128];
+            int n = nflags < 128 ? nflags : 128;
+            for (int k = 0; k < n; k++) names[k] = flags[k].name;
+            const char *near = cli_closest(name, names, n);
+            if (near) snprintf(err, errlen, "unknown flag '%s'; did you mean '%s'?", name, near);
+            else snprintf(err, errlen, "unknown flag '%s' (see --help)", name);
+            return -1;
+        }
+        f->given = 1;
+        if (f->type == CLI_BOOL) {
+            if (value && strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
+                snprintf(err, errlen, "%s takes no value (or =0/=1), got '%s'", f->name, value);
+                return -1;
+            }
+            *(int *)f->dst = value ? atoi(value) : 1;
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "%s needs a value", f->name);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (set_value(f, value, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+int cli_given(const CliFlag *flags, int nflags, const char *name)
+{
+    for (int i = 0; i < nflags; i++)
+        if (strcmp(flags[i].name, name) == 0) return flags[i].given;
+    return 0;
+}
+
+void cli_print_help(FILE *f, const char *usage, const char *summary,
+                    const CliFlag *flags, int nflags)
+{
+    fprintf(f, "usage: %s\n", usage);
+    if (summary && *summary) fprintf(f, "\n%s\n", summary);
+    if (nflags) fprintf(f, "\nflags:\n");
+    for (int i = 0; i < nflags; i++) {
+        const CliFlag *fl = &flags[i];
+        char left[96], def[96] = "";
+        const char *mv = fl->metavar;
+        switch (fl->type) {
+        case CLI_INT:
+            if (!mv) mv = "N";
+            snprintf(def, sizeof def, "%d", *(int *)fl->dst);
+            break;
+        case CLI_LONG:
+            if (!mv) mv = "N";
+            snprintf(def, sizeof def, "%ld", *(long *)fl->dst);
+            break;
+        case CLI_FLOAT:
+            if (!mv) mv = "X";
+            snprintf(def, sizeof def, "%g", *(double *)fl->dst);
+            break;
+        case CLI_STR:
+        case CLI_STR_LIST:
+            if (!mv) mv = "S";
+            if (fl->type == CLI_STR && *(const char **)fl->dst)
+                snprintf(def, sizeof def, "%s", *(const char **)fl->dst);
+            break;
+        case CLI_CHOICE:
+            if (!mv) mv = fl->choices;
+            snprintf(def, sizeof def, "%s", *(const char **)fl->dst);
+            break;
+        case CLI_BOOL:
+            mv = "";
+            snprintf(def, sizeof def, "%s", *(int *)fl->dst ? "on" : "off");
+            break;
+        }
+        snprintf(left, sizeof left, "%s%s%s", fl->name, *mv ? " " : "", mv);
+        fprintf(f, "  %-26s %s", left, fl->help ? fl->help : "");
+        if (def[0]) fprintf(f, " [default: %s]", def);
+        fputc('\n', f);
+    }
+}

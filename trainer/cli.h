@@ -1,0 +1,61 @@
+/* cli.h: the command-line flags of every subcommand, declared as a table.
+ *
+ * A subcommand lists its flags (name, type, destination, help, range); cli_parse
+ * fills the destinations, checks ranges and choices, and on a bad flag writes one
+ * line naming it and the closest valid flag. The destination's value before
+ * parsing is the default that --help shows. This file parses; it never exits.
+ */
+#ifndef TRAINER_CLI_H
+#define TRAINER_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    CLI_INT,     /* int *          */
+    CLI_LONG,    /* long *         */
+    CLI_FLOAT,   /* double *       */
+    CLI_STR,     /* const char **  */
+    CLI_BOOL,    /* int *, set to 1 by the bare flag */
+    CLI_CHOICE,  /* const char **, one of `choices` ("a|b|c") */
+    CLI_STR_LIST /* CliStrList *, the flag may repeat */
+} CliType;
+
+#define CLI_LIST_MAX 64
+typedef struct {
+    const char *items[CLI_LIST_MAX];
+    int n;
+} CliStrList;
+
+typedef struct {
+    const char *name;    /* with its dashes: "--batch" */
+    CliType type;
+    void *dst;
+    const char *help;
+    const char *choices; /* CLI_CHOICE: "step|poly|cosine" */
+    double min, max;     /* numeric range, checked when min < max */
+    const char *metavar; /* shown in help: "N", "FILE"; NULL picks one from the type */
+    int given;           /* set by cli_parse: the flag was on the command line */
+} CliFlag;
+
+/* Parses argv[0..argc) (argv[0] is the first flag, not the program name).
+ * Arguments that are not flags are collected into positional[0..*npositional)
+ * up to max_positional. Returns 0, or -1 with a one-line message in err.
+ * "--help" / "-h" sets *want_help and returns 0. */
+int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
+              const char **positional, int max_positional, int *npositional,
+              int *want_help, char *err, size_t errlen);
+
+/* "usage" is the first line ("googlenet train [flags]"), "summary" a paragraph. */
+void cli_print_help(FILE *f, const char *usage, const char *summary,
+                    const CliFlag *flags, int nflags);
+
+/* The candidate nearest to `word` by edit distance, or NULL when none is close. */
+const char *cli_closest(const char *word, const char *const *candidates, int n);
+
+/* Whether flag `name` was given to the last cli_parse of this table. */
+int cli_given(const CliFlag *flags, int nflags, const char *name);
+
+#define CLI_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#endif

@@ -1,0 +1,143 @@
+/* cmd_bench.c: `googlenet bench`: timed training steps (forward, backward,
+ * SGD update) or inference passes on random data, after a warm-up. Prints
+ * img/s, ms per step, achieved GFLOP/s, peak memory and each layer kind's share
+ * of the time; with --json the last line is one JSON object. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nn/model.h"
+#include "nn/parallel.h"
+#include "nn/rng.h"
+#include "nn/sgd.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), crop = 224, eval = 0;
+    int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0;
+    CliFlag flags[] = {
+        {"--batch", CLI_INT, &batch, "images per step", NULL, 1, 4096},
+        {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers", NULL, 1, 256},
+        {"--crop", CLI_INT, &crop, "input height and width", NULL, 8, 1024},
+        {"--eval", CLI_BOOL, &eval, "time inference (main head only) instead of training"},
+        {"--steps", CLI_INT, &steps, "timed steps", NULL, 1, 100000},
+        {"--warmup", CLI_INT, &warmup, "untimed steps first", NULL, 0, 1000},
+        {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 2, 100000},
+        {"--no-aux", CLI_BOOL, &no_aux, "leave out the auxiliary heads"},
+        {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
+    };
+    int help = 0;
+    char err[256];
+    if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
+        fprintf(stderr, "googlenet bench: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        cli_print_help(stdout, "googlenet bench [flags]",
+                       "Times training steps (forward, backward, SGD update) or inference on random\n"
+                       "data in one process, after a warm-up.",
+                       flags, CLI_COUNT(flags));
+        return EXIT_OK;
+    }
+    trainer_set_threads(threads);
+    parallel_set_threads(threads);
+
+    ModelConfig cfg = model_default_config();
+    cfg.classes = classes;
+    cfg.crop = crop;
+    cfg.batch = batch;
+    cfg.aux = !no_aux;
+    cfg.training = !eval;
+    Model *m = model_init(&cfg, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "googlenet bench: %s\n", err);
+        return EXIT_USAGE;
+    }
+    size_t np = model_num_params(m);
+    model_init_weights(m, 1);
+    float *mom = eval ? NULL : calloc(np, sizeof(float));
+    float *avg = eval ? NULL : malloc(np * sizeof(float));
+    size_t in_floats = (size_t)batch * 3 * crop * crop;
+    float *input = malloc(in_floats * sizeof(float));
+    int *labels = malloc(sizeof(int) * batch);
+    if ((!eval && (!mom || !avg)) || !input || !labels) {
+        fprintf(stderr, "googlenet bench: out of memory\n");
+        return EXIT_FAIL;
+    }
+    if (avg) memcpy(avg, model_params(m), np * sizeof(float));
+    uint64_t key = rng_key(7, 0, 0, 0);
+    for (size_t i = 0; i < in_floats; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
+    for (int i = 0; i < batch; i++) labels[i] = i % classes;
+    int ntensors;
+    const ParamTensor *pt = model_param_tensors(m, &ntensors);
+
+    double t_total = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) model_profile_reset(m);
+        double t0 = now();
+        if (eval) {
+            model_forward(m, input, NULL, batch, MODEL_EVAL, 0, NULL);
+        } else {
+            ModelStats st;
+            memset(model_grads(m), 0, np * sizeof(float));
+            model_forward(m, input, labels, batch, MODEL_TRAIN, (uint64_t)s, &st);
+            model_backward(m, 1.0f / batch, NULL, NULL);
+            sgd_step(model_params(m), mom, model_grads(m), avg, pt, ntensors, 1e-4f, 0.9f, 2e-4f, 0.999f);
+        }
+        if (s >= warmup) t_total += now() - t0;
+    }
+    double step_ms = t_total / steps * 1e3;
+    double img_s = batch * steps / t_total;
+    double macs = eval ? model_forward_macs(m, batch, MODEL_EVAL) : model_train_macs(m, batch);
+    double gflops = 2.0 * macs / (t_total / steps) / 1e9;
+    double prof[OP_KINDS], prof_sum = 0;
+    model_profile(m, prof);
+    for (int k = 0; k < OP_KINDS; k++) prof_sum += prof[k];
+    double other = t_total - prof_sum; /* input copy, zeroing, optimizer */
+    printf("googlenet bench: %s, batch %d, crop %d, %d classes, %d thread%s, %zu parameters\n",
+           eval ? "inference" : "training", batch, crop, classes, threads, threads == 1 ? "" : "s", np);
+    printf("  %.2f img/s   %.1f ms/step   %.1f GFLOP/s   peak RSS %.0f MB   activations %.0f MB\n",
+           img_s, step_ms, gflops, peak_rss_mb(), model_activation_bytes(m) / 1e6);
+    printf("  time by layer kind:");
+    for (int k = 0; k < OP_KINDS; k++)
+        if (prof[k] > 0) printf(" %s %.1f%%", model_op_kind_name(k), 100 * prof[k] / t_total);
+    printf(" %s %.1f%%\n", eval ? "other" : "update+other", 100 * other / t_total);
+    if (json) {
+        printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
+               "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"shares\":{",
+               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, peak_rss_mb(), np);
+        int first = 1;
+        for (int k = 0; k < OP_KINDS; k++)
+            if (prof[k] > 0) {
+                printf("%s\"%s\":%.4f", first ? "" : ",", model_op_kind_name(k), prof[k] / t_total);
+                first = 0;
+            }
+        printf("%s\"other\":%.4f}}\n", first ? "" : ",", other / t_total);
+    }
+    model_free(m);
+    free(mom);
+    free(avg);
+    free(input);
+    free(labels);
+    return EXIT_OK;
+}

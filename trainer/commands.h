@@ -1,0 +1,24 @@
+/* commands.h: the subcommands of bin/googlenet, one file each (trainer/cmd_*.c).
+ * Each takes the arguments after its name and returns the process exit code. */
+#ifndef TRAINER_COMMANDS_H
+#define TRAINER_COMMANDS_H
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_bench_loader(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_ckpt(int argc, char **argv);
+
+/* Exit codes shared by every subcommand (README: "Exit codes"). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,        /* a run-time error: message on stderr */
+    EXIT_USAGE = 2,       /* a bad flag or impossible combination */
+    EXIT_PREEMPTED = 3,   /* SIGTERM/SIGINT: stopped cleanly after a checkpoint */
+};
+
+/* Sets the OpenBLAS and OpenMP thread counts; 0 keeps the environment's. */
+void trainer_set_threads(int threads);
+
+#endif

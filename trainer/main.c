@@ -1,0 +1,112 @@
+/* main.c: the entry point of bin/googlenet: picks the subcommand and makes sure
+ * OpenBLAS runs the GEMM kernels the CPU supports. All work is in cmd_*.c. */
+#include <cblas.h>
+#include <cpuid.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+
+char *openblas_get_corename(void);
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"train", cmd_train, "train GoogLeNet data-parallel (run under mpirun -np N)"},
+    {"eval", cmd_eval, "evaluate checkpoints with 1, 10 or 144 crops, alone or as an ensemble"},
+    {"bench", cmd_bench, "time training or inference steps on random data"},
+    {"bench-loader", cmd_bench_loader, "time decoding and augmentation of a dataset"},
+    {"pack", cmd_pack, "pack an image tree into shard files for cluster file systems"},
+    {"ckpt", cmd_ckpt, "inspect, verify, export and import checkpoints"},
+};
+
+void trainer_set_threads(int threads)
+{
+    if (threads <= 0) return;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+}
+
+/* OpenBLAS picks its kernels from CPUID when the library loads. Under some
+ * hypervisors it does not recognise the CPU and falls back to "Prescott" (SSE3)
+ * kernels, 3-6x slower than the AVX2/AVX-512 ones the CPU runs. The choice is
+ * made before main(), so the only remedy is to set OPENBLAS_CORETYPE and
+ * re-execute once. A value the user set is always respected. */
+static const char *blas_target_for_cpu(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return NULL;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1;
+    if (!osxsave) return NULL;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    int ymm_os = (xlo & 6) == 6, zmm_os = (xlo & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return NULL;
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1,
+        avx512vl = (b >> 31) & 1, amx_tile = (d >> 24) & 1;
+    unsigned a1 = 0, b1, c1, d1;
+    __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+    int avx512bf16 = (a1 >> 5) & 1;
+    if (zmm_os && avx512f && avx512bw && avx512vl) {
+        if (amx_tile && avx512bf16) return "SapphireRapids";
+        if (avx512bf16) return "Cooperlake";
+        return "SkylakeX";
+    }
+    if (ymm_os && avx2 && fma) return "Haswell";
+    return NULL;
+}
+
+static void blas_fix_coretype(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("GOOGLENET_BLAS_CHECKED")) return;
+    const char *core = openblas_get_corename();
+    static const char *weak[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                 "Atom", "Katmai", "Coppermine", "Northwood", "Banias",
+                                 "Sandybridge", "Barcelona", "Bulldozer", "Piledriver",
+                                 "unknown"};
+    int is_weak = 0;
+    for (size_t i = 0; i < sizeof weak / sizeof weak[0]; i++)
+        if (core && strcmp(core, weak[i]) == 0) is_weak = 1;
+    const char *target = blas_target_for_cpu();
+    if (!is_weak || !target) return;
+    setenv("OPENBLAS_CORETYPE", target, 1);
+    setenv("GOOGLENET_BLAS_CHECKED", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the slow kernels rather than not at all */
+}
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: googlenet <command> [flags]     (googlenet <command> --help for its flags)\n\n"
+               "GoogLeNet (Szegedy et al. 2015, Caffe's bvlc_googlenet) trained data-parallel over MPI.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    blas_fix_coretype(argv);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *names[16];
+    int n = (int)(sizeof commands / sizeof commands[0]);
+    for (int i = 0; i < n; i++) {
+        names[i] = commands[i].name;
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    }
+    const char *near = cli_closest(argv[1], names, n);
+    if (near) fprintf(stderr, "googlenet: unknown command '%s'; did you mean '%s'?\n", argv[1], near);
+    else fprintf(stderr, "googlenet: unknown command '%s'; run 'googlenet --help' for the list\n", argv[1]);
+    return EXIT_USAGE;
+}
