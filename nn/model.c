@@ -78,7 +78,6 @@ typedef struct {
     int parent; /* -1, or the concatenation this is a channel slice of */
     int c_off;
     int head;
-    int has_diff;
     /* plan: first and last step touching data / diff (-1: never) */
     int d_lo, d_hi, g_lo, g_hi;
     float *data, *diff; /* (c, batch, h, w) at the planned batch */
@@ -481,7 +480,6 @@ static int plan(Model *m, char *err, size_t errlen)
         int b = 2 * F - 1 - k;
         touch(&in->d_lo, &in->d_hi, b);
         if (o->in != 0) {
-            in->has_diff = 1;
             touch(&in->g_lo, &in->g_hi, b);
         }
         if (o->out >= 0) {
@@ -529,15 +527,6 @@ static int plan(Model *m, char *err, size_t errlen)
         else t->data = m->arena + blk[i].off;
     }
     free(blk);
-    /* channel slices of a concatenation: contiguous blocks inside it */
-    for (int i = 0; i < m->nt; i++) {
-        Tensor *t = &m->t[i];
-        if (t->parent < 0) continue;
-        const Tensor *p = &m->t[t->parent];
-        size_t off = (size_t)t->c_off * batch * t->h * t->w;
-        t->data = p->data ? p->data + off : NULL;
-        t->diff = p->diff ? p->diff + off : NULL;
-    }
     /* im2col scratch */
     size_t need = 0, one = 0;
     for (int k = 0; k < F; k++) {
@@ -665,6 +654,18 @@ double model_train_macs(const Model *m, int n)
     return s;
 }
 
+int model_tensor_shape(const Model *m, const char *name, int *c, int *h, int *w)
+{
+    for (int i = 0; i < m->nt; i++)
+        if (strcmp(m->t[i].name, name) == 0) {
+            *c = m->t[i].c;
+            *h = m->t[i].h;
+            *w = m->t[i].w;
+            return 0;
+        }
+    return -1;
+}
+
 const float *model_logits(const Model *m, int head)
 {
     int t = head >= 0 && head < MODEL_HEADS ? m->logits[head] : -1;
@@ -779,6 +780,20 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
     }
 }
 
+/* A channel slice of a concatenation starts c_off * (n*h*w) floats into it:
+ * where depends on the batch of this call. */
+static void bind_views(Model *m, int n)
+{
+    for (int i = 0; i < m->nt; i++) {
+        Tensor *t = &m->t[i];
+        if (t->parent < 0) continue;
+        const Tensor *p = &m->t[t->parent];
+        size_t off = (size_t)t->c_off * n * t->h * t->w;
+        t->data = p->data ? p->data + off : NULL;
+        t->diff = p->diff ? p->diff + off : NULL;
+    }
+}
+
 /* (n, 3, S, S) -> (3, n, S, S) */
 static void load_input(Model *m, const float *input, int n)
 {
@@ -804,6 +819,7 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
     m->dropout_key = dropout_key;
     m->has_labels = labels != NULL;
     if (labels) memcpy(m->labels, labels, sizeof(int) * n);
+    bind_views(m, n);
     load_input(m, input, n);
     for (int i = 0; i < m->nop; i++) {
         Op *o = &m->op[i];

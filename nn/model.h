@@ -86,7 +86,10 @@ size_t model_activation_bytes(const Model *m);
 double model_forward_macs(const Model *m, int n, ModelMode mode);
 /* Multiply-adds of one training step (forward + backward) of n images. */
 double model_train_macs(const Model *m, int n);
-/* The crop the heads pool exactly as Caffe does, and the smallest one accepted. */
+/* Shape (C, H, W) of the named activation ("inception_3a/output", "pool5/7x7_s1");
+ * 0 when found, -1 otherwise. */
+int model_tensor_shape(const Model *m, const char *name, int *c, int *h, int *w);
+/* The smallest crop the network accepts (with aux heads: 4a must be at least 4x4). */
 int model_min_crop(int aux);
 
 /* input: (n, 3, crop, crop), n <= batch. labels: n class indices, or NULL in

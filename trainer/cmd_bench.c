@@ -60,7 +60,6 @@ int cmd_bench(int argc, char **argv)
         return EXIT_OK;
     }
     trainer_set_threads(threads);
-    parallel_set_threads(threads);
 
     ModelConfig cfg = model_default_config();
     cfg.classes = classes;

@@ -18,7 +18,8 @@ enum {
     EXIT_PREEMPTED = 3,   /* SIGTERM/SIGINT: stopped cleanly after a checkpoint */
 };
 
-/* Sets the OpenBLAS and OpenMP thread counts; 0 keeps the environment's. */
+/* Sets the thread count of OpenBLAS and of the layers' pool (nn/parallel.h);
+ * 0 keeps OpenBLAS's own choice and runs the layers on one thread. */
 void trainer_set_threads(int threads);
 
 #endif

@@ -2,7 +2,6 @@
  * OpenBLAS runs the GEMM kernels the CPU supports. All work is in cmd_*.c. */
 #include <cblas.h>
 #include <cpuid.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +26,6 @@ static const Command commands[] = {
     {"pack", cmd_pack, "pack an image tree into shard files for cluster file systems"},
     {"ckpt", cmd_ckpt, "inspect, verify, export and import checkpoints"},
 };
-
-void trainer_set_threads(int threads)
-{
-    if (threads <= 0) return;
-    openblas_set_num_threads(threads);
-    omp_set_num_threads(threads);
-}
 
 /* OpenBLAS picks its kernels from CPUID when the library loads. Under some
  * hypervisors it does not recognise the CPU and falls back to "Prescott" (SSE3)

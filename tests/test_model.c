@@ -1,0 +1,302 @@
+/* test_model.c: GoogLeNet as built from its table: parameter counts, shapes at
+ * 224 and at small crops, seeded initialisation, the gradient of the whole
+ * network against finite differences, and the backward hook's contract. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "nn/model.h"
+#include "nn/parallel.h"
+#include "nn/rng.h"
+
+static Model *make(int crop, int classes, int batch, int aux, int training)
+{
+    ModelConfig c = model_default_config();
+    c.crop = crop;
+    c.classes = classes;
+    c.batch = batch;
+    c.aux = aux;
+    c.training = training;
+    char err[256];
+    Model *m = model_init(&c, err, sizeof err);
+    if (!m) fail_msg("model_init: %s", err);
+    return m;
+}
+
+static void test_param_count(void **state)
+{
+    (void)state;
+    Model *m = make(224, 1000, 1, 1, 0);
+    assert_int_equal(model_num_params(m), 13378280);
+    int n;
+    const ParamTensor *pt = model_param_tensors(m, &n);
+    size_t sum = 0, aux = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pt[i].offset, sum); /* contiguous, in order */
+        sum += pt[i].count;
+        if (pt[i].head) aux += pt[i].count;
+    }
+    assert_int_equal(sum, 13378280);
+    assert_int_equal(aux, 6379728);
+    assert_string_equal(pt[0].name, "conv1/7x7_s2/weight");
+    assert_string_equal(pt[n - 1].name, "loss3/classifier/bias");
+    model_free(m);
+    m = make(224, 1000, 1, 0, 0);
+    assert_int_equal(model_num_params(m), 6998552);
+    model_free(m);
+    /* the parameter count does not depend on the crop (the aux heads pool to 4x4) */
+    m = make(96, 1000, 1, 1, 0);
+    assert_int_equal(model_num_params(m), 13378280);
+    model_free(m);
+}
+
+static void expect_shape(const Model *m, const char *name, int c, int h, int w)
+{
+    int tc, th, tw;
+    if (model_tensor_shape(m, name, &tc, &th, &tw) != 0) fail_msg("no tensor %s", name);
+    if (tc != c || th != h || tw != w) fail_msg("%s: %dx%dx%d, want %dx%dx%d", name, tc, th, tw, c, h, w);
+}
+
+static void test_shapes(void **state)
+{
+    (void)state;
+    Model *m = make(224, 1000, 2, 1, 1);
+    expect_shape(m, "conv1/7x7_s2", 64, 112, 112);
+    expect_shape(m, "pool1/3x3_s2", 64, 56, 56);
+    expect_shape(m, "conv2/3x3", 192, 56, 56);
+    expect_shape(m, "pool2/3x3_s2", 192, 28, 28);
+    expect_shape(m, "inception_3a/output", 256, 28, 28);
+    expect_shape(m, "inception_3b/output", 480, 28, 28);
+    expect_shape(m, "pool3/3x3_s2", 480, 14, 14);
+    expect_shape(m, "inception_4a/output", 512, 14, 14);
+    expect_shape(m, "inception_4d/output", 528, 14, 14);
+    expect_shape(m, "inception_4e/output", 832, 14, 14);
+    expect_shape(m, "pool4/3x3_s2", 832, 7, 7);
+    expect_shape(m, "inception_5b/output", 1024, 7, 7);
+    expect_shape(m, "pool5/7x7_s1", 1024, 1, 1);
+    expect_shape(m, "loss1/ave_pool", 512, 4, 4);
+    expect_shape(m, "loss2/ave_pool", 528, 4, 4);
+    expect_shape(m, "loss1/fc", 1024, 1, 1);
+    expect_shape(m, "loss3/classifier", 1000, 1, 1);
+    model_free(m);
+    m = make(96, 10, 2, 1, 1);
+    expect_shape(m, "pool2/3x3_s2", 192, 12, 12);
+    expect_shape(m, "inception_4a/output", 512, 6, 6);
+    expect_shape(m, "loss1/ave_pool", 512, 4, 4);
+    expect_shape(m, "inception_5b/output", 1024, 3, 3);
+    expect_shape(m, "pool5/7x7_s1", 1024, 1, 1);
+    model_free(m);
+    /* too small: one clear error naming the smallest crop */
+    ModelConfig c = model_default_config();
+    c.crop = 40;
+    c.batch = 1;
+    char err[256] = "";
+    assert_null(model_init(&c, err, sizeof err));
+    assert_non_null(strstr(err, "crop 40 is too small"));
+    char want[32];
+    snprintf(want, sizeof want, "smallest crop: %d", model_min_crop(1));
+    assert_non_null(strstr(err, want));
+    assert_int_equal(model_min_crop(1), 63);
+    Model *ok = make(model_min_crop(1), 10, 1, 1, 1);
+    model_free(ok);
+}
+
+static void test_init_determinism(void **state)
+{
+    (void)state;
+    Model *a = make(64, 10, 1, 1, 0), *b = make(64, 10, 1, 1, 0);
+    size_t n = model_num_params(a);
+    parallel_set_threads(1);
+    model_init_weights(a, 42);
+    parallel_set_threads(3);
+    model_init_weights(b, 42);
+    parallel_set_threads(1);
+    assert_memory_equal(model_params(a), model_params(b), n * sizeof(float));
+    model_init_weights(b, 43);
+    assert_true(memcmp(model_params(a), model_params(b), n * sizeof(float)) != 0);
+    int nt;
+    const ParamTensor *pt = model_param_tensors(a, &nt);
+    for (int i = 0; i < nt; i++) {
+        const float *w = model_params(a) + pt[i].offset;
+        if (pt[i].is_bias) {
+            int classifier = strstr(pt[i].name, "classifier") != NULL;
+            for (size_t j = 0; j < pt[i].count; j++) assert_true(w[j] == (classifier ? 0.0f : 0.2f));
+            assert_true(pt[i].lr_mult == 2.0f && pt[i].decay_mult == 0.0f);
+        } else {
+            float bound = sqrtf(3.0f / pt[i].fan_in), mx = 0;
+            double mean = 0;
+            for (size_t j = 0; j < pt[i].count; j++) {
+                if (fabsf(w[j]) > mx) mx = fabsf(w[j]);
+                mean += w[j];
+            }
+            mean /= pt[i].count;
+            assert_true(mx <= bound);
+            if (pt[i].count > 1000) assert_true(mx > 0.95f * bound && fabs(mean) < 0.05 * bound);
+            assert_true(pt[i].lr_mult == 1.0f && pt[i].decay_mult == 1.0f);
+        }
+    }
+    model_free(a);
+    model_free(b);
+}
+
+static void fill_input(float *x, size_t n, uint64_t seed)
+{
+    uint64_t k = rng_key(seed, 9, 9, 9);
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * rng_uniform(k, i) - 1.0f;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    size_t last;
+    int calls;
+    int increasing;
+} HookLog;
+
+static void hook(void *ctx, size_t ready_from)
+{
+    HookLog *h = ctx;
+    if (h->calls && ready_from > h->last) h->increasing = 1;
+    h->last = ready_from;
+    h->calls++;
+}
+
+/* The loss of the whole network against central differences on sampled
+ * weights of every layer kind, at a small crop, with dropout off. */
+static void test_whole_network_gradient(void **state)
+{
+    (void)state;
+    const int n = 2, crop = 64, classes = 5;
+    ModelConfig c = model_default_config();
+    c.crop = crop;
+    c.classes = classes;
+    c.batch = n;
+    c.head_dropout = c.aux_dropout = 0;
+    char err[256];
+    Model *m = model_init(&c, err, sizeof err);
+    assert_non_null(m);
+    model_init_weights(m, 3);
+    size_t np = model_num_params(m);
+    float *x = malloc(sizeof(float) * n * 3 * crop * crop);
+    fill_input(x, (size_t)n * 3 * crop * crop, 5);
+    int labels[2] = {1, 4};
+    ModelStats st;
+    memset(model_grads(m), 0, np * sizeof(float));
+    model_forward(m, x, labels, n, MODEL_TRAIN, 0, &st);
+    HookLog h = {0};
+    model_backward(m, 1.0f, hook, &h);
+    assert_true(h.calls > 50);
+    assert_int_equal(h.last, 0);
+    assert_false(h.increasing);
+    float *g = malloc(np * sizeof(float));
+    memcpy(g, model_grads(m), np * sizeof(float));
+    double loss0 = st.loss * n;
+    assert_true(isfinite(loss0));
+
+    /* Directional derivatives: along a random direction confined to one
+     * tensor at a time (every tensor of every layer), scaled to the tensor's
+     * own magnitude. The loss is evaluated in float32 and the network has ReLU
+     * and max-pool kinks, so the check is at the 1e-2 level; the float64
+     * PyTorch comparison (test_parity.sh) is the sharp one. */
+    int nt;
+    const ParamTensor *pt = model_param_tensors(m, &nt);
+    float *w0 = malloc(np * sizeof(float));
+    memcpy(w0, model_params(m), np * sizeof(float));
+    double worst = 0, *errs = malloc(sizeof(double) * nt);
+    const char *worst_name = "";
+    for (int t = 0; t < nt; t++) {
+        const ParamTensor *p = &pt[t];
+        uint64_t key = rng_key(17, (uint64_t)t, 0, 0);
+        double scale = 0;
+        for (size_t j = 0; j < p->count; j++) scale += fabs(w0[p->offset + j]);
+        scale = p->is_bias ? 0.05 : scale / p->count;
+        double ana = 0;
+        for (size_t j = 0; j < p->count; j++) ana += g[p->offset + j] * scale * (rng_uniform(key, j) - 0.5);
+        double eps = 3e-3, lpm[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            for (size_t j = 0; j < p->count; j++)
+                model_params(m)[p->offset + j] = w0[p->offset + j] + (float)((sgn ? -eps : eps) * scale * (rng_uniform(key, j) - 0.5));
+            model_forward(m, x, labels, n, MODEL_TRAIN, 0, &st);
+            lpm[sgn] = st.loss * n;
+        }
+        memcpy(model_params(m) + p->offset, w0 + p->offset, p->count * sizeof(float));
+        double num = (lpm[0] - lpm[1]) / (2 * eps);
+        double e = fabs(num - ana) / fmax(fabs(num) + fabs(ana), 1e-4);
+        if (getenv("VERBOSE")) printf("%-40s num %12.6g ana %12.6g err %.3g\n", p->name, num, ana, e);
+        errs[t] = e;
+        if (e > worst) {
+            worst = e;
+            worst_name = p->name;
+        }
+    }
+    /* kinks make a few tensors noisy; a wrong or missing gradient term is off
+     * by 100% or more, and would move the median */
+    qsort(errs, (size_t)nt, sizeof(double), cmp_double);
+    double median = errs[nt / 2];
+    if (median > 0.03 || worst > 0.6)
+        fail_msg("whole-network gradient: median relative error %g, worst %g at %s", median, worst, worst_name);
+    free(errs);
+    free(w0);
+    free(x);
+    free(g);
+    model_free(m);
+}
+
+/* Smaller batches in a larger plan, eval mode, and a second model give the same logits. */
+static void test_forward_consistency(void **state)
+{
+    (void)state;
+    const int crop = 64, classes = 7;
+    ModelConfig c = model_default_config();
+    c.crop = crop;
+    c.classes = classes;
+    c.batch = 5;
+    c.head_dropout = c.aux_dropout = 0;
+    char err[256];
+    Model *big = model_init(&c, err, sizeof err);
+    c.batch = 3;
+    c.training = 0;
+    Model *small = model_init(&c, err, sizeof err);
+    assert_non_null(big);
+    assert_non_null(small);
+    model_init_weights(big, 11);
+    model_init_weights(small, 11);
+    float *x = malloc(sizeof(float) * 3 * 3 * crop * crop);
+    fill_input(x, (size_t)3 * 3 * crop * crop, 8);
+    int labels[3] = {0, 1, 2};
+    ModelStats st;
+    model_forward(big, x, labels, 3, MODEL_TRAIN, 0, &st);
+    float train_logits[21];
+    memcpy(train_logits, model_logits(big, MODEL_HEAD_MAIN), sizeof train_logits);
+    model_forward(small, x, NULL, 3, MODEL_EVAL, 0, NULL);
+    const float *ev = model_logits(small, MODEL_HEAD_MAIN);
+    for (int i = 0; i < 21; i++) assert_true(fabsf(ev[i] - train_logits[i]) <= 1e-5f * (1 + fabsf(ev[i])));
+    /* an inference plan is much smaller than a training plan */
+    assert_true(model_activation_bytes(small) < model_activation_bytes(big));
+    free(x);
+    model_free(big);
+    model_free(small);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_param_count),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_init_determinism),
+        cmocka_unit_test(test_whole_network_gradient),
+        cmocka_unit_test(test_forward_consistency),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
