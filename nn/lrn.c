@@ -12,13 +12,17 @@
 
 #define STRIP 256
 
-static inline float pow_neg_beta(float s, float beta)
+/* out[i] = scale[i]^-beta, with the beta test outside the loops so they vectorise */
+static void pow_neg_beta(float *out, const float *scale, int len, float beta)
 {
     if (beta == 0.75f) {
-        float r = sqrtf(s);
-        return 1.0f / (r * sqrtf(r));
+        for (int i = 0; i < len; i++) {
+            float r = sqrtf(scale[i]);
+            out[i] = 1.0f / (r * sqrtf(r));
+        }
+    } else {
+        for (int i = 0; i < len; i++) out[i] = powf(scale[i], -beta);
     }
-    return powf(s, -beta);
 }
 
 typedef struct {
@@ -46,14 +50,15 @@ static void forward_range(void *ctx, long b, long e)
 {
     const LrnJob *j = ctx;
     const LrnShape *s = j->s;
-    float scale[STRIP];
+    float scale[STRIP], f[STRIP];
     for (long p = b * STRIP; p < e * STRIP && (size_t)p < s->plane; p += STRIP) {
         int len = (size_t)p + STRIP <= s->plane ? STRIP : (int)(s->plane - p);
         for (int c = 0; c < s->c; c++) {
             scale_row(s, j->x, c, p, len, scale);
+            pow_neg_beta(f, scale, len, s->beta);
             const float *xr = j->x + (size_t)c * s->plane + p;
             float *yr = j->out + (size_t)c * s->plane + p;
-            for (int i = 0; i < len; i++) yr[i] = xr[i] * pow_neg_beta(scale[i], s->beta);
+            for (int i = 0; i < len; i++) yr[i] = xr[i] * f[i];
         }
     }
 }
@@ -75,7 +80,7 @@ static void backward_range(void *ctx, long b, long e)
     const LrnJob *j = ctx;
     const LrnShape *s = j->s;
     int half = s->size / 2, ring = s->size;
-    float scales[LRN_MAX_SIZE][STRIP], ratios[LRN_MAX_SIZE][STRIP], acc[STRIP];
+    float scales[LRN_MAX_SIZE][STRIP], ratios[LRN_MAX_SIZE][STRIP], acc[STRIP], f[STRIP];
     float coef = 2.0f * s->alpha * s->beta / (float)s->size;
     for (long p = b * STRIP; p < e * STRIP && (size_t)p < s->plane; p += STRIP) {
         int len = (size_t)p + STRIP <= s->plane ? STRIP : (int)(s->plane - p);
@@ -89,13 +94,13 @@ static void backward_range(void *ctx, long b, long e)
                 const float *r = ratios[cc % ring];
                 for (int i = 0; i < len; i++) acc[i] += r[i];
             }
-            const float *scale = scales[c % ring];
+            pow_neg_beta(f, scales[c % ring], len, s->beta);
             const float *xr = j->x + (size_t)c * s->plane + p, *dyr = j->dy + (size_t)c * s->plane + p;
             float *dxr = j->out + (size_t)c * s->plane + p;
-            for (int i = 0; i < len; i++) {
-                float g = dyr[i] * pow_neg_beta(scale[i], s->beta) - coef * xr[i] * acc[i];
-                dxr[i] = j->accum ? dxr[i] + g : g;
-            }
+            if (j->accum)
+                for (int i = 0; i < len; i++) dxr[i] += dyr[i] * f[i] - coef * xr[i] * acc[i];
+            else
+                for (int i = 0; i < len; i++) dxr[i] = dyr[i] * f[i] - coef * xr[i] * acc[i];
         }
     }
 }

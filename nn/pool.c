@@ -36,22 +36,28 @@ void pool_shape_adaptive(PoolShape *s, int h, int w, int ho, int wo)
     s->wo = wo;
 }
 
-/* Window of output index o along an axis of input length len: [*lo, *hi) inside
+/* Window of output index o along an axis of input length len: [lo, hi) inside
  * the input, and the extent Caffe divides by (clipped to the padded input). */
-static void window(const PoolShape *s, int o, int len, int olen, int *lo, int *hi, int *extent)
+typedef struct {
+    int lo, hi, extent;
+} Window;
+
+static void window_table(const PoolShape *s, int len, int olen, Window *tab)
 {
-    if (s->adaptive) {
-        *lo = (int)((long)o * len / olen);
-        *hi = (int)(((long)(o + 1) * len + olen - 1) / olen);
-        *extent = *hi - *lo;
-        return;
+    for (int o = 0; o < olen; o++) {
+        Window *t = &tab[o];
+        if (s->adaptive) {
+            t->lo = (int)((long)o * len / olen);
+            t->hi = (int)(((long)(o + 1) * len + olen - 1) / olen);
+            t->extent = t->hi - t->lo;
+            continue;
+        }
+        int start = o * s->stride - s->pad, end = start + s->k;
+        if (end > len + s->pad) end = len + s->pad;
+        t->extent = end - start;
+        t->lo = start < 0 ? 0 : start;
+        t->hi = end > len ? len : end;
     }
-    int start = o * s->stride - s->pad;
-    int end = start + s->k;
-    if (end > len + s->pad) end = len + s->pad;
-    *extent = end - start;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > len ? len : end;
 }
 
 typedef struct {
@@ -59,39 +65,151 @@ typedef struct {
     const float *x, *y, *dy;
     float *out;
     int accum;
+    const Window *th, *tw;
 } PoolJob;
+
+/* Max pooling of one plane, separably: the maximum over the window's rows
+ * (contiguous, vectorised) into v, then over the window's columns of v. */
+static void max_plane(const PoolJob *j, const float *x, float *y, float *v)
+{
+    const PoolShape *s = j->s;
+    int w = s->w;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const Window *r = &j->th[oh];
+        memcpy(v, x + (size_t)r->lo * w, sizeof(float) * w);
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *xr = x + (size_t)ih * w;
+            for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
+        }
+        float *yr = y + (size_t)oh * s->wo;
+        int ow = 0;
+        if (!s->adaptive && s->k == 3) {
+            /* interior windows of three columns: branch-free */
+            int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
+            if (last > s->wo - 1) last = s->wo - 1;
+            for (; ow < first && ow < s->wo; ow++) {
+                const Window *c = &j->tw[ow];
+                float m = v[c->lo];
+                for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+                yr[ow] = m;
+            }
+            for (; ow <= last; ow++) {
+                const float *p = v + (ow * s->stride - s->pad);
+                float m = p[0] > p[1] ? p[0] : p[1];
+                yr[ow] = p[2] > m ? p[2] : m;
+            }
+        }
+        for (; ow < s->wo; ow++) {
+            const Window *c = &j->tw[ow];
+            float m = v[c->lo];
+            for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+            yr[ow] = m;
+        }
+    }
+}
 
 static void forward_range(void *ctx, long b, long e)
 {
     const PoolJob *j = ctx;
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    float v[s->w];
     for (long p = b; p < e; p++) {
         const float *x = j->x + p * ip;
         float *y = j->out + p * op;
+        if (s->kind == POOL_MAX) {
+            max_plane(j, x, y, v);
+            continue;
+        }
         for (int oh = 0; oh < s->ho; oh++) {
-            int h0, h1, eh;
-            window(s, oh, s->h, s->ho, &h0, &h1, &eh);
+            const Window *r = &j->th[oh];
             for (int ow = 0; ow < s->wo; ow++) {
-                int w0, w1, ew;
-                window(s, ow, s->w, s->wo, &w0, &w1, &ew);
-                float v;
-                if (s->kind == POOL_MAX) {
-                    v = -FLT_MAX;
-                    for (int ih = h0; ih < h1; ih++)
-                        for (int iw = w0; iw < w1; iw++) {
-                            float t = x[ih * s->w + iw];
-                            if (t > v) v = t;
-                        }
-                } else {
-                    float acc = 0.0f;
-                    for (int ih = h0; ih < h1; ih++)
-                        for (int iw = w0; iw < w1; iw++) acc += x[ih * s->w + iw];
-                    v = acc / (float)(eh * ew);
-                }
-                y[oh * s->wo + ow] = v;
+                const Window *c = &j->tw[ow];
+                float acc = 0.0f;
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) acc += x[ih * s->w + iw];
+                y[oh * s->wo + ow] = acc / (float)(r->extent * c->extent);
             }
         }
+    }
+}
+
+/* First maximum of the full 3-wide windows o in [first, last] of one input row,
+ * with the stride a compile-time constant so the loop vectorises. */
+static inline __attribute__((always_inline)) void row_max3(const float *xr, int first, int last,
+                                                           int st, int pad, float *hm, int *hc)
+{
+    for (int o = first; o <= last; o++) {
+        const float *p = xr + (o * st - pad);
+        float m = p[0];
+        int c = 0;
+        c = p[1] > m ? 1 : c;
+        m = p[1] > m ? p[1] : m;
+        c = p[2] > m ? 2 : c;
+        m = p[2] > m ? p[2] : m;
+        hm[o] = m;
+        hc[o] = o * st - pad + c;
+    }
+}
+
+/* First maximum of each window of one input row: value hm[ow] and column hc[ow]. */
+static void row_first_max(const PoolShape *s, const Window *tw, const float *xr, float *hm, int *hc)
+{
+    int wo = s->wo, first = wo, last = -1;
+    if (!s->adaptive && s->k == 3) {
+        first = (s->pad + s->stride - 1) / s->stride;
+        last = (s->w - 3 + s->pad) / s->stride;
+        if (last > wo - 1) last = wo - 1;
+    }
+    if (last >= first) {
+        if (s->stride == 1) row_max3(xr, first, last, 1, s->pad, hm, hc);
+        else if (s->stride == 2) row_max3(xr, first, last, 2, s->pad, hm, hc);
+        else row_max3(xr, first, last, s->stride, s->pad, hm, hc);
+    }
+    for (int ow = 0; ow < wo; ow++) {
+        if (ow >= first && ow <= last) continue;
+        const Window *c = &tw[ow];
+        float m = xr[c->lo];
+        int ci = c->lo;
+        for (int iw = c->lo + 1; iw < c->hi; iw++)
+            if (xr[iw] > m) {
+                m = xr[iw];
+                ci = iw;
+            }
+        hm[ow] = m;
+        hc[ow] = ci;
+    }
+}
+
+/* Max-pooling backward of one plane. No indices were stored: the first
+ * maximum of each window in row-major order (the element Caffe and PyTorch
+ * route the gradient to) is found again, separably: per input row the first
+ * maximum of each column window, then the first row holding the largest. */
+static void max_backward_plane(const PoolJob *j, const float *x, const float *dy, float *dx,
+                               float *hm, int *hc, int *idx)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const Window *r = &j->th[oh];
+        int rows = r->hi - r->lo;
+        for (int k = 0; k < rows; k++)
+            row_first_max(s, j->tw, x + (size_t)(r->lo + k) * w, hm + (size_t)k * wo, hc + (size_t)k * wo);
+        int base = r->lo * w;
+        for (int ow = 0; ow < wo; ow++) idx[ow] = base + hc[ow];
+        for (int k = 1; k < rows; k++) {
+            const float *v = hm + (size_t)k * wo;
+            const int *c = hc + (size_t)k * wo;
+            int rb = (r->lo + k) * w;
+            /* hm[0..wo) keeps the running maximum: later rows win only if larger */
+            for (int ow = 0; ow < wo; ow++) {
+                int better = v[ow] > hm[ow];
+                idx[ow] = better ? rb + c[ow] : idx[ow];
+                hm[ow] = better ? v[ow] : hm[ow];
+            }
+        }
+        const float *g = dy + (size_t)oh * wo;
+        for (int ow = 0; ow < wo; ow++) dx[idx[ow]] += g[ow];
     }
 }
 
@@ -100,31 +218,26 @@ static void backward_range(void *ctx, long b, long e)
     const PoolJob *j = ctx;
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    int rows = 1;
+    for (int oh = 0; oh < s->ho; oh++)
+        if (j->th[oh].hi - j->th[oh].lo > rows) rows = j->th[oh].hi - j->th[oh].lo;
+    float hm[rows * s->wo];
+    int hc[rows * s->wo], idx[s->wo];
     for (long p = b; p < e; p++) {
-        const float *x = j->x + p * ip, *y = j->y ? j->y + p * op : NULL, *dy = j->dy + p * op;
+        const float *x = j->x + p * ip, *dy = j->dy + p * op;
         float *dx = j->out + p * ip;
         if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        if (s->kind == POOL_MAX) {
+            max_backward_plane(j, x, dy, dx, hm, hc, idx);
+            continue;
+        }
         for (int oh = 0; oh < s->ho; oh++) {
-            int h0, h1, eh;
-            window(s, oh, s->h, s->ho, &h0, &h1, &eh);
+            const Window *r = &j->th[oh];
             for (int ow = 0; ow < s->wo; ow++) {
-                int w0, w1, ew;
-                window(s, ow, s->w, s->wo, &w0, &w1, &ew);
-                float g = dy[oh * s->wo + ow];
-                if (s->kind == POOL_MAX) {
-                    float m = y[oh * s->wo + ow];
-                    for (int ih = h0; ih < h1; ih++)
-                        for (int iw = w0; iw < w1; iw++)
-                            if (x[ih * s->w + iw] == m) {
-                                dx[ih * s->w + iw] += g;
-                                goto next;
-                            }
-                } else {
-                    float share = g / (float)(eh * ew);
-                    for (int ih = h0; ih < h1; ih++)
-                        for (int iw = w0; iw < w1; iw++) dx[ih * s->w + iw] += share;
-                }
-            next:;
+                const Window *c = &j->tw[ow];
+                float share = dy[oh * s->wo + ow] / (float)(r->extent * c->extent);
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) dx[ih * s->w + iw] += share;
             }
         }
     }
@@ -132,13 +245,19 @@ static void backward_range(void *ctx, long b, long e)
 
 void pool_forward(float *y, const float *x, const PoolShape *s, long planes)
 {
-    PoolJob j = {.s = s, .x = x, .out = y};
+    Window th[s->ho], tw[s->wo];
+    window_table(s, s->h, s->ho, th);
+    window_table(s, s->w, s->wo, tw);
+    PoolJob j = {.s = s, .x = x, .out = y, .th = th, .tw = tw};
     parallel_for(planes, 1, forward_range, &j);
 }
 
 void pool_backward(float *dx, const float *dy, const float *x, const float *y,
                    const PoolShape *s, long planes, int accum_dx)
 {
-    PoolJob j = {.s = s, .x = x, .y = y, .dy = dy, .out = dx, .accum = accum_dx};
+    Window th[s->ho], tw[s->wo];
+    window_table(s, s->h, s->ho, th);
+    window_table(s, s->w, s->wo, tw);
+    PoolJob j = {.s = s, .x = x, .y = y, .dy = dy, .out = dx, .accum = accum_dx, .th = th, .tw = tw};
     parallel_for(planes, 1, backward_range, &j);
 }
