@@ -771,7 +771,7 @@ static const char *errno_hint(int e)
     switch (e) {
     case ENOSPC:
     case EDQUOT:
-    case EFBIG: return "free space there or lower --keep";
+    case EFBIG: return "free space on that file system or lower --keep";
     case EIO: return "the disk reported an I/O error: check it";
     case EACCES:
     case EPERM:
@@ -1376,7 +1376,7 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
         n++;
     }
     closedir(d);
-    qsort(f, n, sizeof *f, found_desc);
+    if (n) qsort(f, n, sizeof *f, found_desc);
 
     /* the pointer is a hint for people and tools; the scan decides */
     char latest[4200], target[256] = "";
