@@ -120,6 +120,11 @@ CommAllreducer *comm_allreducer_init(Comm *c, float *grads, size_t n, size_t buc
                                      CommCompress compress, int overlap, char *err, size_t errlen);
 void comm_allreducer_free(CommAllreducer *ar);
 int comm_allreducer_num_buckets(const CommAllreducer *ar);
+/* How long the communication thread sleeps between tests of in-flight buckets
+ * while backward runs (default COMM_DEFAULT_POLL_US); 0 tests continuously.
+ * For benchmarks: see scripts/bench_allreduce.sh. */
+#define COMM_DEFAULT_POLL_US 200
+void comm_allreducer_set_poll_us(CommAllreducer *ar, int us);
 
 /* Per step: begin(); backward calls ready() with decreasing offsets; finish().
  * With gradient accumulation over K micro-batches, run the first K - 1
