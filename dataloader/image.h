@@ -48,9 +48,11 @@ const char *image_filter_name(ImageFilter f);
 int image_filter_parse(const char *name, ImageFilter *out);
 
 typedef struct {
-    uint8_t *px;      /* (h, w, 3) RGB, rows packed (stride 3*w) */
+    uint8_t *px;      /* (h, w, 3) RGB, row r at px + r * (stride ? stride : 3*w) */
     int w, h;
-    size_t cap;       /* bytes allocated at px */
+    int stride;       /* bytes per row; 0: packed (3*w). Lets a view into a
+                         larger image be resampled without copying */
+    size_t cap;       /* bytes allocated at px (0 for a view) */
     /* Set by image_decode: the stored image size, and how the pixels relate to
      * it. px is the region starting at (x0, y0) of the image scaled by 1/scale
      * (DCT scaling), whose full size is sw x sh. */
