@@ -483,8 +483,11 @@ def compare(d, tol, show_all):
     else:
         print(f"decisions: ReLU masks and max-pool choices taken from C's {len(acts)} activations; "
               f"C decided differently from float64 at:" + ("" if tap.disagree else " none"))
-        for name, kind, cnt, margin in tap.disagree:
+        for name, kind, cnt, margin in tap.disagree[:12]:
             print(f"    {name:<28} {kind:<8} {cnt:4d} position(s), largest margin {margin:.1e} of the layer's max")
+        if len(tap.disagree) > 12:
+            print(f"    ... and {len(tap.disagree) - 12} more layers; margins above ~1e-6 mean C computes "
+                  "something else there")
         if missing:
             print(f"    C tensors the reference has no counterpart for: {', '.join(missing)}")
     print("metric per quantity: max|c - ref| / max|ref|   (tolerance %g)" % tol)
@@ -497,6 +500,11 @@ def compare(d, tol, show_all):
         print(f"  ... {len(results) - len(shown)} more below {shown[-1][0]:.2e} (--all lists them)")
     if bad:
         print(f"FAIL: {len(bad)} of {len(results)} quantities exceed {tol:g}; worst {bad[0][1]} at {bad[0][0]:.3e}")
+        bad_names = {r[1] for r in bad}
+        first = next((f"act {k}" for k in tap.values if f"act {k}" in bad_names), None)
+        if first:
+            print(f"      the first activation beyond {tol:g} in forward order is {first[4:]}: "
+                  "look there (or just before it) first")
         return 1
     print(f"PASS: all {len(results)} quantities within {tol:g}; worst {results[0][1]} at {results[0][0]:.3e}")
     return 0
