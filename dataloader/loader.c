@@ -163,10 +163,25 @@ static double gauss(uint64_t key, uint64_t i)
 
 static inline float clamp255(float v) { return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v; }
 
+/* Mean grey (ITU-R 601 luma) of x (3, n); eight partial sums so it vectorises. */
+static float mean_grey(const float *r, const float *g, const float *b, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += 0.299f * r[i + k] + 0.587f * g[i + k] + 0.114f * b[i + k];
+    double m = 0;
+    for (; i < n; i++) m += 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+    for (int k = 0; k < 8; k++) m += acc[k];
+    return (float)(m / (double)n);
+}
+
 /* Brightness, contrast and saturation in a random order (each a blend with
- * black, the mean grey, or the pixel's grey, clamped), then PCA lighting
- * noise. x is (3, n) on 0..255. */
-static void photometric(const LoaderConfig *c, float *x, size_t n, uint64_t key)
+ * black, the mean grey, or the pixel's grey, clamped to 0..255, as
+ * torchvision's ColorJitter), then AlexNet's PCA lighting noise, which is
+ * returned as a per-channel offset (on 0..255) for normalise() to add. x is
+ * (3, n) on 0..255. */
+static void photometric(const LoaderConfig *c, float *x, size_t n, uint64_t key, float off[3])
 {
     float *r = x, *g = x + n, *b = x + 2 * n;
     int order[3] = {0, 1, 2};
@@ -186,9 +201,7 @@ static void photometric(const LoaderConfig *c, float *x, size_t n, uint64_t key)
         if (op == 0) {
             for (size_t i = 0; i < 3 * n; i++) x[i] = clamp255(x[i] * f);
         } else if (op == 1) {
-            double m = 0;
-            for (size_t i = 0; i < n; i++) m += 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
-            float mg = (float)(m / n) * (1.0f - f);
+            float mg = mean_grey(r, g, b, n) * (1.0f - f);
             for (size_t i = 0; i < 3 * n; i++) x[i] = clamp255(x[i] * f + mg);
         } else {
             for (size_t i = 0; i < n; i++) {
@@ -199,20 +212,20 @@ static void photometric(const LoaderConfig *c, float *x, size_t n, uint64_t key)
             }
         }
     }
+    off[0] = off[1] = off[2] = 0.0f;
     if (c->lighting > 0.0f) {
-        float alpha[3], off[3];
+        float alpha[3];
         for (int e = 0; e < 3; e++) alpha[e] = (float)(gauss(key, 120 + 2 * e) * c->lighting) * pca_eigval[e];
         for (int ch = 0; ch < 3; ch++)
             off[ch] = 255.0f * (pca_eigvec[ch][0] * alpha[0] + pca_eigvec[ch][1] * alpha[1] + pca_eigvec[ch][2] * alpha[2]);
-        for (int ch = 0; ch < 3; ch++)
-            for (size_t i = 0; i < n; i++) x[ch * n + i] += off[ch];
     }
 }
 
-static void normalise(const LoaderConfig *c, float *x, size_t n)
+/* x = ((x + off) / 255 - mean) / std, per channel. */
+static void normalise(const LoaderConfig *c, float *x, size_t n, const float off[3])
 {
     for (int ch = 0; ch < 3; ch++) {
-        float a = 1.0f / (255.0f * c->std[ch]), b = -c->mean[ch] / c->std[ch];
+        float a = 1.0f / (255.0f * c->std[ch]), b = off[ch] * a - c->mean[ch] / c->std[ch];
         float *p = x + ch * n;
         for (size_t i = 0; i < n; i++) p[i] = p[i] * a + b;
     }
@@ -321,8 +334,9 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     ImageBox box = {(float)rx, (float)ry, (float)rw, (float)rh};
     if (image_resize_to_float(&view, box, crop, crop, filter, mirror, out, w->scratch, err, errlen) != 0) return -1;
     size_t n = (size_t)crop * crop;
-    if (c->train && c->photometric) photometric(c, out, n, key);
-    normalise(c, out, n);
+    float off[3] = {0, 0, 0};
+    if (c->train && c->photometric) photometric(c, out, n, key, off);
+    normalise(c, out, n, off);
     return 0;
 }
 
