@@ -1,12 +1,148 @@
-/* cmd_train.c: placeholder until this subcommand lands; it only reports that. */
+/* cmd_train.c: `googlenet train`: the flags, their checks, and MPI around
+ * train_run. Every check that needs no data happens here, before MPI starts,
+ * so a bad flag costs no rank any time; only rank 0 prints it. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "comm/comm.h"
+#include "dataloader/image.h"
+#include "nn/model.h"
+#include "nn/sgd.h"
+#include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/train.h"
+
+/* The launcher's rank before MPI starts (Open MPI, Slurm, MPICH/Hydra). */
+static int launcher_rank(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
+}
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+    if (launcher_rank() == 0) {
+        fprintf(stderr, "googlenet train: ");
+        fprintf(stderr, fmt, a, b);
+        fputc('\n', stderr);
+    }
+    return EXIT_USAGE;
+}
+
+static int valid_every(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 0) return 0;
+    if (*end == 'e') end++;
+    return *end == '\0';
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "googlenet: 'train' is not available in this build yet\n");
-    return EXIT_FAIL;
+    TrainConfig c = train_default_config();
+    int no_aux = 0, no_photometric = 0, no_flip = 0;
+    CliFlag flags[] = {
+        {"--data", CLI_STR, &c.data, "training set: a class tree ROOT/<class>/<image> or a directory of shards", NULL, 0, 0, "DIR"},
+        {"--val", CLI_STR, &c.val, "validation set (class tree, flat directory with --val-labels, or shards)", NULL, 0, 0, "DIR"},
+        {"--val-labels", CLI_STR, &c.val_labels, "label file of a flat --val directory (ILSVRC ground truth, 'name label' lines or LOC_val_solution.csv)", NULL, 0, 0, "FILE"},
+        {"--classes", CLI_INT, &c.classes, "number of classes; 0 takes it from the data, otherwise it must match", NULL, 0, 1000000},
+        {"--classes-file", CLI_STR, &c.classes_file, "label order: one class id per line (LOC_synset_mapping.txt works)", NULL, 0, 0, "FILE"},
+        {"--index-cache", CLI_STR, &c.index_cache, "where rank 0 caches the training index [default: OUT/train-index.cache]", NULL, 0, 0, "FILE"},
+        {"--crop", CLI_INT, &c.crop, "input height and width of the network", NULL, 8, 4096},
+        {"--batch", CLI_INT, &c.batch, "images per rank per step", NULL, 1, 65536},
+        {"--accum", CLI_INT, &c.accum, "micro-batches accumulated per optimizer step (no communication between)", NULL, 1, 4096},
+        {"--epochs", CLI_INT, &c.epochs, "epochs to train", NULL, 1, 100000},
+        {"--steps", CLI_LONG, &c.steps, "optimizer steps to train (overrides --epochs when > 0)", NULL, 0, 1e15},
+        {"--lr", CLI_FLOAT, &c.lr, "learning rate for the global batch as given (see --lr-scale)", NULL, 0, 100},
+        {"--lr-policy", CLI_CHOICE, &c.lr_policy, "schedule: poly (Caffe quick_solver), step (x gamma every --step-epochs), cosine, fixed", "poly|step|cosine|fixed"},
+        {"--lr-scale", CLI_CHOICE, &c.lr_scale, "linear: lr x global batch / --lr-ref-batch (Goyal et al.)", "none|linear"},
+        {"--lr-ref-batch", CLI_INT, &c.lr_ref_batch, "the batch --lr is meant for, with --lr-scale linear", NULL, 1, 1 << 30},
+        {"--warmup-epochs", CLI_FLOAT, &c.warmup_epochs, "linear warm-up of the learning rate over this many epochs", NULL, 0, 1e6},
+        {"--gamma", CLI_FLOAT, &c.gamma, "step policy: factor per step (the paper: 0.96)", NULL, 0, 1},
+        {"--step-epochs", CLI_FLOAT, &c.step_epochs, "step policy: epochs per step (the paper: 8)", NULL, 0.001, 1e6},
+        {"--power", CLI_FLOAT, &c.power, "poly policy: exponent (quick_solver: 0.5)", NULL, 0, 100},
+        {"--final-lr", CLI_FLOAT, &c.final_lr_frac, "cosine policy: final rate as a fraction of the initial one", NULL, 0, 1},
+        {"--momentum", CLI_FLOAT, &c.momentum, "SGD momentum (Caffe's form: v = m v + lr g; w -= v)", NULL, 0, 1},
+        {"--wd", CLI_FLOAT, &c.wd, "weight decay (biases: none)", NULL, 0, 1},
+        {"--ema-decay", CLI_FLOAT, &c.ema_decay, "Polyak average decay per step (warmed up: min(d, (1+t)/(10+t)))", NULL, 0, 1},
+        {"--seed", CLI_LONG, &c.seed, "seed of initialisation, data order, augmentation and dropout", NULL, 0, 9.2e18},
+        {"--no-aux", CLI_BOOL, &no_aux, "leave out the two auxiliary classifiers"},
+        {"--dropout", CLI_FLOAT, &c.head_dropout, "dropout before the main classifier (the paper: 0.4)", NULL, 0, 0.99},
+        {"--aux-dropout", CLI_FLOAT, &c.aux_dropout, "dropout in the auxiliary heads (the paper: 0.7)", NULL, 0, 0.99},
+        {"--min-area", CLI_FLOAT, &c.min_area, "random-sized crop: smallest fraction of the image area (the paper: 0.08)", NULL, 0.001, 1},
+        {"--no-photometric", CLI_BOOL, &no_photometric, "no brightness/contrast/saturation/lighting distortions"},
+        {"--no-flip", CLI_BOOL, &no_flip, "no random horizontal flips"},
+        {"--interp", CLI_CHOICE, &c.interp, "resampling of training crops; random picks one per sample as the paper did", "random|nearest|bilinear|bicubic|area|lanczos"},
+        {"--drop-last", CLI_BOOL, &c.drop_last, "drop the epoch's remainder instead of padding it"},
+        {"--workers", CLI_INT, &c.workers, "decoding threads per rank", NULL, 0, 256},
+        {"--threads", CLI_INT, &c.threads, "compute threads per rank (OpenBLAS and layers); 0: 1", NULL, 0, 256},
+        {"--bucket-mb", CLI_FLOAT, &c.bucket_mb, "gradient allreduce bucket size in MB", NULL, 0.01, 4096},
+        {"--grad-compress", CLI_CHOICE, &c.grad_compress, "16-bit gradients on the wire", "none|bf16|fp16"},
+        {"--no-overlap", CLI_BOOL, &c.no_overlap, "allreduce after backward instead of during it (for measurements)"},
+        {"--timeout", CLI_FLOAT, &c.timeout, "seconds a collective may take before the job is aborted (0: never)", NULL, 0, 1e7},
+        {"--out", CLI_STR, &c.out, "output directory: checkpoints, metrics.jsonl, index caches", NULL, 0, 0, "DIR"},
+        {"--log-every", CLI_FLOAT, &c.log_every, "seconds between log lines and metrics.jsonl records", NULL, 0, 1e6},
+        {"--quiet", CLI_BOOL, &c.quiet, "no progress output (metrics.jsonl is still written)"},
+        {"--trace", CLI_STR, &c.trace, "write a Chrome-trace timeline of every rank (open in Perfetto)", NULL, 0, 0, "FILE"},
+        {"--ckpt-every", CLI_STR, &c.ckpt_every, "checkpoint every N steps, or Ne epochs; 0 only at the end", NULL, 0, 0, "N|Ne"},
+        {"--keep", CLI_INT, &c.keep, "keep the newest N checkpoints (0: all)", NULL, 0, 1 << 30},
+        {"--keep-every", CLI_STR, &c.keep_every, "also keep for good every M steps, or Me epochs", NULL, 0, 0, "M|Me"},
+        {"--ckpt-fail", CLI_CHOICE, &c.ckpt_fail, "after a failed checkpoint write", "continue|stop"},
+        {"--ckpt-level", CLI_INT, &c.ckpt_level, "Zstandard level of checkpoints", NULL, -7, 19},
+        {"--ckpt-threads", CLI_INT, &c.ckpt_threads, "Zstandard worker threads of the checkpoint writer", NULL, 0, 64},
+        {"--resume", CLI_STR, &c.resume, "auto: the newest checkpoint in --out that verifies; or a checkpoint file", NULL, 0, 0, "auto|FILE"},
+        {"--eval-every", CLI_INT, &c.eval_every, "evaluate --val every E epochs and at the end (0: never)", NULL, 0, 1 << 30},
+        {"--eval-crops", CLI_INT, &c.eval_crops, "crops per validation image: 1, 10 or 144", NULL, 1, 144},
+        {"--eval-weights", CLI_CHOICE, &c.eval_weights, "evaluate the Polyak average or the raw weights", "average|raw"},
+        {"--eval-batch", CLI_INT, &c.eval_batch, "images per evaluation forward (0: --batch)", NULL, 0, 65536},
+    };
+    int help = 0;
+    char err[512];
+    if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0)
+        return usage_error("%s%s", err, "");
+    if (help) {
+        if (launcher_rank() == 0)
+            cli_print_help(stdout, "[mpirun -np N] googlenet train --data DIR [--val DIR] [flags]",
+                           "Trains GoogLeNet (with both auxiliary classifiers) data-parallel: every rank holds a\n"
+                           "replica and reads its own shard; gradients are allreduced in buckets during backward.\n"
+                           "Defaults follow Caffe's quick_solver (batch 32, lr 0.01, poly 0.5, momentum 0.9,\n"
+                           "weight decay 2e-4). Exit codes: 0 done, 1 error, 2 bad flags, 3 stopped by\n"
+                           "SIGTERM/SIGINT after a checkpoint (resume with --resume auto).",
+                           flags, CLI_COUNT(flags));
+        return EXIT_OK;
+    }
+    c.aux = !no_aux;
+    c.photometric = !no_photometric;
+    c.flip = !no_flip;
+    if (!c.data) return usage_error("--data is required (a class tree or a shard directory)%s%s", "", "");
+    if (c.eval_crops != 1 && c.eval_crops != 10 && c.eval_crops != 144)
+        return usage_error("--eval-crops must be 1, 10 or 144%s%s", "", "");
+    if (!valid_every(c.ckpt_every)) return usage_error("--ckpt-every takes N (steps) or Ne (epochs), got '%s'%s", c.ckpt_every, "");
+    if (!valid_every(c.keep_every)) return usage_error("--keep-every takes M (steps) or Me (epochs), got '%s'%s", c.keep_every, "");
+    if (c.crop < model_min_crop(c.aux)) {
+        char lo[16];
+        snprintf(lo, sizeof lo, "%d", model_min_crop(c.aux));
+        return usage_error("--crop is too small for GoogLeNet: the smallest is %s%s", lo,
+                           c.aux ? " with the auxiliary heads" : "");
+    }
+    if (c.eval_every > 0 && !c.val) c.eval_every = 0;
+    /* the command line, for the checkpoints */
+    size_t off = snprintf(c.command, sizeof c.command, "googlenet train");
+    for (int i = 0; i < argc && off < sizeof c.command; i++)
+        off += snprintf(c.command + off, sizeof c.command - off, " %s", argv[i]);
+
+    Comm *comm = comm_init(&argc, &argv, c.timeout, err, sizeof err);
+    if (!comm) {
+        fprintf(stderr, "googlenet train: %s\n", err);
+        return EXIT_FAIL;
+    }
+    int code = train_run(&c, comm);
+    comm_free(comm);
+    return code;
 }

@@ -1,0 +1,818 @@
+/* train.c: the training run on every rank (see train.h).
+ *
+ * One optimizer step: `accum` micro-batches from this rank's shard, each a
+ * forward and backward of main + 0.3 aux1 + 0.3 aux2 with the loss scaled by
+ * 1 / global batch; during the last backward the gradient buckets are
+ * allreduced as they finish (a sum over ranks = the mean over the global
+ * batch); then every replica applies the same SGD update and Polyak average.
+ * Every random choice is a pure function of (seed, epoch, step, rank, sample),
+ * so a resumed run repeats an uninterrupted one bit for bit.
+ */
+#include "trainer/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataloader/dataset.h"
+#include "dataloader/loader.h"
+#include "nn/model.h"
+#include "nn/rng.h"
+#include "nn/sgd.h"
+#include "trainer/ckpt.h"
+#include "trainer/commands.h"
+#include "trainer/evaluate.h"
+#include "trainer/trace.h"
+
+#define ERR_LEN 512
+
+TrainConfig train_default_config(void)
+{
+    TrainConfig c = {
+        .crop = 224, .batch = 32, .workers = 2, .drop_last = 0,
+        .min_area = 0.08, .photometric = 1, .flip = 1, .interp = "random",
+        .aux = 1, .head_dropout = 0.4, .aux_dropout = 0.7,
+        .epochs = 60, .lr = 0.01, .lr_policy = "poly", .lr_scale = "none", .lr_ref_batch = 32,
+        .warmup_epochs = 0, .gamma = 0.96, .step_epochs = 8, .power = 0.5, .final_lr_frac = 0,
+        .momentum = 0.9, .wd = 2e-4, .ema_decay = 0.9999, .accum = 1, .seed = 1,
+        .threads = 0, .bucket_mb = 25, .grad_compress = "none", .timeout = COMM_DEFAULT_TIMEOUT,
+        .out = "runs/train", .log_every = 10, .ckpt_every = "1e", .keep = 5, .keep_every = "0",
+        .ckpt_fail = "continue", .ckpt_level = 3, .ckpt_threads = 1,
+        .eval_every = 1, .eval_crops = 1, .eval_weights = "average", .eval_batch = 0,
+    };
+    return c;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- agreement across ranks ---- */
+
+/* Collective. 0 when rc == 0 on every rank; otherwise rank 0 prints the first
+ * rank's message and every rank gets -1, so all can leave together. */
+static int agree(Comm *c, int rc, const char *err)
+{
+    if (!comm_any(c, rc != 0, "error check")) return 0;
+    int n = comm_size(c);
+    char *all = calloc((size_t)n, ERR_LEN);
+    if (!all) comm_abort(c, EXIT_FAIL, "out of memory reporting an error: %s", rc ? err : "");
+    comm_allgather_string(c, rc ? err : "", all, ERR_LEN, "error messages");
+    if (comm_rank(c) == 0)
+        for (int r = 0; r < n; r++)
+            if (all[(size_t)r * ERR_LEN]) {
+                if (n > 1) fprintf(stderr, "googlenet train: [rank %d] %s\n", r, all + (size_t)r * ERR_LEN);
+                else fprintf(stderr, "googlenet train: %s\n", all);
+                break;
+            }
+    free(all);
+    return -1;
+}
+
+/* Rank 0 opens (or reads the cache of) the dataset; the others get its index. */
+static Dataset *open_dataset(Comm *c, const char *path, const char *classes_file,
+                             const char *labels, const char *cache, char *err)
+{
+    Dataset *ds = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (comm_rank(c) == 0) {
+        DatasetOptions o = {.path = path, .classes_file = classes_file, .labels_file = labels,
+                            .cache_file = cache};
+        ds = dataset_open(&o, err, ERR_LEN);
+        if (!ds) rc = -1;
+        else if (comm_size(c) > 1 && dataset_serialize(ds, &buf, &len, err, ERR_LEN) != 0) rc = -1;
+    }
+    if (agree(c, rc, err) != 0) {
+        dataset_free(ds);
+        free(buf);
+        return NULL;
+    }
+    if (comm_size(c) == 1) return ds;
+    int64_t n = (int64_t)len;
+    comm_allreduce_int64(c, &n, 1, COMM_MAX, "dataset index size");
+    if (comm_rank(c) != 0) {
+        buf = malloc((size_t)n);
+        if (!buf) comm_abort(c, EXIT_FAIL, "out of memory for a %lld-byte dataset index", (long long)n);
+    }
+    comm_broadcast(c, buf, (size_t)n, "dataset index");
+    if (comm_rank(c) != 0) {
+        ds = dataset_deserialize(buf, (size_t)n, err, ERR_LEN);
+        rc = ds ? 0 : -1;
+    }
+    free(buf);
+    if (agree(c, rc, err) != 0) {
+        dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+/* ---- the run's state ---- */
+
+typedef struct {
+    const TrainConfig *cfg;
+    Comm *comm;
+    int rank, world;
+    Dataset *train_ds, *val_ds;
+    Loader *loader;
+    Model *model;
+    size_t np;
+    float *momentum, *average, *backup; /* (np) each */
+    float *images;                      /* (batch, 3, crop, crop) */
+    int *labels;                        /* (batch) */
+    CommAllreducer *ar;
+    CkptWriter *writer;
+    Trace *trace;
+    LrSchedule sched;
+    long spe;            /* optimizer steps per epoch */
+    long loader_spe;     /* loader batches per epoch */
+    long total_steps;
+    long step;           /* optimizer steps done */
+    long long samples_seen;
+    int global_batch;    /* samples per optimizer step, all ranks */
+    double lr;
+    /* checkpoints */
+    long ckpt_every;
+    int ckpt_every_epochs;
+    FILE *metrics;       /* rank 0: OUT/metrics.jsonl */
+    int tty;
+    double t_start;
+    char out_dir[4096];
+} Run;
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) goto fail;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) goto fail;
+    if (!is_dir(tmp)) {
+        errno = ENOTDIR;
+        goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, ERR_LEN, "cannot create the output directory %s: %s (choose another --out)", path,
+             strerror(errno));
+    return -1;
+}
+
+/* "N" -> N steps, "Ne" -> N epochs; 0 off. -1 on a bad value. */
+static int parse_every(const char *s, long *n, int *epochs)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || v < 0) return -1;
+    *epochs = 0;
+    if (*end == 'e') {
+        *epochs = 1;
+        end++;
+    }
+    if (*end) return -1;
+    *n = v;
+    return 0;
+}
+
+static void fill_meta(Run *r, CkptMeta *m)
+{
+    const TrainConfig *cfg = r->cfg;
+    ckpt_meta_init(m);
+    m->step = r->step;
+    m->epoch = r->step / r->spe;
+    m->epoch_step = r->step % r->spe;
+    m->epoch_samples = (long long)m->epoch_step * r->global_batch;
+    m->samples_seen = r->samples_seen;
+    m->seed = cfg->seed;
+    m->world_size = r->world;
+    m->batch = cfg->batch;
+    m->accum = cfg->accum;
+    ckpt_meta_set_model(m, model_config(r->model), r->np);
+    m->lr = r->sched;
+    m->last_lr = r->lr;
+    m->momentum = cfg->momentum;
+    m->weight_decay = cfg->wd;
+    m->ema_decay = cfg->ema_decay;
+    m->dataset_size = (long long)dataset_size(r->train_ds);
+    m->drop_last = cfg->drop_last;
+    snprintf(m->command, sizeof m->command, "%s", cfg->command);
+    int nc = dataset_num_classes(r->train_ds);
+    const char **names = malloc(sizeof(char *) * (size_t)nc);
+    if (names) {
+        for (int i = 0; i < nc; i++) names[i] = dataset_class_name(r->train_ds, i);
+        char e[ERR_LEN];
+        ckpt_meta_set_class_names(m, names, nc, e, sizeof e);
+        free(names);
+    }
+}
+
+/* Rank 0 hands the state to the writer thread; returns -1 when the policy says stop. */
+static int save_checkpoint(Run *r)
+{
+    if (r->rank != 0 || !r->writer) return 0;
+    double t0 = now();
+    CkptMeta m;
+    fill_meta(r, &m);
+    char err[ERR_LEN];
+    int rc = ckpt_writer_save(r->writer, &m, model_params(r->model), r->momentum, r->average, err,
+                              sizeof err);
+    ckpt_meta_free(&m);
+    trace_event(r->trace, "checkpoint copy", 0, t0, now(), r->step);
+    if (rc != 0) {
+        fprintf(stderr, "googlenet train: checkpoint at step %ld: %s\n", r->step, err);
+        return strcmp(r->cfg->ckpt_fail, "stop") == 0 ? -1 : 0;
+    }
+    return 0;
+}
+
+/* Rank 0: the writer's failures since the last look. -1 when training must stop. */
+static int check_writer(Run *r, int wait)
+{
+    if (r->rank != 0 || !r->writer) return 0;
+    char err[ERR_LEN];
+    int rc = wait ? ckpt_writer_wait(r->writer, err, sizeof err) : ckpt_writer_poll(r->writer, err, sizeof err);
+    if (rc == CKPT_POLL_OK) return 0;
+    fprintf(stderr, "googlenet train: %s\n", err);
+    return rc == CKPT_POLL_STOP ? -1 : 0;
+}
+
+/* ---- logging ---- */
+
+typedef struct {
+    double v[12]; /* see metric_slot */
+    double seconds;
+    long steps;
+} Interval;
+
+enum {
+    M_LOSS, M_MAIN, M_AUX1, M_AUX2, M_TOP1, M_TOP5, M_SAMPLES,
+    M_WAIT, M_EXPOSED, M_COMM, M_STOP, M_BAD, M_COUNT
+};
+
+static void fmt_duration(double s, char *out, size_t len)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60) snprintf(out, len, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, len, "%lds", t);
+}
+
+/* Rank 0: a progress bar (terminal) or a plain line, and one metrics.jsonl object. */
+static void log_interval(Run *r, const Interval *iv, int final_line)
+{
+    const TrainConfig *cfg = r->cfg;
+    double n = iv->v[M_SAMPLES] > 0 ? iv->v[M_SAMPLES] : 1;
+    double loss = iv->v[M_LOSS] / n, top1 = iv->v[M_TOP1] / n;
+    double img_s = iv->seconds > 0 ? iv->v[M_SAMPLES] / iv->seconds : 0;
+    double wait = iv->seconds > 0 ? iv->v[M_WAIT] / r->world / iv->seconds : 0;
+    double exposed = iv->seconds > 0 ? iv->v[M_EXPOSED] / r->world / iv->seconds : 0;
+    double elapsed = now() - r->t_start;
+    double per_step = iv->steps > 0 ? iv->seconds / iv->steps : 0;
+    double eta = per_step * (double)(r->total_steps - r->step);
+    long epoch = (r->step - 1) / r->spe;
+    char eta_s[32];
+    fmt_duration(eta, eta_s, sizeof eta_s);
+    if (r->metrics) {
+        fprintf(r->metrics,
+                "{\"step\":%ld,\"epoch\":%.4f,\"loss\":%.6f,\"loss_main\":%.6f,\"loss_aux1\":%.6f,"
+                "\"loss_aux2\":%.6f,\"top1\":%.6f,\"top5\":%.6f,\"lr\":%.8g,\"img_per_s\":%.3f,"
+                "\"data_wait\":%.4f,\"comm_exposed\":%.4f,\"elapsed_s\":%.2f,\"eta_s\":%.1f}\n",
+                r->step, (double)r->step / r->spe, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
+                iv->v[M_AUX2] / n, top1, iv->v[M_TOP5] / n, r->lr, img_s, wait, exposed, elapsed, eta);
+        fflush(r->metrics);
+    }
+    if (cfg->quiet) return;
+    if (r->tty) {
+        long in_epoch = (r->step - 1) % r->spe + 1;
+        int width = 24, fill = (int)(width * (double)in_epoch / r->spe);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld  loss %.4f  top1 %.1f%%  %.1f img/s  ETA %s",
+                epoch + 1, (r->total_steps + r->spe - 1) / r->spe, bar, in_epoch, r->spe, loss,
+                100 * top1, img_s, eta_s);
+        if (final_line) fputc('\n', stderr);
+        fflush(stderr);
+        return;
+    }
+    printf("epoch %ld step %ld/%ld  loss %.4f (main %.4f aux1 %.4f aux2 %.4f)  top1 %.1f%%  lr %.5g  "
+           "%.1f img/s  data %.0f%%  comm %.0f%%  ETA %s\n",
+           epoch + 1, r->step, r->total_steps, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
+           iv->v[M_AUX2] / n, 100 * top1, r->lr, img_s, 100 * wait, 100 * exposed, eta_s);
+    fflush(stdout);
+}
+
+/* ---- validation ---- */
+
+/* Collective: evaluates the validation set with the weights cfg->eval_weights
+ * names, logs the figures, restores the training weights. */
+static int validate(Run *r)
+{
+    const TrainConfig *cfg = r->cfg;
+    if (!r->val_ds) return 0;
+    double t0 = now();
+    float *w = model_params(r->model);
+    const float *set = w;
+    if (strcmp(cfg->eval_weights, "average") == 0) {
+        memcpy(r->backup, w, r->np * sizeof(float));
+        set = r->average;
+    }
+    EvalConfig ec = evaluate_default_config();
+    ec.ds = r->val_ds;
+    ec.crops = cfg->eval_crops;
+    ec.crop = cfg->crop;
+    ec.batch = cfg->eval_batch > 0 ? cfg->eval_batch : cfg->batch;
+    ec.workers = cfg->workers;
+    EvalResult res;
+    char err[ERR_LEN];
+    const float *sets[1] = {set};
+    int rc = evaluate_run(r->comm, r->model, sets, 1, &ec, &res, err, sizeof err);
+    if (set != w) memcpy(w, r->backup, r->np * sizeof(float));
+    trace_event(r->trace, "evaluation", 0, t0, now(), r->step);
+    if (agree(r->comm, rc, err) != 0) {
+        evaluate_result_free(&res);
+        return -1;
+    }
+    if (r->rank == 0) {
+        double top1 = res.images ? (double)res.top1 / res.images : 0;
+        double top5 = res.images ? (double)res.top5 / res.images : 0;
+        if (r->tty && !cfg->quiet) fputc('\n', stderr);
+        if (!cfg->quiet)
+            printf("validation at step %ld (epoch %.2f, %s weights, %d crop%s): top-1 %.2f%%  top-5 %.2f%%  "
+                   "loss %.4f  (%lld images, %lld unreadable, %.1f s)\n",
+                   r->step, (double)r->step / r->spe, cfg->eval_weights, cfg->eval_crops,
+                   cfg->eval_crops == 1 ? "" : "s", 100 * top1, 100 * top5, res.loss,
+                   (long long)res.images, (long long)res.bad, res.seconds);
+        if (r->metrics) {
+            fprintf(r->metrics,
+                    "{\"step\":%ld,\"epoch\":%.4f,\"val_top1\":%.6f,\"val_top5\":%.6f,\"val_loss\":%.6f,"
+                    "\"val_images\":%lld,\"val_crops\":%d,\"val_weights\":\"%s\",\"val_seconds\":%.2f}\n",
+                    r->step, (double)r->step / r->spe, top1, top5, res.loss, (long long)res.images,
+                    cfg->eval_crops, cfg->eval_weights, res.seconds);
+            fflush(r->metrics);
+        }
+    }
+    evaluate_result_free(&res);
+    return 0;
+}
+
+/* ---- set-up ---- */
+
+static ImageFilter filter_from(const char *name)
+{
+    ImageFilter f = IMAGE_FILTER_RANDOM;
+    image_filter_parse(name, &f);
+    return f;
+}
+
+static int setup(Run *r, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    Comm *c = r->comm;
+    int rc = 0;
+
+    /* output directory and the index caches live in it */
+    if (r->rank == 0) rc = make_dirs(cfg->out, err);
+    if (agree(c, rc, err) != 0) return -1;
+    char cache[4200], vcache[4200];
+    snprintf(cache, sizeof cache, "%s/train-index.cache", cfg->out);
+    snprintf(vcache, sizeof vcache, "%s/val-index.cache", cfg->out);
+    r->train_ds = open_dataset(c, cfg->data, cfg->classes_file, NULL,
+                               cfg->index_cache ? cfg->index_cache : cache, err);
+    if (!r->train_ds) return -2;
+    int nc = dataset_num_classes(r->train_ds);
+    if (cfg->classes > 0 && cfg->classes != nc) {
+        snprintf(err, ERR_LEN, "--classes %d does not match the %d classes of %s (drop --classes, or fix --classes-file)",
+                 cfg->classes, nc, cfg->data);
+        rc = -1;
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    if (cfg->val) {
+        r->val_ds = open_dataset(c, cfg->val, cfg->classes_file, cfg->val_labels, vcache, err);
+        if (!r->val_ds) return -2;
+        if (dataset_num_classes(r->val_ds) != nc) {
+            snprintf(err, ERR_LEN, "the validation set %s has %d classes, the training set %d (use the same --classes-file)",
+                     cfg->val, dataset_num_classes(r->val_ds), nc);
+            rc = -1;
+        }
+        if (agree(c, rc, err) != 0) return -1;
+    }
+
+    /* model and optimizer state */
+    ModelConfig mc = model_default_config();
+    mc.classes = nc;
+    mc.crop = cfg->crop;
+    mc.batch = cfg->eval_batch > cfg->batch ? cfg->eval_batch : cfg->batch;
+    mc.aux = cfg->aux;
+    mc.training = 1;
+    mc.head_dropout = (float)cfg->head_dropout;
+    mc.aux_dropout = (float)cfg->aux_dropout;
+    r->model = model_init(&mc, err, ERR_LEN);
+    rc = r->model ? 0 : -1;
+    if (agree(c, rc, err) != 0) return -1;
+    r->np = model_num_params(r->model);
+    r->momentum = calloc(r->np, sizeof(float));
+    r->average = malloc(r->np * sizeof(float));
+    r->backup = malloc(r->np * sizeof(float));
+    r->images = malloc(sizeof(float) * cfg->batch * 3 * cfg->crop * cfg->crop);
+    r->labels = malloc(sizeof(int) * cfg->batch);
+    if (!r->momentum || !r->average || !r->backup || !r->images || !r->labels) {
+        snprintf(err, ERR_LEN, "out of memory for the optimizer state (%zu parameters)", r->np);
+        rc = -1;
+    }
+    if (agree(c, rc, err) != 0) return -1;
+
+    /* the loader over this rank's shard */
+    LoaderConfig lc = loader_default_config();
+    lc.ds = r->train_ds;
+    lc.crop = cfg->crop;
+    lc.batch = cfg->batch;
+    lc.rank = r->rank;
+    lc.world = r->world;
+    lc.workers = cfg->workers;
+    lc.seed = cfg->seed;
+    lc.train = 1;
+    lc.drop_last = cfg->drop_last;
+    lc.min_area = (float)cfg->min_area;
+    lc.photometric = cfg->photometric;
+    lc.flip = cfg->flip;
+    lc.filter = filter_from(cfg->interp);
+    r->loader = loader_init(&lc, err, ERR_LEN);
+    rc = r->loader ? 0 : -1;
+    if (agree(c, rc, err) != 0) return -1;
+    r->loader_spe = loader_steps_per_epoch(r->loader);
+    r->spe = r->loader_spe / cfg->accum;
+    if (r->spe < 1) {
+        snprintf(err, ERR_LEN, "%s gives %ld batches per rank per epoch, fewer than --accum %d: use a smaller --batch or --accum",
+                 cfg->data, r->loader_spe, cfg->accum);
+        rc = -1;
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    r->global_batch = cfg->batch * r->world * cfg->accum;
+    r->total_steps = cfg->steps > 0 ? cfg->steps : (long)cfg->epochs * r->spe;
+
+    /* learning-rate schedule, in optimizer steps */
+    double lr = cfg->lr;
+    if (strcmp(cfg->lr_scale, "linear") == 0) lr *= (double)r->global_batch / cfg->lr_ref_batch;
+    r->sched = (LrSchedule){.policy = lr_policy_parse(cfg->lr_policy), .base_lr = lr, .gamma = cfg->gamma,
+                            .step_size = (long)llround(cfg->step_epochs * r->spe), .power = cfg->power,
+                            .max_iter = r->total_steps, .final_frac = cfg->final_lr_frac,
+                            .warmup_iters = (long)llround(cfg->warmup_epochs * r->spe)};
+    if (r->sched.step_size < 1) r->sched.step_size = 1;
+
+    /* gradient allreduce */
+    CommCompress cc = COMM_COMPRESS_NONE;
+    comm_compress_parse(cfg->grad_compress, &cc);
+    r->ar = comm_allreducer_init(c, model_grads(r->model), r->np, (size_t)(cfg->bucket_mb * 1048576.0), cc,
+                                 !cfg->no_overlap, err, ERR_LEN);
+    rc = r->ar ? 0 : -1;
+    if (agree(c, rc, err) != 0) return -1;
+
+    /* checkpoints (rank 0 writes) */
+    int every_epochs = 0;
+    parse_every(cfg->ckpt_every, &r->ckpt_every, &every_epochs);
+    r->ckpt_every_epochs = every_epochs;
+    if (r->rank == 0 && (r->ckpt_every > 0 || cfg->resume)) {
+        CkptWriterConfig wc = ckpt_writer_default_config();
+        wc.dir = cfg->out;
+        wc.num_params = r->np;
+        wc.zstd_level = cfg->ckpt_level;
+        wc.zstd_threads = cfg->ckpt_threads;
+        wc.keep = cfg->keep;
+        long ke = 0;
+        int ke_epochs = 0;
+        parse_every(cfg->keep_every, &ke, &ke_epochs);
+        wc.keep_every = ke;
+        wc.keep_every_unit = ke_epochs ? CKPT_UNIT_EPOCHS : CKPT_UNIT_STEPS;
+        wc.fail = strcmp(cfg->ckpt_fail, "stop") == 0 ? CKPT_FAIL_STOP : CKPT_FAIL_CONTINUE;
+        r->writer = ckpt_writer_create(&wc, err, ERR_LEN);
+        if (!r->writer) rc = -1;
+    }
+    if (agree(c, rc, err) != 0) return -1;
+
+    if (r->rank == 0) {
+        char mpath[4200];
+        snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", cfg->out);
+        r->metrics = fopen(mpath, cfg->resume ? "a" : "w");
+        if (!r->metrics) {
+            snprintf(err, ERR_LEN, "cannot write %s: %s", mpath, strerror(errno));
+            rc = -1;
+        }
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    if (cfg->trace) {
+        r->trace = trace_open(cfg->trace, r->rank, r->t_start, err, ERR_LEN);
+        rc = r->trace ? 0 : -1;
+        if (agree(c, rc, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Initial weights, or the checkpoint to resume from: rank 0's state goes to
+ * every rank, and every rank checks it holds the same bits. */
+static int initial_state(Run *r, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    Comm *c = r->comm;
+    float *w = model_params(r->model);
+    int rc = 0;
+    int64_t pos[3] = {0, 0, 0}; /* step, samples seen, epoch samples done */
+    int64_t resumed_world = 0, resumed_epoch = 0;
+    if (r->rank == 0) {
+        model_init_weights(r->model, cfg->seed);
+        memcpy(r->average, w, r->np * sizeof(float));
+        if (cfg->resume) {
+            char path[4096], report[2048] = "";
+            if (strcmp(cfg->resume, "auto") == 0) {
+                int found = ckpt_find_latest(cfg->out, path, sizeof path, report, sizeof report, err, ERR_LEN);
+                if (report[0]) fprintf(stderr, "googlenet train: %s", report);
+                if (found < 0) rc = -1;
+                else if (found == 0) {
+                    printf("no checkpoint in %s: starting from scratch\n", cfg->out);
+                    path[0] = 0;
+                }
+            } else {
+                snprintf(path, sizeof path, "%s", cfg->resume);
+            }
+            if (rc == 0 && path[0]) {
+                CkptMeta m;
+                if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) {
+                    rc = -1;
+                } else if (ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN) != 0) {
+                    rc = -1;
+                    ckpt_meta_free(&m);
+                } else {
+                    pos[0] = m.step;
+                    pos[1] = m.samples_seen;
+                    pos[2] = m.epoch_samples;
+                    resumed_world = m.world_size;
+                    resumed_epoch = m.epoch;
+                    int same = m.world_size == r->world && m.batch == cfg->batch && m.accum == cfg->accum &&
+                               m.seed == cfg->seed && m.dataset_size == (long long)dataset_size(r->train_ds);
+                    printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
+                           m.epoch_step,
+                           same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
+                    ckpt_meta_free(&m);
+                }
+            }
+        }
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    comm_broadcast(c, w, r->np * sizeof(float), "initial weights");
+    comm_broadcast(c, r->momentum, r->np * sizeof(float), "momentum");
+    comm_broadcast(c, r->average, r->np * sizeof(float), "Polyak average");
+    int64_t info[5] = {pos[0], pos[1], pos[2], resumed_world, resumed_epoch};
+    comm_broadcast(c, info, sizeof info, "resume position");
+    rc = comm_check_identical(c, w, r->np * sizeof(float), "initial weights", err, ERR_LEN);
+    if (agree(c, rc, err) != 0) return -1;
+
+    /* where to continue: exactly the same step with the same shape; otherwise
+     * the samples done of the epoch, re-split over the new global batch */
+    r->samples_seen = info[1];
+    if (info[0] > 0) {
+        long epoch = (long)info[4];
+        long es = (long)(info[2] / r->global_batch);
+        if (es >= r->spe) {
+            epoch++;
+            es = 0;
+        }
+        r->step = epoch * r->spe + es;
+    }
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    comm_request_stop();
+}
+
+static int train_loop(Run *r)
+{
+    const TrainConfig *cfg = r->cfg;
+    Comm *c = r->comm;
+    Model *m = r->model;
+    int ntensors;
+    const ParamTensor *pt = model_param_tensors(m, &ntensors);
+    char err[ERR_LEN];
+    Interval iv;
+    memset(&iv, 0, sizeof iv);
+    double t_last_log = now(), t_log_start = now();
+    float loss_scale = 1.0f / (float)r->global_batch;
+    int stopped = 0, failed = 0;
+    long long epoch_bad = 0;
+
+    if (r->step < r->total_steps &&
+        loader_seek(r->loader, r->step / r->spe, (r->step % r->spe) * cfg->accum, err, sizeof err) != 0) {
+        if (agree(c, -1, err) != 0) return EXIT_FAIL;
+    }
+    if (r->rank == 0 && !cfg->quiet)
+        printf("training: %d rank%s x batch %d x accum %d = global batch %d, %ld steps/epoch, steps %ld..%ld, "
+               "lr %.4g (%s)\n",
+               r->world, r->world == 1 ? "" : "s", cfg->batch, cfg->accum, r->global_batch, r->spe, r->step,
+               r->total_steps, r->sched.base_lr, cfg->lr_policy);
+
+    while (r->step < r->total_steps) {
+        long epoch = r->step / r->spe, es = r->step % r->spe;
+        memset(model_grads(m), 0, r->np * sizeof(float));
+        double v[M_COUNT] = {0};
+        for (int micro = 0; micro < cfg->accum; micro++) {
+            long want_step = es * cfg->accum + micro;
+            LoaderBatchInfo info;
+            double t0 = now();
+            int got = loader_next(r->loader, r->images, r->labels, &info, err, sizeof err);
+            if (got >= 0 && (info.epoch != epoch || info.step != want_step)) {
+                /* the loader is past batches an accumulation remainder skips */
+                if (loader_seek(r->loader, epoch, want_step, err, sizeof err) == 0)
+                    got = loader_next(r->loader, r->images, r->labels, &info, err, sizeof err);
+                else
+                    got = -1;
+            }
+            if (got < 0) comm_abort(c, EXIT_FAIL, "loading step %ld: %s", r->step, err);
+            double t1 = now();
+            trace_event(r->trace, "data wait", 2, t0, t1, r->step);
+            if (info.warning && r->rank == 0) fprintf(stderr, "googlenet train: %s\n", info.warning);
+            v[M_WAIT] += info.wait_s;
+            v[M_BAD] += info.bad;
+            ModelStats st;
+            uint64_t key = rng_key(cfg->seed, (uint64_t)r->step, (uint64_t)r->rank, (uint64_t)micro);
+            model_forward(m, r->images, r->labels, cfg->batch, MODEL_TRAIN, key, &st);
+            double t2 = now();
+            trace_event(r->trace, "forward", 0, t1, t2, r->step);
+            int last = micro == cfg->accum - 1;
+            if (last) comm_allreducer_begin(r->ar);
+            model_backward(m, loss_scale, last ? comm_allreducer_ready : NULL, last ? r->ar : NULL);
+            trace_event(r->trace, "backward", 0, t2, now(), r->step);
+            v[M_LOSS] += st.loss * st.n;
+            v[M_MAIN] += st.head[MODEL_HEAD_MAIN].loss_sum;
+            v[M_AUX1] += st.head[MODEL_HEAD_AUX1].loss_sum;
+            v[M_AUX2] += st.head[MODEL_HEAD_AUX2].loss_sum;
+            v[M_TOP1] += st.head[MODEL_HEAD_MAIN].top1;
+            v[M_TOP5] += st.head[MODEL_HEAD_MAIN].top5;
+            v[M_SAMPLES] += st.n;
+        }
+        double t3 = now();
+        CommStepStats cs;
+        comm_allreducer_finish(r->ar, &cs);
+        double t4 = now();
+        trace_event(r->trace, "allreduce wait", 1, t3, t4, r->step);
+        v[M_EXPOSED] = cs.exposed_seconds;
+        v[M_COMM] = cs.comm_seconds;
+
+        r->lr = lr_at(&r->sched, r->step);
+        /* the average warms up as TensorFlow's ExponentialMovingAverage does, so
+         * short runs are not dominated by the initial weights */
+        double ema = fmin(cfg->ema_decay, (1.0 + r->step) / (10.0 + r->step));
+        sgd_step(model_params(m), r->momentum, model_grads(m), r->average, pt, ntensors, (float)r->lr,
+                 (float)cfg->momentum, (float)cfg->wd, (float)ema);
+        trace_event(r->trace, "sgd update", 0, t4, now(), r->step);
+        v[M_STOP] = comm_stop_requested();
+        comm_allreduce_double(c, v, M_COUNT, COMM_SUM, "step metrics");
+        r->step++;
+        r->samples_seen += (long long)v[M_SAMPLES];
+        epoch_bad += (long long)v[M_BAD];
+        for (int k = 0; k < M_COUNT; k++) iv.v[k] += v[k];
+        iv.steps++;
+
+        if (!isfinite(v[M_LOSS])) {
+            if (r->rank == 0)
+                fprintf(stderr, "googlenet train: the loss became %g at step %ld; lower --lr or add --warmup-epochs\n",
+                        v[M_LOSS], r->step);
+            failed = 1;
+            break;
+        }
+        int epoch_end = r->step % r->spe == 0;
+        double t_now = now();
+        if (r->rank == 0 && (t_now - t_last_log >= cfg->log_every || epoch_end || r->step == r->total_steps ||
+                             (r->tty && t_now - t_last_log >= 0.5))) {
+            iv.seconds = t_now - t_log_start;
+            int json_due = t_now - t_last_log >= cfg->log_every || epoch_end || r->step == r->total_steps;
+            FILE *keep = r->metrics;
+            if (!json_due) r->metrics = NULL;
+            log_interval(r, &iv, epoch_end);
+            r->metrics = keep;
+            if (json_due) {
+                memset(&iv, 0, sizeof iv);
+                t_log_start = t_now;
+            }
+            t_last_log = t_now;
+        }
+        if (epoch_end) {
+            if (r->rank == 0 && epoch_bad > 0 && !cfg->quiet)
+                printf("epoch %ld: %lld unreadable or corrupt files were replaced\n", epoch + 1, epoch_bad);
+            epoch_bad = 0;
+        }
+        if (check_writer(r, 0) != 0) failed = 1;
+        int ckpt_due = r->ckpt_every > 0 &&
+                       (r->ckpt_every_epochs ? epoch_end && (r->step / r->spe) % r->ckpt_every == 0
+                                             : r->step % r->ckpt_every == 0);
+        if (ckpt_due && save_checkpoint(r) != 0) failed = 1;
+        if (epoch_end && cfg->eval_every > 0 && ((r->step / r->spe) % cfg->eval_every == 0 || r->step == r->total_steps))
+            if (validate(r) != 0) failed = 1;
+        if (agree(c, failed, "stopping after a checkpoint failure") != 0) {
+            failed = 1;
+            break;
+        }
+        if (v[M_STOP] > 0) {
+            stopped = 1;
+            break;
+        }
+    }
+    if (failed) return EXIT_FAIL;
+    /* a final checkpoint when the last step did not just write one */
+    if (r->ckpt_every > 0 || stopped) {
+        char path[64];
+        ckpt_file_name(r->step, path, sizeof path);
+        CkptWriterStats ws;
+        if (r->rank == 0 && r->writer) {
+            ckpt_writer_stats(r->writer, &ws);
+            const char *base = strrchr(ws.last_path, '/');
+            base = base ? base + 1 : ws.last_path;
+            if (strcmp(base, path) != 0 && save_checkpoint(r) != 0) failed = 1;
+            if (check_writer(r, 1) != 0) failed = 1;
+            ckpt_writer_stats(r->writer, &ws);
+            if (!cfg->quiet && ws.writes_done > 0)
+                printf("checkpoint: %s (%.1f MB, training blocked %.0f ms by the last save)\n", ws.last_path,
+                       ws.last_file_bytes / 1e6, 1e3 * (ws.last_copy_s + ws.last_wait_s));
+        }
+        if (agree(c, failed, "the final checkpoint failed") != 0) return EXIT_FAIL;
+    }
+    if (stopped) {
+        if (r->rank == 0)
+            fprintf(stderr, "googlenet train: stopped at step %ld on a termination signal; resume with --resume auto\n",
+                    r->step);
+        return EXIT_PREEMPTED;
+    }
+    return EXIT_OK;
+}
+
+int train_run(const TrainConfig *cfg, Comm *comm)
+{
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.comm = comm;
+    r.rank = comm_rank(comm);
+    r.world = comm_size(comm);
+    r.t_start = now();
+    r.tty = r.rank == 0 && isatty(STDERR_FILENO) && !cfg->quiet;
+    trainer_set_threads(cfg->threads > 0 ? cfg->threads : 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    char err[ERR_LEN] = "";
+    int code = EXIT_FAIL;
+    int rc = setup(&r, err);
+    if (rc == 0 && initial_state(&r, err) == 0) code = train_loop(&r);
+
+    if (r.trace) {
+        trace_close(r.trace);
+        r.trace = NULL;
+        comm_barrier(comm, "trace files");
+        if (r.rank == 0 && trace_merge(cfg->trace, r.world, err, sizeof err) != 0)
+            fprintf(stderr, "googlenet train: %s\n", err);
+    }
+    if (r.metrics) fclose(r.metrics);
+    ckpt_writer_free(r.writer);
+    comm_allreducer_free(r.ar);
+    loader_free(r.loader);
+    model_free(r.model);
+    dataset_free(r.train_ds);
+    dataset_free(r.val_ds);
+    free(r.momentum);
+    free(r.average);
+    free(r.backup);
+    free(r.images);
+    free(r.labels);
+    return code;
+}

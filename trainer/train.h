@@ -1,0 +1,68 @@
+/* train.h: the data-parallel training run behind `googlenet train`.
+ *
+ * cmd_train.c turns flags into a TrainConfig (and rejects bad ones before MPI
+ * starts); train_run does the rest on every rank: dataset index (scanned on
+ * rank 0, broadcast), model replica, initial weights broadcast and checked,
+ * the step loop (loader -> forward -> backward with bucketed allreduce ->
+ * SGD), logging, checkpoints, validation, and a clean stop on SIGTERM.
+ */
+#ifndef TRAINER_TRAIN_H
+#define TRAINER_TRAIN_H
+
+#include "comm/comm.h"
+
+typedef struct {
+    /* data */
+    const char *data, *val, *classes_file, *val_labels, *index_cache;
+    int classes;          /* 0: from the data; otherwise must match it */
+    int crop, batch, workers, drop_last;
+    /* augmentation */
+    double min_area;
+    int photometric, flip;
+    const char *interp;   /* a filter name or "random" */
+    /* model */
+    int aux;
+    double head_dropout, aux_dropout;
+    /* schedule */
+    int epochs;
+    long steps;           /* > 0 overrides epochs */
+    double lr;
+    const char *lr_policy;
+    const char *lr_scale; /* "none" | "linear" */
+    int lr_ref_batch;
+    double warmup_epochs, gamma, step_epochs, power, final_lr_frac;
+    double momentum, wd, ema_decay;
+    int accum;
+    unsigned long long seed;
+    /* parallelism */
+    int threads;
+    double bucket_mb;
+    const char *grad_compress;
+    int no_overlap;
+    double timeout;
+    /* output */
+    const char *out, *trace;
+    double log_every;
+    int quiet;
+    /* checkpoints */
+    const char *ckpt_every; /* "N" steps, "Ne" epochs, "0" off */
+    int keep, ckpt_level, ckpt_threads;
+    const char *keep_every; /* "M" steps or "Me" epochs */
+    const char *ckpt_fail;  /* "continue" | "stop" */
+    const char *resume;     /* NULL, "auto" or a file */
+    /* validation */
+    int eval_every;         /* epochs; 0 off */
+    int eval_crops;
+    const char *eval_weights; /* "average" | "raw" */
+    int eval_batch;
+    /* the command line, for the checkpoints' provenance */
+    char command[2048];
+} TrainConfig;
+
+/* Every flag's default. */
+TrainConfig train_default_config(void);
+
+/* Runs on every rank; returns the process exit code (commands.h). */
+int train_run(const TrainConfig *cfg, Comm *comm);
+
+#endif
