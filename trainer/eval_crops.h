@@ -18,8 +18,8 @@
  *        centre, right; top, centre, bottom for portrait images), the 4 corner
  *        crops, the centre crop and the whole square resized to crop x crop,
  *        each followed by its mirror: 4 x 3 x 6 x 2. A square image has 3 equal
- *        squares, so only 48 distinct boxes (still weighted as 144, as in the
- *        paper).
+ *        squares whose whole-square box is the whole image at every scale, so
+ *        only 42 distinct boxes (still weighted as 144, as in the paper).
  * Centres are at round((S - crop) / 2) (round half away from zero, as the
  * loader does). Pure functions: no I/O, no allocation, no printing.
  */
