@@ -337,6 +337,13 @@ static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions
     int sx1 = (rx + rw + denom - 1) / denom, sy1 = (ry + rh + denom - 1) / denom;
     if (sx1 > sw) sx1 = sw;
     if (sy1 > sh) sy1 = sh;
+    /* Fancy chroma upsampling of a cropped row replicates the edge samples at
+     * both ends of the crop, so its first and last columns differ from a full
+     * decode: decode one iMCU more on each side and those columns lie outside
+     * the box. */
+    int imcu = ci->max_h_samp_factor * ci->min_DCT_scaled_size;
+    sx0 = sx0 > imcu ? sx0 - imcu : 0;
+    sx1 = sx1 + imcu < sw ? sx1 + imcu : sw;
     JDIMENSION xoff = (JDIMENSION)sx0, cw = (JDIMENSION)(sx1 - sx0);
     if (sx0 > 0 || sx1 < sw) jpeg_crop_scanline(ci, &xoff, &cw); /* widens to iMCU boundaries */
     else xoff = 0, cw = (JDIMENSION)sw;

@@ -25,7 +25,7 @@ typedef struct {
 
 /* Encodes px (h, w, comps) given in in_cs as a JPEG whose stored colour space
  * is jpeg_cs. sub444: no chroma subsampling. */
-static TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE in_cs, J_COLOR_SPACE jpeg_cs,
+static inline TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE in_cs, J_COLOR_SPACE jpeg_cs,
                      int quality, int sub444)
 {
     struct jpeg_compress_struct ci;
@@ -57,7 +57,7 @@ static TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE i
     return b;
 }
 
-static void tu_png_write(png_structp png, png_bytep data, png_size_t n)
+static inline void tu_png_write(png_structp png, png_bytep data, png_size_t n)
 {
     TuBuf *b = png_get_io_ptr(png);
     b->p = realloc(b->p, b->len + n);
@@ -65,11 +65,11 @@ static void tu_png_write(png_structp png, png_bytep data, png_size_t n)
     b->len += n;
 }
 
-static void tu_png_flush(png_structp png) { (void)png; }
+static inline void tu_png_flush(png_structp png) { (void)png; }
 
 /* Encodes raw PNG rows: rows (h, rowbytes) already in the PNG's own sample
  * layout (big-endian 16-bit, packed low bit depths). palette/trns optional. */
-static TuBuf tu_png(const uint8_t *rows, size_t rowbytes, int w, int h, int color_type, int depth, int interlace,
+static inline TuBuf tu_png(const uint8_t *rows, size_t rowbytes, int w, int h, int color_type, int depth, int interlace,
                     const png_color *palette, int npalette, const uint8_t *trns, int ntrns)
 {
     TuBuf b = {NULL, 0};
@@ -97,7 +97,7 @@ static TuBuf tu_png(const uint8_t *rows, size_t rowbytes, int w, int h, int colo
 
 /* A test pattern: 8x8 blocks of flat colour (so JPEG at quality 100 and 4:4:4
  * reproduces it almost exactly), (h, w, 3). */
-static uint8_t *tu_blocks_rgb(int w, int h, int grey)
+static inline uint8_t *tu_blocks_rgb(int w, int h, int grey)
 {
     uint8_t *px = malloc((size_t)w * h * 3);
     for (int y = 0; y < h; y++)
@@ -112,7 +112,7 @@ static uint8_t *tu_blocks_rgb(int w, int h, int grey)
 }
 
 /* A smooth, textured pattern for resampling and loader tests, (h, w, 3). */
-static uint8_t *tu_texture_rgb(int w, int h, unsigned seed)
+static inline uint8_t *tu_texture_rgb(int w, int h, unsigned seed)
 {
     uint8_t *px = malloc((size_t)w * h * 3);
     for (int y = 0; y < h; y++)
@@ -127,7 +127,7 @@ static uint8_t *tu_texture_rgb(int w, int h, unsigned seed)
     return px;
 }
 
-static void tu_write_file(const char *path, const void *data, size_t len)
+static inline void tu_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
     if (!f) {
@@ -138,7 +138,7 @@ static void tu_write_file(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
-static void tu_write_text(const char *path, const char *fmt, ...)
+static inline void tu_write_text(const char *path, const char *fmt, ...)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -153,7 +153,7 @@ static void tu_write_text(const char *path, const char *fmt, ...)
 }
 
 /* A fresh directory under /tmp; tu_rmtree removes it. */
-static char *tu_tmpdir(const char *tag)
+static inline char *tu_tmpdir(const char *tag)
 {
     char *p = malloc(256);
     snprintf(p, 256, "/tmp/gnet-%s-XXXXXX", tag);
@@ -164,7 +164,7 @@ static char *tu_tmpdir(const char *tag)
     return p;
 }
 
-static void tu_rmtree(char *dir)
+static inline void tu_rmtree(char *dir)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -172,7 +172,7 @@ static void tu_rmtree(char *dir)
     free(dir);
 }
 
-static void tu_mkdir(const char *fmt, ...)
+static inline void tu_mkdir(const char *fmt, ...)
 {
     char path[512];
     va_list ap;
@@ -183,7 +183,7 @@ static void tu_mkdir(const char *fmt, ...)
 }
 
 /* Writes a textured JPEG of w x h at path. */
-static void tu_write_texture_jpeg(const char *path, int w, int h, unsigned seed)
+static inline void tu_write_texture_jpeg(const char *path, int w, int h, unsigned seed)
 {
     uint8_t *px = tu_texture_rgb(w, h, seed);
     TuBuf b = tu_jpeg(px, w, h, 3, JCS_RGB, JCS_YCbCr, 90, 0);
