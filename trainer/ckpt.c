@@ -1021,6 +1021,10 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         goto fail;
     }
+    if (r->size == 0) {
+        snprintf(err, errlen, "%s is empty (0 bytes): not a checkpoint, or one whose write never began", path);
+        goto fail;
+    }
     if (hn < 8 || memcmp(hdr, ckpt_magic, 8) != 0) {
         if (hn < 8 && memcmp(hdr, ckpt_magic, hn) == 0)
             snprintf(err, errlen, "%s: truncated: %llu bytes, shorter than the header", path,
