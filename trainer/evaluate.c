@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -553,4 +554,189 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
         return -1;
     }
     return 0;
+}
+
+/* ---- report and table ---- */
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} EvalStr;
+
+static void es_printf(EvalStr *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void es_printf(EvalStr *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+}
+
+/* s as a JSON string literal (quotes included). */
+static void es_json_string(EvalStr *b, const char *s)
+{
+    es_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') es_printf(b, "\\%c", *p);
+        else if (*p < 0x20) es_printf(b, "\\u%04x", *p);
+        else es_printf(b, "%c", *p);
+    }
+    es_printf(b, "\"");
+}
+
+static double eval_frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
+
+char *evaluate_json(const EvalResult *r, const EvalReportInfo *info, int per_class, int one_line)
+{
+    EvalStr b = {0};
+    const char *nl = one_line ? "" : "\n  ", *sp = one_line ? "" : " ";
+    es_printf(&b, "{%s\"top1\":%s%.6f,%s\"top5\":%s%.6f,%s\"loss\":%s%.6f,", nl, sp, eval_frac(r->top1, r->images), nl,
+              sp, eval_frac(r->top5, r->images), nl, sp, r->loss);
+    es_printf(&b, "%s\"images\":%s%lld,%s\"bad\":%s%lld,%s\"crops\":%s%lld,%s\"crops_per_image\":%s%d,", nl, sp,
+              (long long)r->images, nl, sp, (long long)r->bad, nl, sp, (long long)r->crops, nl, sp,
+              r->crops_per_image);
+    es_printf(&b, "%s\"crop\":%s%d,%s\"models\":%s%d,%s\"seconds\":%s%.3f,%s\"img_per_s\":%s%.3f,%s\"world\":%s%d", nl,
+              sp, r->crop, nl, sp, r->models, nl, sp, r->seconds, nl, sp, r->img_per_s, nl, sp, r->world);
+    if (info && info->weights) {
+        es_printf(&b, ",%s\"weights\":%s", nl, sp);
+        es_json_string(&b, info->weights);
+    }
+    if (info && info->data) {
+        es_printf(&b, ",%s\"data\":%s", nl, sp);
+        es_json_string(&b, info->data);
+    }
+    if (info && info->nckpt > 0) {
+        es_printf(&b, ",%s\"checkpoints\":%s[", nl, sp);
+        for (int i = 0; i < info->nckpt; i++) {
+            es_printf(&b, "%s{\"path\":%s", i ? "," : "", sp);
+            es_json_string(&b, info->ckpt_names[i]);
+            if (info->ckpt_steps) es_printf(&b, ",%s\"step\":%s%ld", sp, sp, info->ckpt_steps[i]);
+            if (info->ckpt_sha256) {
+                es_printf(&b, ",%s\"params_sha256\":%s", sp, sp);
+                es_json_string(&b, info->ckpt_sha256[i]);
+            }
+            es_printf(&b, "}");
+        }
+        es_printf(&b, "]");
+    }
+    es_printf(&b, ",%s\"bad_files\":%s[", nl, sp);
+    for (int i = 0; i < r->nbad_names; i++) {
+        if (i) es_printf(&b, ",");
+        es_json_string(&b, r->bad_names[i]);
+    }
+    es_printf(&b, "]");
+    if (per_class && r->class_total) {
+        es_printf(&b, ",%s\"per_class\":%s[", nl, sp);
+        for (int k = 0; k < r->classes; k++) {
+            es_printf(&b, "%s%s{\"class\":%s", k ? "," : "", one_line ? "" : "\n    ", sp);
+            if (info && info->ds && k < dataset_num_classes(info->ds)) es_json_string(&b, dataset_class_name(info->ds, k));
+            else es_printf(&b, "\"%d\"", k);
+            es_printf(&b, ",%s\"images\":%s%lld,%s\"top1\":%s%.6f,%s\"top5\":%s%.6f}", sp, sp,
+                      (long long)r->class_total[k], sp, sp, eval_frac(r->class_top1[k], r->class_total[k]), sp, sp,
+                      eval_frac(r->class_top5[k], r->class_total[k]));
+        }
+        es_printf(&b, "%s]", one_line ? "" : "\n  ");
+    }
+    es_printf(&b, "%s}", one_line ? "" : "\n");
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+int evaluate_report_write(const char *path, const EvalResult *r, const EvalReportInfo *info, char *err,
+                          size_t errlen)
+{
+    char *json = evaluate_json(r, info, 1, 0);
+    if (!json) return snprintf(err, errlen, "out of memory for the report"), -1;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) {
+        free(json);
+        return snprintf(err, errlen, "out of memory for the report"), -1;
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int rc = -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot create %s: %s; check the directory exists and is writable", tmp, strerror(errno));
+    } else {
+        int ok = fputs(json, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        int saved = errno;
+        if (fclose(f) != 0 && ok) ok = 0, saved = errno;
+        if (!ok) snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
+        else if (rename(tmp, path) != 0)
+            snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        else rc = 0;
+        if (rc != 0) unlink(tmp);
+    }
+    free(tmp);
+    free(json);
+    return rc;
+}
+
+typedef struct {
+    int k;
+    double acc;
+} EvalClassAcc;
+
+static int eval_class_cmp(const void *a, const void *b)
+{
+    const EvalClassAcc *x = a, *y = b;
+    if (x->acc != y->acc) return x->acc < y->acc ? -1 : 1;
+    return x->k - y->k;
+}
+
+void evaluate_print_table(FILE *f, const EvalResult *r, const EvalReportInfo *info, int show_classes)
+{
+    fprintf(f, "%d model%s x %d crop%s at %d, %s weights, %d rank%s\n", r->models, r->models == 1 ? "" : "s",
+            r->crops_per_image, r->crops_per_image == 1 ? "" : "s", r->crop,
+            info && info->weights ? info->weights : "given", r->world, r->world == 1 ? "" : "s");
+    fprintf(f, "  %10s %8s %8s %8s %10s %12s %9s %8s\n", "images", "top-1", "top-5", "loss", "unreadable", "crops",
+            "seconds", "img/s");
+    fprintf(f, "  %10lld %7.2f%% %7.2f%% %8.4f %10lld %12lld %9.1f %8.2f\n", (long long)r->images,
+            100 * eval_frac(r->top1, r->images), 100 * eval_frac(r->top5, r->images), r->loss, (long long)r->bad,
+            (long long)r->crops, r->seconds, r->img_per_s);
+    for (int i = 0; i < r->nbad_names; i++) fprintf(f, "  unreadable: %s\n", r->bad_names[i]);
+    if (r->bad > r->nbad_names) fprintf(f, "  ... and %lld more unreadable\n", (long long)(r->bad - r->nbad_names));
+    if (show_classes <= 0 || !r->class_total) return;
+    EvalClassAcc *v = malloc((size_t)r->classes * sizeof *v);
+    if (!v) return;
+    int n = 0;
+    for (int k = 0; k < r->classes; k++)
+        if (r->class_total[k] > 0) v[n].k = k, v[n].acc = eval_frac(r->class_top1[k], r->class_total[k]), n++;
+    qsort(v, (size_t)n, sizeof *v, eval_class_cmp);
+    int show = show_classes < n ? show_classes : n;
+    for (int pass = 0; pass < 2 && n > 0; pass++) {
+        fprintf(f, "  %s %d classes by top-1:", pass ? "best" : "worst", show);
+        for (int i = 0; i < show; i++) {
+            const EvalClassAcc *e = &v[pass ? n - 1 - i : i];
+            const char *name = info && info->ds && e->k < dataset_num_classes(info->ds) ? dataset_class_name(info->ds, e->k) : NULL;
+            if (name) fprintf(f, " %s %.1f%% (%lld)", name, 100 * e->acc, (long long)r->class_total[e->k]);
+            else fprintf(f, " %d %.1f%% (%lld)", e->k, 100 * e->acc, (long long)r->class_total[e->k]);
+        }
+        fputc('\n', f);
+    }
+    free(v);
 }
