@@ -439,7 +439,10 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
         if (!*ln) continue;
         if (csv < 0) {
             csv = strncmp(ln, "ImageId,", 8) == 0;
-            if (csv) continue; /* header */
+            if (csv) {
+                single = 0;
+                continue; /* the header */
+            }
         }
         char *a = ln, *b;
         if (csv) {
@@ -527,10 +530,10 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
                 free(labels);
                 goto out;
             }
-            if (single) ival -= 1; /* ILSVRC2012 ground truth is 1-based */
+            if (single == 1) ival -= 1; /* ILSVRC2012 ground truth is 1-based */
             if (ival < 0 || ival > INT_MAX - 1 || (ds->class_name && ival >= ds->nclasses)) {
                 snprintf(err, errlen, "%s line %d: label %s is out of range%s", lf, ll[i].line, ll[i].label,
-                         single ? " (ground-truth labels are 1-based)" : "");
+                         single == 1 ? " (ground-truth labels are 1-based)" : "");
                 free(labels);
                 goto out;
             }
@@ -563,7 +566,7 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
         }
     }
 
-    if (single) {
+    if (single == 1) {
         /* one label per file, in sorted file-name order */
         if (nl != files->n) {
             snprintf(err, errlen,
@@ -890,6 +893,7 @@ static char *rd_str(Rd *r)
 
 static void serialize_into(const Dataset *ds, Buf *b)
 {
+    size_t start = b->len;
     buf_put(b, DATASET_INDEX_MAGIC, 8);
     buf_u32(b, DATASET_INDEX_VERSION);
     buf_u32(b, (uint32_t)ds->kind);
@@ -910,7 +914,7 @@ static void serialize_into(const Dataset *ds, Buf *b)
         buf_u32(b, (uint32_t)it->label);
         buf_u32(b, (uint32_t)it->group);
     }
-    buf_u32(b, shard_crc32c(0, b->p, b->len));
+    if (!b->oom) buf_u32(b, shard_crc32c(0, b->p + start, b->len - start));
 }
 
 int dataset_serialize(const Dataset *ds, uint8_t **out, size_t *len, char *err, size_t errlen)
