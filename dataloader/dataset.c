@@ -202,8 +202,8 @@ static int list_dir(const char *dir, StrVec *files, StrVec *dirs, char *err, siz
         }
     }
     closedir(d);
-    if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-    if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+    if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+    if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
     return 0;
 }
 
@@ -810,7 +810,7 @@ typedef struct {
 
 static void buf_put(Buf *b, const void *data, size_t n)
 {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 4096;
         while (cap < b->len + n) cap *= 2;
