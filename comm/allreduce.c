@@ -322,7 +322,11 @@ static void *thread_main(void *arg)
             sched_yield();
             pthread_mutex_lock(&ar->mu);
         } else if (ar->poll_us > 0) {
-            wait_for(&ar->work, &ar->mu, (finishing ? 50 : ar->poll_us) * 1e-6);
+            /* back off while nothing moves (a peer is still computing):
+             * poll_us right after progress, up to 8x that */
+            double idle = t - last_progress, us = ar->poll_us;
+            while (us < 8.0 * ar->poll_us && us * 4e-6 < idle) us *= 2;
+            wait_for(&ar->work, &ar->mu, (finishing ? 50 : us) * 1e-6);
         } else {
             pthread_mutex_unlock(&ar->mu);
             sched_yield();

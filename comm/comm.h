@@ -121,8 +121,9 @@ CommAllreducer *comm_allreducer_init(Comm *c, float *grads, size_t n, size_t buc
 void comm_allreducer_free(CommAllreducer *ar);
 int comm_allreducer_num_buckets(const CommAllreducer *ar);
 /* How long the communication thread sleeps between tests of in-flight buckets
- * while backward runs (default COMM_DEFAULT_POLL_US); 0 tests continuously.
- * For benchmarks: see scripts/bench_allreduce.sh. */
+ * while backward runs: poll_us after progress, backing off to 8 x poll_us while
+ * nothing moves (default COMM_DEFAULT_POLL_US); 0 tests continuously. For
+ * benchmarks (scripts/bench_allreduce.sh). */
 #define COMM_DEFAULT_POLL_US 200
 void comm_allreducer_set_poll_us(CommAllreducer *ar, int us);
 

@@ -24,13 +24,15 @@ static inline float bits_float(uint32_t u)
     return f;
 }
 
-uint16_t comm_float_to_bf16(float f)
+static inline uint16_t bf16_round(uint32_t u)
 {
-    uint32_t u = float_bits(f);
     uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet_nan = (u >> 16) | 0x40u;
     /* a NaN could round to infinity: keep it a (quiet) NaN instead */
-    return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)rounded;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
+
+uint16_t comm_float_to_bf16(float f) { return bf16_round(float_bits(f)); }
 
 float comm_bf16_to_float(uint16_t h) { return bits_float((uint32_t)h << 16); }
 
@@ -111,7 +113,7 @@ void comm_half_encode(CommCompress kind, uint16_t *dst, const float *src, size_t
 {
     size_t i = 0;
     if (kind == COMM_COMPRESS_BF16) {
-        for (; i < n; i++) dst[i] = comm_float_to_bf16(src[i] * scale);
+        for (; i < n; i++) dst[i] = bf16_round(float_bits(src[i] * scale));
         return;
     }
     if (have_f16c()) i = fp16_encode_f16c(dst, src, n, scale);
@@ -122,7 +124,7 @@ void comm_half_decode(CommCompress kind, float *dst, const uint16_t *src, size_t
 {
     size_t i = 0;
     if (kind == COMM_COMPRESS_BF16) {
-        for (; i < n; i++) dst[i] = comm_bf16_to_float(src[i]) * scale;
+        for (; i < n; i++) dst[i] = bits_float((uint32_t)src[i] << 16) * scale;
         return;
     }
     if (have_f16c()) i = fp16_decode_f16c(dst, src, n, scale, 0);
@@ -133,7 +135,7 @@ void comm_half_accumulate(CommCompress kind, float *dst, const uint16_t *src, si
 {
     size_t i = 0;
     if (kind == COMM_COMPRESS_BF16) {
-        for (; i < n; i++) dst[i] += comm_bf16_to_float(src[i]) * scale;
+        for (; i < n; i++) dst[i] += bits_float((uint32_t)src[i] << 16) * scale;
         return;
     }
     if (have_f16c()) i = fp16_decode_f16c(dst, src, n, scale, 1);
@@ -143,14 +145,16 @@ void comm_half_accumulate(CommCompress kind, float *dst, const uint16_t *src, si
 int comm_half_scale_exponent(CommCompress kind, const float *x, size_t n)
 {
     if (kind != COMM_COMPRESS_FP16) return 0;
-    float max = 0.0f;
+    /* the largest |x| by its bit pattern (the order of the magnitudes for
+     * non-negative floats), in integers so the loop vectorizes */
+    uint32_t max = 0;
     for (size_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        max = a > max ? a : max;   /* NaNs compare false and are skipped */
+        uint32_t a = float_bits(x[i]) & 0x7fffffffu;
+        max = a > max ? a : max;
     }
-    if (max == 0.0f || !isfinite(max)) return 0;
+    if (max == 0 || max >= 0x7f800000u) return 0;   /* all zero, or an infinity / NaN */
     int ex;
-    frexpf(max, &ex);              /* max = m * 2^ex, m in [0.5, 1) */
+    frexpf(bits_float(max), &ex);  /* max = m * 2^ex, m in [0.5, 1) */
     int e = 15 - ex;               /* max * 2^e = m * 2^15 in [2^14, 2^15) */
     return e < -126 ? -126 : e > 126 ? 126 : e;
 }

@@ -27,8 +27,8 @@ void comm_half_decode(CommCompress kind, float *dst, const uint16_t *src, size_t
 void comm_half_accumulate(CommCompress kind, float *dst, const uint16_t *src, size_t n, float scale);
 
 /* The power-of-two exponent e for which max|x| * 2^e lies in [2^14, 2^15), so fp16
- * keeps its full precision and cannot overflow; 0 for bf16 (fp32's range), for an
- * all-zero or non-finite slice. Clamped to [-126, 126] so 2^e and 2^-e are normal floats. */
+ * keeps its full precision and cannot overflow; 0 for bf16 (fp32's range), and
+ * for a slice that is all zero or holds an infinity or NaN (which then stay so). Clamped to [-126, 126] so 2^e and 2^-e are normal floats. */
 int comm_half_scale_exponent(CommCompress kind, const float *x, size_t n);
 
 #endif

@@ -2,11 +2,13 @@
  * run; each checks what it can itself and exits 0 only when every check passed
  * (on every rank: the verdict is agreed with comm_any), printing what failed.
  *
- *   sum       bucketed allreduce against references computed locally from every
+ *   sum       for each bucket size of --bucket B1,B2,... with overlap on and off:
+ *             bucketed allreduce against references computed locally from every
  *             rank's (reproducible) gradients: bitwise equal to the rank-order
  *             fp32 sum and to MPI_Allreduce (np=2), or within the 16-bit rounding
  *             bound; ready() in random decreasing steps over gradients that are
- *             NaN until "backward" reaches them. Prints a checksum of the result.
+ *             NaN until "backward" reaches them. fp32 results must not depend on
+ *             the bucket size or overlap. Prints a checksum of the results.
  *   identical broadcast from rank 0, then the identical check, optionally after
  *             flipping one bit on one rank.
  *   metrics   allreduce of doubles / int64, comm_any, allgather of strings, the
@@ -16,7 +18,7 @@
  *   abort     rank --late calls comm_abort while the others wait in a barrier.
  *   loop      allreduce steps until killed; writes DIR/rank<r>.pid first.
  *
- * Options: --n N --bucket BYTES --compress none|bf16|fp16 --overlap 0|1
+ * Options: --n N --bucket BYTES --compress none|bf16|fp16 
  *          --steps S --seed X --timeout T --late R --sleep S --where W
  *          --flip-rank R --flip-bit B --dir DIR
  */
@@ -33,9 +35,10 @@
 
 typedef struct {
     const char *mode;
-    size_t n, bucket;
+    size_t n, bucket;       /* bucket: the first of `buckets` */
+    const char *buckets;
     CommCompress compress;
-    int overlap, steps, late, flip_rank, flip_bit;
+    int steps, late, flip_rank, flip_bit;
     uint64_t seed;
     double timeout, sleep;
     const char *where, *dir;
@@ -91,7 +94,7 @@ static void sleep_s(double s)
 
 /* ---- sum ------------------------------------------------------------------ */
 
-static int run_sum(Comm *c, const Opts *o)
+static void sum_one(Comm *c, const Opts *o, size_t bucket, int overlap, uint64_t *out_checksum)
 {
     int rank = comm_rank(c), p = comm_size(c);
     char err[512];
@@ -101,7 +104,7 @@ static int run_sum(Comm *c, const Opts *o)
     double *bound = malloc(o->n * sizeof *bound);
     double *magn = malloc(o->n * sizeof *magn);
     if (!grads || !want || !mpi || !bound || !magn) comm_abort(c, 1, "out of memory");
-    CommAllreducer *ar = comm_allreducer_init(c, grads, o->n, o->bucket, o->compress, o->overlap, err, sizeof err);
+    CommAllreducer *ar = comm_allreducer_init(c, grads, o->n, bucket, o->compress, overlap, err, sizeof err);
     if (!ar) comm_abort(c, 1, "allreducer: %s", err);
     double u = o->compress == COMM_COMPRESS_BF16 ? 0x1p-8 : 0x1p-11;
     uint64_t checksum = 0;
@@ -182,15 +185,38 @@ static int run_sum(Comm *c, const Opts *o)
         checksum ^= comm_checksum(grads, o->n * sizeof *grads) + (uint64_t)step;
     }
     if (rank == 0)
-        printf("sum n=%zu bucket=%zu compress=%s overlap=%d buckets=%d checksum=%016llx\n", o->n, o->bucket,
-               comm_compress_name(o->compress), o->overlap, comm_allreducer_num_buckets(ar),
+        printf("sum n=%zu bucket=%zu compress=%s overlap=%d buckets=%d checksum=%016llx\n", o->n, bucket,
+               comm_compress_name(o->compress), overlap, comm_allreducer_num_buckets(ar),
                (unsigned long long)checksum);
+    *out_checksum = checksum;
     comm_allreducer_free(ar);
     free(grads);
     free(want);
     free(mpi);
     free(bound);
     free(magn);
+}
+
+/* every bucket size in --bucket (a comma-separated list) with overlap on and
+ * off; fp32 sums must not depend on either */
+static int run_sum(Comm *c, const Opts *o)
+{
+    uint64_t first = 0;
+    int nconf = 0;
+    for (const char *b = o->buckets; *b;) {
+        char *end;
+        size_t bucket = strtoull(b, &end, 10);
+        for (int overlap = 1; overlap >= 0; overlap--) {
+            uint64_t sum;
+            sum_one(c, o, bucket, overlap, &sum);
+            if (nconf++ == 0) first = sum;
+            else if (o->compress == COMM_COMPRESS_NONE)
+                CHECK(sum == first, "buckets of %zu bytes, overlap %d: sums differ from the first configuration's",
+                      bucket, overlap);
+        }
+        b = *end == ',' ? end + 1 : end;
+    }
+    if (comm_rank(c) == 0) printf("sum: %d configurations, checksum=%016llx\n", nconf, (unsigned long long)first);
     return 0;
 }
 
@@ -339,16 +365,18 @@ static int run_loop(Comm *c, const Opts *o)
 
 static int parse(int argc, char **argv, Opts *o)
 {
-    *o = (Opts){.mode = argc > 1 ? argv[1] : "", .n = 100000, .bucket = 40000, .overlap = 1, .steps = 2,
+    *o = (Opts){.mode = argc > 1 ? argv[1] : "", .n = 100000, .bucket = 40000, .buckets = "40000", .steps = 2,
                 .seed = 1, .timeout = 30, .late = 1, .sleep = 10, .where = "allreduce", .flip_rank = -1,
                 .flip_bit = 12345, .dir = "."};
     for (int i = 2; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
         if (!strcmp(k, "--n")) o->n = strtoull(v, NULL, 10);
-        else if (!strcmp(k, "--bucket")) o->bucket = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "--bucket")) {
+            o->buckets = v;
+            o->bucket = strtoull(v, NULL, 10);
+        }
         else if (!strcmp(k, "--compress")) { if (comm_compress_parse(v, &o->compress)) return -1; }
-        else if (!strcmp(k, "--overlap")) o->overlap = atoi(v);
         else if (!strcmp(k, "--steps")) o->steps = atoi(v);
         else if (!strcmp(k, "--seed")) o->seed = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--timeout")) o->timeout = atof(v);
