@@ -130,8 +130,9 @@ void comm_allreducer_set_poll_us(CommAllreducer *ar, int us);
 /* Per step: begin(); backward calls ready() with decreasing offsets; finish().
  * With gradient accumulation over K micro-batches, run the first K - 1
  * backwards without the hook and begin() before the last one only.
- * Between begin() and finish() the caller must not touch grads[ready_from, n)
- * past the last ready() and must call no other comm collective. */
+ * Between begin() and finish() the caller must not write grads[ready_from, n)
+ * after passing ready_from to ready(), nor free or resize grads. Other comm
+ * collectives may run meanwhile (the allreducer has its own communicator). */
 void comm_allreducer_begin(CommAllreducer *ar);
 /* grads[ready_from, n) are final: every bucket lying entirely inside starts now.
  * The signature of nn/model.h's ModelGradHook: pass it with ctx = the allreducer.

@@ -74,15 +74,8 @@ float comm_fp16_to_float(uint16_t h)
     return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
-static int have_f16c(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-    }
-    return cached;
-}
+/* reads the CPU model libgcc filled in at start-up: cheap, and safe from any thread */
+static int have_f16c(void) { return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"); }
 
 __attribute__((target("avx,f16c")))
 static size_t fp16_encode_f16c(uint16_t *dst, const float *src, size_t n, float scale)
