@@ -589,6 +589,8 @@ static inline uint8_t clamp_u8(float v)
     return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
 }
 
+static inline float clamp_f255(float v) { return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v; }
+
 /* Vertical pass into one float row (only the columns the horizontal pass
  * reads), then the horizontal pass into the sink, row by row. */
 static int resample(const Image *src, ImageBox box, int ow, int oh, ImageFilter f, const Sink *sink,
@@ -646,10 +648,11 @@ static int resample(const Image *src, ImageBox box, int ow, int oh, ImageFilter 
             }
 #endif
             if (sink->kind == SINK_PLANAR) {
+                /* clamped like the 8-bit image PIL would hold, but not rounded */
                 size_t o = (size_t)y * ow + (size_t)(sink->mirror ? ow - 1 - x : x);
-                sink->planes[o] = t[0];
-                sink->planes[plane + o] = t[1];
-                sink->planes[2 * plane + o] = t[2];
+                sink->planes[o] = clamp_f255(t[0]);
+                sink->planes[plane + o] = clamp_f255(t[1]);
+                sink->planes[2 * plane + o] = clamp_f255(t[2]);
             } else {
                 uint8_t *o = sink->rgb + ((size_t)y * ow + (size_t)x) * 3;
                 o[0] = clamp_u8(t[0]);

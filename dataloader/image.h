@@ -115,8 +115,8 @@ void image_to_tensor(const Image *src, int x, int y, int w, int h, int mirror,
                      const float mean[3], const float std[3], float *out);
 
 /* The fused path the loader uses: resample box of src straight to a float
- * tensor out (3, out_h, out_w) holding pixel values on 0..255 (not rounded,
- * not normalised), mirrored when mirror is set. */
+ * tensor out (3, out_h, out_w) holding pixel values clamped to 0..255 (not
+ * rounded, not normalised), mirrored when mirror is set. */
 int image_resize_to_float(const Image *src, ImageBox box, int out_w, int out_h, ImageFilter f,
                           int mirror, float *out, ImageScratch *s, char *err, size_t errlen);
 

@@ -22,6 +22,7 @@
 
 #define LOADER_MAX_TRIES 16     /* a bad file and up to 15 bad replacements in a row */
 #define LOADER_SLOT_WARNINGS 4  /* bad-file messages kept per batch */
+#define LOADER_MSG 256          /* bytes of one "name (reason)" message */
 #define LOADER_TAG_AUG 0x61756775ULL
 #define LOADER_TAG_REPLACE 0x7265706cULL
 
@@ -43,7 +44,8 @@ typedef struct {
     long epoch, step;
     int real, issued, done, bad;
     int nwarn;
-    char warn[LOADER_SLOT_WARNINGS][200];
+    char warn[LOADER_SLOT_WARNINGS][LOADER_MSG]; /* of the lowest sample positions, in order */
+    int warn_pos[LOADER_SLOT_WARNINGS];
     int failed;
     char fail_msg[256];
 } Slot;
@@ -72,8 +74,8 @@ struct Loader {
     Worker *workers; /* (max(nthreads, 1)) */
     LoaderEpochStats stats;
     long total_bad;
-    int named;
-    char warning[1024];
+    int named, named_here;
+    char warning[2048];
 };
 
 static double now_s(void)
@@ -344,13 +346,13 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
  * messages to msgs (up to LOADER_SLOT_WARNINGS). Returns the bad count, or -1
  * when every try failed. */
 static int load_sample(const Loader *L, Worker *w, long epoch, size_t i, int pass, float *out, int *label,
-                       char msgs[][200], int *nmsgs, char *fail, size_t faillen)
+                       char msgs[][LOADER_MSG], int *nmsgs, char *fail, size_t faillen)
 {
     const LoaderConfig *c = &L->cfg;
     size_t n = dataset_size(c->ds), orig = i;
     int bad = 0;
     for (int t = 0; t < LOADER_MAX_TRIES; t++) {
-        char e[200];
+        char e[LOADER_MSG];
         size_t len = 0;
         uint64_t key = dlrand_key(c->seed, LOADER_TAG_AUG, (uint64_t)epoch, i, (uint64_t)pass | ((uint64_t)t << 32));
         if (dataset_read(c->ds, i, &w->bytes, &w->cap, &len, e, sizeof e) == 0 &&
@@ -360,7 +362,7 @@ static int load_sample(const Loader *L, Worker *w, long epoch, size_t i, int pas
         }
         bad++;
         if (*nmsgs < LOADER_SLOT_WARNINGS)
-            snprintf(msgs[(*nmsgs)++], 200, "%.100s (%.90s)", dataset_item_name(c->ds, i), e);
+            snprintf(msgs[(*nmsgs)++], LOADER_MSG, "%.90s (%.150s)", dataset_item_name(c->ds, i), e);
         if (t == LOADER_MAX_TRIES - 1)
             snprintf(fail, faillen, "%d files in a row could not be decoded (the last: %.100s: %.80s); check the dataset",
                      LOADER_MAX_TRIES, dataset_item_name(c->ds, i), e);
@@ -388,7 +390,7 @@ static void slot_prepare(Loader *L, Slot *sl, long seq)
     sl->issued = sl->done = sl->bad = sl->nwarn = sl->failed = 0;
 }
 
-static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs[][200], int *nmsgs, int *failed,
+static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs[][LOADER_MSG], int *nmsgs, int *failed,
                       char *fail, size_t faillen)
 {
     float *out = sl->images + (size_t)b * L->sample_floats;
@@ -407,11 +409,24 @@ static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs
     }
 }
 
-/* Records a finished sample in its slot. Under mu. */
-static void slot_finish(Slot *sl, int bad, char msgs[][200], int nmsgs, int failed, const char *fail)
+/* Records finished sample b in its slot. The messages kept are those of the
+ * lowest positions, whatever order the workers finish in. Under mu. */
+static void slot_finish(Slot *sl, int b, int bad, char msgs[][LOADER_MSG], int nmsgs, int failed, const char *fail)
 {
     sl->bad += bad;
-    for (int k = 0; k < nmsgs && sl->nwarn < LOADER_SLOT_WARNINGS; k++) memcpy(sl->warn[sl->nwarn++], msgs[k], 200);
+    for (int k = 0; k < nmsgs; k++) {
+        int at = sl->nwarn;
+        while (at > 0 && sl->warn_pos[at - 1] > b) at--;
+        if (at >= LOADER_SLOT_WARNINGS) break;
+        int last = sl->nwarn < LOADER_SLOT_WARNINGS ? sl->nwarn : LOADER_SLOT_WARNINGS - 1;
+        for (int m = last; m > at; m--) {
+            memcpy(sl->warn[m], sl->warn[m - 1], LOADER_MSG);
+            sl->warn_pos[m] = sl->warn_pos[m - 1];
+        }
+        memcpy(sl->warn[at], msgs[k], LOADER_MSG);
+        sl->warn_pos[at] = b;
+        if (sl->nwarn < LOADER_SLOT_WARNINGS) sl->nwarn++;
+    }
     if (failed && !sl->failed) {
         sl->failed = 1;
         snprintf(sl->fail_msg, sizeof sl->fail_msg, "%s", fail);
@@ -438,11 +453,11 @@ static void *worker_main(void *arg)
         if (sl->issued == L->cfg.batch) L->issue_seq++;
         L->inflight++;
         pthread_mutex_unlock(&L->mu);
-        char msgs[LOADER_SLOT_WARNINGS][200], fail[256] = "";
+        char msgs[LOADER_SLOT_WARNINGS][LOADER_MSG], fail[256] = "";
         int bad = 0, nmsgs = 0, failed = 0;
         do_sample(L, w, sl, b, &bad, msgs, &nmsgs, &failed, fail, sizeof fail);
         pthread_mutex_lock(&L->mu);
-        slot_finish(sl, bad, msgs, nmsgs, failed, fail);
+        slot_finish(sl, b, bad, msgs, nmsgs, failed, fail);
         L->inflight--;
         if (sl->done == L->cfg.batch || L->inflight == 0) pthread_cond_broadcast(&L->done_cv);
     }
@@ -607,10 +622,16 @@ int loader_seek(Loader *L, long epoch, long step, char *err, size_t errlen)
 static const char *compose_warning(Loader *L, const Slot *sl)
 {
     if (sl->bad == 0 || L->named >= L->cfg.warn_names) return NULL;
+    L->named_here = 0;
     size_t o = (size_t)snprintf(L->warning, sizeof L->warning, "epoch %ld step %ld: replaced %d bad file%s:", sl->epoch,
                                 sl->step, sl->bad, sl->bad == 1 ? "" : "s");
-    for (int k = 0; k < sl->nwarn && L->named < L->cfg.warn_names && o < sizeof L->warning; k++, L->named++)
-        o += (size_t)snprintf(L->warning + o, sizeof L->warning - o, "%s %s", k ? ";" : "", sl->warn[k]);
+    for (int k = 0; k < sl->nwarn && L->named < L->cfg.warn_names && o < sizeof L->warning; k++) {
+        int dup = 0; /* a file that came up twice in the batch is named once */
+        for (int m = 0; m < k; m++) dup |= strcmp(sl->warn[m], sl->warn[k]) == 0;
+        if (dup) continue;
+        o += (size_t)snprintf(L->warning + o, sizeof L->warning - o, "%s %s", L->named_here++ ? ";" : "", sl->warn[k]);
+        L->named++;
+    }
     if (L->named >= L->cfg.warn_names && o < sizeof L->warning)
         snprintf(L->warning + o, sizeof L->warning - o, " (further bad files are only counted)");
     return L->warning;
@@ -625,10 +646,10 @@ int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info, ch
         sl = &L->slots[0];
         slot_prepare(L, sl, L->consume_seq);
         for (int b = 0; b < B; b++) {
-            char msgs[LOADER_SLOT_WARNINGS][200], fail[256] = "";
+            char msgs[LOADER_SLOT_WARNINGS][LOADER_MSG], fail[256] = "";
             int bad = 0, nmsgs = 0, failed = 0;
             do_sample(L, &L->workers[0], sl, b, &bad, msgs, &nmsgs, &failed, fail, sizeof fail);
-            slot_finish(sl, bad, msgs, nmsgs, failed, fail);
+            slot_finish(sl, b, bad, msgs, nmsgs, failed, fail);
         }
         waited = now_s() - t0; /* the caller did the work itself: all of it is waiting */
     } else {

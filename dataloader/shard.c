@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,19 +66,19 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8
 
 uint32_t shard_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    static int mode; /* 0 unknown, 1 hardware, 2 table; a benign race: every thread computes the same */
+    static int mode_cache; /* 0 unknown, 1 hardware, 2 table */
     uint32_t c = ~crc;
+    int mode = __atomic_load_n(&mode_cache, __ATOMIC_ACQUIRE);
     if (mode == 0) {
+        /* threads racing here all compute the same table and the same answer */
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, crc_table_init);
+        mode = 2;
 #if defined(__x86_64__)
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("sse4.2")) {
-            mode = 1;
-        } else
+        if (__builtin_cpu_supports("sse4.2")) mode = 1;
 #endif
-        {
-            crc_table_init();
-            mode = 2;
-        }
+        __atomic_store_n(&mode_cache, mode, __ATOMIC_RELEASE);
     }
 #if defined(__x86_64__)
     if (mode == 1) return ~crc_hw(c, data, len);

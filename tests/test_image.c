@@ -477,7 +477,7 @@ static void ref_resize(const uint8_t *src, int w, int h, ImageBox box, int ow, i
                     if (wy[(size_t)y * w * 0 + (size_t)y * h + j] == 0) continue;
                     for (int i = 0; i < w; i++) s += wy[(size_t)y * h + j] * wx[(size_t)x * w + i] * src[((size_t)j * w + i) * 3 + c];
                 }
-                out[((size_t)c * oh + y) * ow + x] = s;
+                out[((size_t)c * oh + y) * ow + x] = s < 0 ? 0 : s > 255 ? 255 : s; /* as an 8-bit image holds it */
             }
     free(wx);
     free(wy);
