@@ -194,13 +194,15 @@ typedef int (*CkptIoFault)(void *ctx, const char *path, uint64_t written);
 typedef struct {
     const char *dir;         /* must exist; checkpoints and `latest` go here */
     size_t num_params;       /* floats per section: the copy buffer is allocated up front */
-    int zstd_level;          /* -7..19; 3 */
+    int zstd_level;          /* ZSTD_minCLevel()..ZSTD_maxCLevel(); 3 */
     int zstd_threads;        /* zstd worker threads; 0 compresses in the writer thread */
     int keep;                /* newest N kept; 0 keeps every checkpoint */
     long keep_every;         /* 0, or checkpoints at multiples of this are kept for good */
     CkptUnit keep_every_unit;/* steps: step % keep_every == 0; epochs: taken at an epoch
                                 boundary (epoch_step == 0) with epoch % keep_every == 0 */
     CkptFailPolicy fail;     /* what ckpt_writer_poll tells the trainer after a failed write */
+    int nice;                /* 0..19: the writer thread's (and zstd workers') nice value; 10,
+                                so training threads win the cores when both want them */
     CkptIoFault fault;       /* tests only */
     void *fault_ctx;
 } CkptWriterConfig;
@@ -222,7 +224,7 @@ typedef struct {
 
 typedef struct CkptWriter CkptWriter;
 
-/* level 3, zstd_threads 0, keep 0, keep_every 0, fail continue. */
+/* level 3, zstd_threads 0, keep 0, keep_every 0, fail continue, nice 10. */
 CkptWriterConfig ckpt_writer_default_config(void);
 /* Checks the directory is writable, removes temporary files a crashed writer
  * left there, allocates and touches the copy buffer, starts the thread. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,7 +56,7 @@ static void say(char *dst, size_t len, const char *fmt, ...)
 CkptWriterConfig ckpt_writer_default_config(void)
 {
     CkptWriterConfig c = {.dir = ".", .zstd_level = 3, .zstd_threads = 0, .keep = 0, .keep_every = 0,
-                          .keep_every_unit = CKPT_UNIT_STEPS, .fail = CKPT_FAIL_CONTINUE};
+                          .keep_every_unit = CKPT_UNIT_STEPS, .fail = CKPT_FAIL_CONTINUE, .nice = 10};
     return c;
 }
 
@@ -163,6 +164,9 @@ static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes,
 static void *writer_main(void *arg)
 {
     CkptWriter *w = arg;
+    /* Linux nice values are per thread: lowering the writer's lets the
+     * training threads win the cores whenever both want them. Best effort. */
+    if (w->cfg.nice > 0) setpriority(PRIO_PROCESS, (id_t)gettid(), w->cfg.nice);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
@@ -220,9 +224,10 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
         snprintf(err, errlen, "checkpoint writer needs num_params > 0");
         return NULL;
     }
-    if (cfg->keep < 0 || cfg->keep_every < 0 || cfg->zstd_threads < 0 || cfg->zstd_threads > 256) {
-        snprintf(err, errlen, "bad checkpoint writer settings (keep %d, keep_every %ld, zstd threads %d)",
-                 cfg->keep, cfg->keep_every, cfg->zstd_threads);
+    if (cfg->keep < 0 || cfg->keep_every < 0 || cfg->zstd_threads < 0 || cfg->zstd_threads > 256 || cfg->nice < 0 ||
+        cfg->nice > 19) {
+        snprintf(err, errlen, "bad checkpoint writer settings (keep %d, keep_every %ld, zstd threads %d, nice %d)",
+                 cfg->keep, cfg->keep_every, cfg->zstd_threads, cfg->nice);
         return NULL;
     }
     struct stat st;

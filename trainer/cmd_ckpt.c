@@ -545,7 +545,7 @@ static int ckpt_bench(int argc, char **argv)
 {
     const char *from = NULL, *dir = "/tmp";
     int train_steps = 200, crop = 64, batch = 16, level = 3, zthreads = 0, saves = 3, json = 0;
-    int step_crop = 224, step_batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int step_crop = 224, step_batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), nice = 10;
     double lr = 0.01, step_ms_given = 0;
     CliFlag flags[] = {
         {"--from", CLI_STR, &from, "take trained weights from a checkpoint (.gnck) or an .npy instead of training",
@@ -556,6 +556,7 @@ static int ckpt_bench(int argc, char **argv)
         {"--lr", CLI_FLOAT, &lr, "learning rate of those steps", NULL, 0, 10},
         {"--level", CLI_INT, &level, "zstd level", NULL, -7, 19},
         {"--zstd-threads", CLI_INT, &zthreads, "zstd worker threads (0: the writer thread compresses)", NULL, 0, 64},
+        {"--nice", CLI_INT, &nice, "nice value of the writer thread (0 leaves it as training's)", NULL, 0, 19},
         {"--saves", CLI_INT, &saves, "checkpoints written through the asynchronous writer", NULL, 1, 100},
         {"--dir", CLI_STR, &dir, "where the benchmark writes (a temporary directory inside it)", NULL, 0, 0, "DIR"},
         {"--step-ms", CLI_FLOAT, &step_ms_given, "one training step's time (from `googlenet bench`); 0 measures it",
@@ -592,8 +593,8 @@ static int ckpt_bench(int argc, char **argv)
         return EXIT_FAIL;
     }
     rc = EXIT_FAIL;
-    printf("googlenet ckpt bench: %zu parameters, zstd level %d, %d zstd worker thread%s\n", np, level, zthreads,
-           zthreads == 1 ? "" : "s");
+    printf("googlenet ckpt bench: %zu parameters, zstd level %d, %d zstd worker thread%s, writer nice %d\n", np,
+           level, zthreads, zthreads == 1 ? "" : "s", nice);
     CodecFigures fg, fw, fm = {0}, fa = {0};
     gaussian(g, np, 0.02f, 1);
     if (codec_figures(g, np, level, zthreads, &fg) != 0) {
@@ -665,6 +666,7 @@ static int ckpt_bench(int argc, char **argv)
     wc.zstd_level = level;
     wc.zstd_threads = zthreads;
     wc.keep = 2;
+    wc.nice = nice;
     CkptWriter *wr = ckpt_writer_create(&wc, err, sizeof err);
     if (!wr) {
         fprintf(stderr, "googlenet ckpt bench: %s\n", err);
@@ -720,12 +722,12 @@ static int ckpt_bench(int argc, char **argv)
            100 * stall_frac);
     printf("  shuffle+zstd on trained weights: %.4f of raw (target <= 0.87)\n", (double)fw.shuffled / fw.raw);
     if (json)
-        printf("{\"params\":%zu,\"level\":%d,\"zstd_threads\":%d,"
+        printf("{\"params\":%zu,\"level\":%d,\"zstd_threads\":%d,\"nice\":%d,"
                "\"gaussian\":{\"raw\":%llu,\"zstd\":%llu,\"shuffle_zstd\":%llu,\"t_zstd\":%.3f,\"t_shuffle_zstd\":%.3f},"
                "\"trained\":{\"raw\":%llu,\"zstd\":%llu,\"shuffle_zstd\":%llu,\"t_zstd\":%.3f,\"t_shuffle_zstd\":%.3f},"
                "\"file_bytes\":%llu,\"raw_bytes\":%llu,\"copy_ms\":%.2f,\"write_s\":%.3f,\"step_ms\":%.1f,"
                "\"step_ms_during_write\":%.1f,\"stall_frac\":%.5f}\n",
-               np, level, zthreads, (unsigned long long)fg.raw, (unsigned long long)fg.zstd,
+               np, level, zthreads, nice, (unsigned long long)fg.raw, (unsigned long long)fg.zstd,
                (unsigned long long)fg.shuffled, fg.t_zstd, fg.t_shuffled, (unsigned long long)fw.raw,
                (unsigned long long)fw.zstd, (unsigned long long)fw.shuffled, fw.t_zstd, fw.t_shuffled,
                (unsigned long long)file_bytes, (unsigned long long)raw_bytes, copy_ms, write_s, alone_ms, during_ms,
