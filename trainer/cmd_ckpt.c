@@ -106,11 +106,48 @@ static void print_meta(const CkptMeta *m)
     }
 }
 
+/* The parameter layout of the checkpoint's architecture, from nn/model.h. */
+static int print_tensors(const CkptMeta *m)
+{
+    if (strcmp(m->arch, CKPT_ARCH) != 0) {
+        fprintf(stderr, "googlenet ckpt info: no tensor table for architecture '%s'\n", m->arch);
+        return -1;
+    }
+    ModelConfig cfg = model_default_config();
+    cfg.classes = m->classes;
+    cfg.aux = m->aux;
+    cfg.crop = model_min_crop(m->aux) > m->crop ? model_min_crop(m->aux) : m->crop;
+    cfg.training = 0;
+    cfg.batch = 1;
+    char err[300];
+    Model *mdl = model_init(&cfg, err, sizeof err);
+    if (!mdl) {
+        fprintf(stderr, "googlenet ckpt info: %s\n", err);
+        return -1;
+    }
+    int nt;
+    const ParamTensor *t = model_param_tensors(mdl, &nt);
+    printf("tensors (%d, parameter order: offset and count in floats):\n", nt);
+    for (int i = 0; i < nt; i++) {
+        char shape[64] = "";
+        for (int d = 0; d < t[i].ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? "x" : "", t[i].shape[d]);
+        printf("  %10zu %9zu  %-16s %s\n", t[i].offset, t[i].count, shape, t[i].name);
+    }
+    int rc = model_num_params(mdl) == m->num_params ? 0 : -1;
+    if (rc) fprintf(stderr, "googlenet ckpt info: this build's layout has %zu parameters, the file %zu\n",
+                    model_num_params(mdl), m->num_params);
+    model_free(mdl);
+    return rc;
+}
+
 static int ckpt_info(int argc, char **argv)
 {
-    int list_classes = 0;
+    int list_classes = 0, list_tensors = 0;
     CliFlag flags[] = {
         {"--classes", CLI_BOOL, &list_classes, "list every class name, one a line, after the summary"},
+        {"--tensors", CLI_BOOL, &list_tensors,
+         "list the parameter tensors (offset, count, shape, name): the order of every float section"},
     };
     const char *pos[1];
     int done;
@@ -162,6 +199,7 @@ static int ckpt_info(int argc, char **argv)
         printf("params_sha256: %s\n", hex);
     }
     if (list_classes && m->class_names) fputs(m->class_names, stdout);
+    if (list_tensors && print_tensors(m) != 0) rc = EXIT_FAIL;
     free(w);
     ckpt_close(r);
     return rc;
