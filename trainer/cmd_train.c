@@ -85,6 +85,7 @@ int cmd_train(int argc, char **argv)
         {"--bucket-mb", CLI_FLOAT, &c.bucket_mb, "gradient allreduce bucket size in MB", NULL, 0.01, 4096},
         {"--grad-compress", CLI_CHOICE, &c.grad_compress, "16-bit gradients on the wire", "none|bf16|fp16"},
         {"--no-overlap", CLI_BOOL, &c.no_overlap, "allreduce after backward instead of during it (for measurements)"},
+        {"--check-replicas", CLI_LONG, &c.check_replicas, "also compare every rank's weights every N steps (always done at the end)", NULL, 0, 1e15},
         {"--timeout", CLI_FLOAT, &c.timeout, "seconds a collective may take before the job is aborted (0: never)", NULL, 0, 1e7},
         {"--out", CLI_STR, &c.out, "output directory: checkpoints, metrics.jsonl, index caches", NULL, 0, 0, "DIR"},
         {"--log-every", CLI_FLOAT, &c.log_every, "seconds between log lines and metrics.jsonl records", NULL, 0, 1e6},
@@ -113,7 +114,9 @@ int cmd_train(int argc, char **argv)
                            "replica and reads its own shard; gradients are allreduced in buckets during backward.\n"
                            "Defaults follow Caffe's quick_solver (batch 32, lr 0.01, poly 0.5, momentum 0.9,\n"
                            "weight decay 2e-4). Exit codes: 0 done, 1 error, 2 bad flags, 3 stopped by\n"
-                           "SIGTERM/SIGINT after a checkpoint (resume with --resume auto).",
+                           "SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 after a checkpoint (resume with --resume auto;\n"
+                           "under mpirun send SIGUSR1 to mpirun: it forwards it, while it kills the ranks\n"
+                           "a second after forwarding SIGTERM).",
                            flags, CLI_COUNT(flags));
         return EXIT_OK;
     }

@@ -148,6 +148,7 @@ typedef struct {
     int ckpt_every_epochs;
     FILE *metrics;       /* rank 0: OUT/metrics.jsonl */
     int tty;
+    int usage;           /* the failure was a bad combination of flags and data */
     double t_start;
     char out_dir[4096];
 } Run;
@@ -410,6 +411,7 @@ static int setup(Run *r, char *err)
         snprintf(err, ERR_LEN, "--classes %d does not match the %d classes of %s (drop --classes, or fix --classes-file)",
                  cfg->classes, nc, cfg->data);
         rc = -1;
+        r->usage = 1;
     }
     if (agree(c, rc, err) != 0) return -1;
     if (cfg->val) {
@@ -419,6 +421,7 @@ static int setup(Run *r, char *err)
             snprintf(err, ERR_LEN, "the validation set %s has %d classes, the training set %d (use the same --classes-file)",
                      cfg->val, dataset_num_classes(r->val_ds), nc);
             rc = -1;
+            r->usage = 1;
         }
         if (agree(c, rc, err) != 0) return -1;
     }
@@ -497,7 +500,7 @@ static int setup(Run *r, char *err)
     int every_epochs = 0;
     parse_every(cfg->ckpt_every, &r->ckpt_every, &every_epochs);
     r->ckpt_every_epochs = every_epochs;
-    if (r->rank == 0 && (r->ckpt_every > 0 || cfg->resume)) {
+    if (r->rank == 0) {
         CkptWriterConfig wc = ckpt_writer_default_config();
         wc.dir = cfg->out;
         wc.num_params = r->np;
@@ -603,6 +606,22 @@ static int initial_state(Run *r, char *err)
         }
         r->step = epoch * r->spe + es;
     }
+    return 0;
+}
+
+/* Collective: every replica must hold the same bits after the same updates. */
+static int check_replicas(Run *r)
+{
+    char err[ERR_LEN];
+    const float *w = model_params(r->model);
+    int rc = comm_check_identical(r->comm, w, r->np * sizeof(float), "weights", err, sizeof err);
+    if (rc != 0) {
+        if (r->rank == 0) fprintf(stderr, "googlenet train: after step %ld: %s\n", r->step, err);
+        return -1;
+    }
+    if (r->rank == 0 && r->world > 1 && !r->cfg->quiet)
+        printf("replicas identical after step %ld: %d ranks, weights checksum %016llx\n", r->step, r->world,
+               (unsigned long long)comm_checksum(w, r->np * sizeof(float)));
     return 0;
 }
 
@@ -740,14 +759,19 @@ static int train_loop(Run *r)
             failed = 1;
             break;
         }
+        if (cfg->check_replicas > 0 && r->step % cfg->check_replicas == 0 && check_replicas(r) != 0) {
+            failed = 1;
+            break;
+        }
         if (v[M_STOP] > 0) {
             stopped = 1;
             break;
         }
     }
+    if (!failed && check_replicas(r) != 0) failed = 1;
     if (failed) return EXIT_FAIL;
     /* a final checkpoint when the last step did not just write one */
-    if (r->ckpt_every > 0 || stopped) {
+    {
         char path[64];
         ckpt_file_name(r->step, path, sizeof path);
         CkptWriterStats ws;
@@ -766,7 +790,7 @@ static int train_loop(Run *r)
     }
     if (stopped) {
         if (r->rank == 0)
-            fprintf(stderr, "googlenet train: stopped at step %ld on a termination signal; resume with --resume auto\n",
+            fprintf(stderr, "googlenet train: stopped at step %ld on a signal; resume with --resume auto\n",
                     r->step);
         return EXIT_PREEMPTED;
     }
@@ -787,13 +811,18 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    /* mpirun kills its ranks a second after forwarding SIGTERM, but forwards
+     * SIGUSR1/SIGUSR2 and waits: those are the graceful stop under mpirun */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
 
     char err[ERR_LEN] = "";
     int code = EXIT_FAIL;
     int rc = setup(&r, err);
     if (rc == 0 && initial_state(&r, err) == 0) code = train_loop(&r);
+    if (r.usage) code = EXIT_USAGE;
 
     if (r.trace) {
         trace_close(r.trace);

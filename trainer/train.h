@@ -40,6 +40,7 @@ typedef struct {
     const char *grad_compress;
     int no_overlap;
     double timeout;
+    long check_replicas;  /* compare the replicas' weights every N steps (0: only at the end) */
     /* output */
     const char *out, *trace;
     double log_every;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# test_resume.sh: preemption and exact resume, under mpirun -np 2.
+# - SIGUSR1 to mpirun (a scheduler's preemption): the ranks finish the step,
+#   write a checkpoint and exit 3; `--resume auto` then repeats the
+#   uninterrupted run step for step (the same losses) and bit for bit (the same
+#   final weights), dropout and augmentation on.
+# - a damaged newest checkpoint is named and the previous one is used;
+# - another rank count resumes and says the position was re-split;
+# - a rank killed with SIGKILL ends the job with a non-zero exit, no hang.
+set -u
+BIN=${GOOGLENET_BIN:-bin/googlenet}
+B=${TEST_BUILD:-build/release}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+T=$(mktemp -d /tmp/test_resume.XXXXXX)
+cleanup() { pkill -9 -f "$T" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok: $*"; }
+PY=/usr/bin/python3
+
+"$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
+RUN=(train --data "$T/data" --crop 64 --batch 4 --epochs 3 --lr 0.005 --threads 1 --workers 1
+     --eval-every 0 --ckpt-every 4 --keep 0 --log-every 0 --quiet)
+sha() { "$BIN" ckpt info "$1" | sed -n 's/^params_sha256: //p'; }
+losses() { "$PY" -c "import json,sys; [print(r['step'], r['loss']) for r in map(json.loads, open(sys.argv[1])) if 'loss' in r]" "$1"; }
+
+# --- the uninterrupted run
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/a" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "uninterrupted run"; }
+final=$(ls "$T"/a/ckpt-*.gnck | tail -1)
+[ "$(basename "$final")" = "ckpt-00000024.gnck" ] || fail "expected 24 steps, got $final"
+
+# --- preempted with SIGUSR1 after a few steps, then resumed
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/b" >"$T/b.log" 2>&1 &
+mpid=$!
+for _ in $(seq 600); do
+  [ -f "$T/b/metrics.jsonl" ] && [ "$(wc -l <"$T/b/metrics.jsonl")" -ge 6 ] && break
+  sleep 0.1
+done
+kill -USR1 $mpid
+wait $mpid; rc=$?
+[ $rc -eq 3 ] || { cat "$T/b.log"; fail "preempted run exited $rc, want 3"; }
+grep -q "stopped at step" "$T/b.log" || fail "no stop message"
+stopped=$(ls "$T"/b/ckpt-*.gnck | tail -1)
+[ "$stopped" != "$T/b/ckpt-00000024.gnck" ] || fail "the run finished before the signal: nothing to resume"
+"$BIN" ckpt verify "$stopped" >/dev/null || fail "the preemption checkpoint does not verify"
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/b" --resume auto >"$T/b2.log" 2>&1 \
+  || { cat "$T/b2.log"; fail "resumed run"; }
+grep -q "resuming from $stopped" "$T/b2.log" || { cat "$T/b2.log"; fail "did not resume from $stopped"; }
+[ "$(sha "$final")" = "$(sha "$T/b/ckpt-00000024.gnck")" ] || fail "resumed weights differ from the uninterrupted run"
+for sec in momentum average; do
+  "$BIN" ckpt export "$final" --section $sec --out "$T/a_$sec.npy" >/dev/null
+  "$BIN" ckpt export "$T/b/ckpt-00000024.gnck" --section $sec --out "$T/b_$sec.npy" >/dev/null
+  "$B/tests/helper_npy_compare" "$T/a_$sec.npy" "$T/b_$sec.npy" exact >/dev/null || fail "resumed $sec differs"
+done
+# step for step: every logged step's loss equals the uninterrupted run's
+losses "$T/a/metrics.jsonl" | sort -n >"$T/la"
+losses "$T/b/metrics.jsonl" | sort -n -u >"$T/lb"
+[ "$(wc -l <"$T/lb")" -ge 24 ] && diff "$T/la" "$T/lb" >/dev/null || { diff "$T/la" "$T/lb" | head; fail "losses differ step for step"; }
+ok "SIGUSR1 -> checkpoint, exit 3; resume repeats the run bit for bit"
+
+# --- a damaged newest checkpoint: named, and the previous one used
+mkdir "$T/c"
+cp "$T"/a/ckpt-00000016.gnck "$T"/a/ckpt-00000020.gnck "$T/c/"
+printf '\x55' | dd of="$T/c/ckpt-00000020.gnck" bs=1 seek=100000 conv=notrunc status=none
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/c" --resume auto >"$T/c.log" 2>&1 || { cat "$T/c.log"; fail "resume past damage"; }
+grep -q "ckpt-00000020.gnck" "$T/c.log" && grep -q "resuming from $T/c/ckpt-00000016.gnck" "$T/c.log" \
+  || { cat "$T/c.log"; fail "damaged checkpoint not reported or not skipped"; }
+[ "$(sha "$final")" = "$(sha "$T/c/ckpt-00000024.gnck")" ] || fail "resume from step 16 differs"
+ok "a damaged newest checkpoint is named and skipped"
+
+# --- another rank count: resumes, re-splits, says so
+mkdir "$T/d"
+cp "$T"/a/ckpt-00000012.gnck "$T/d/"
+"$BIN" "${RUN[@]}" --out "$T/d" --resume auto >"$T/d.log" 2>&1 || { cat "$T/d.log"; fail "resume on 1 rank"; }
+grep -q "re-split" "$T/d.log" || { cat "$T/d.log"; fail "no re-split notice"; }
+[ -f "$T/d/ckpt-00000048.gnck" ] || { ls "$T/d"; fail "1 rank x batch 4 should end at step 48 (16 per epoch x 3)"; }
+ok "another rank count resumes"
+
+# --- SIGKILL of one rank mid-run: non-zero exit within the timeout, no hang
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --epochs 100 --timeout 20 --out "$T/e" >"$T/e.log" 2>&1 &
+mpid=$!
+for _ in $(seq 600); do
+  [ -f "$T/e/metrics.jsonl" ] && [ "$(wc -l <"$T/e/metrics.jsonl")" -ge 2 ] && break
+  sleep 0.1
+done
+victim=$(pgrep -f -- "--out $T/e" | grep -v "^$mpid\$" | while read -r p; do
+  [ "$(ps -o comm= -p "$p")" != "mpirun" ] && echo "$p"; done | tail -1)
+[ -n "$victim" ] || fail "no rank process found"
+start=$(date +%s)
+kill -9 "$victim"
+for _ in $(seq 120); do kill -0 $mpid 2>/dev/null || break; sleep 0.5; done
+if kill -0 $mpid 2>/dev/null; then fail "the job still runs 60 s after a rank was killed"; fi
+wait $mpid; rc=$?
+[ $rc -ne 0 ] || fail "the job exited 0 after a rank was killed"
+ok "a killed rank ends the job (exit $rc after $(( $(date +%s) - start )) s)"
+echo "all resume tests passed"
