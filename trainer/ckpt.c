@@ -319,10 +319,15 @@ static int meta_encode(const CkptMeta *m, Text *t)
     return t->oom ? -1 : 0;
 }
 
+/* The field's storage inside m. Through uintptr_t because gcc's object-size
+ * tracking (under -fsanitize) takes (char *)m + offset for m's first member
+ * and warns about every write wider than it. */
+static char *field_ptr(CkptMeta *m, const MetaField *f) { return (char *)((uintptr_t)m + f->offset); }
+
 /* Parses one value into its field; -1 with err when it does not fit. */
 static int field_set(CkptMeta *m, const MetaField *f, const char *v, char *err, size_t errlen)
 {
-    char *p = (char *)m + f->offset, *end = NULL;
+    char *p = field_ptr(m, f), *end = NULL;
     errno = 0;
     switch (f->type) {
     case F_INT:
