@@ -21,7 +21,12 @@ PY=/usr/bin/python3
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
 RUN=(train --data "$T/data" --crop 64 --batch 4 --epochs 3 --lr 0.005 --threads 1 --workers 1
      --eval-every 0 --ckpt-every 4 --keep 0 --log-every 0 --quiet)
-sha() { "$BIN" ckpt info "$1" | sed -n 's/^params_sha256: //p'; }
+sha() { # params_sha256 of a checkpoint; fails the test when there is none
+  local h
+  h=$("$BIN" ckpt info "$1" | sed -n 's/^params_sha256: //p')
+  [ ${#h} -eq 64 ] || fail "no params_sha256 for $1"
+  echo "$h"
+}
 losses() { "$PY" -c "import json,sys; [print(r['step'], r['loss']) for r in map(json.loads, open(sys.argv[1])) if 'loss' in r]" "$1"; }
 
 # --- the uninterrupted run

@@ -24,7 +24,7 @@ weights() { # run dir -> weights.npy of its final checkpoint
   "$BIN" ckpt export "$ck" --out "$1/w.npy" >/dev/null || fail "export $ck"
   echo "$1/w.npy"
 }
-sha() { "$BIN" ckpt info "$(ls "$1"/ckpt-*.gnck | tail -1)" | sed -n 's/^params_sha256: //p'; }
+sha() { "$BIN" ckpt info "$(ls "$1"/ckpt-*.gnck | tail -1)" | sed -n 's/^params_sha256: //p'; }  # checked for length below
 
 # --- bad flags and impossible combinations: one line, exit 2, before any work
 out=$("$BIN" train "${COMMON[@]}" --batch 0 2>&1); rc=$?
