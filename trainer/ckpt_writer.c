@@ -137,7 +137,8 @@ static void read_latest(const char *dir, char *target, size_t len)
 }
 
 /* Writes the job; returns 0 or -1 with msg. */
-static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes, char *msg, size_t msglen)
+static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes, char *msg, size_t msglen,
+                     char *note, size_t notelen)
 {
     size_t np = w->cfg.num_params;
     char name[256];
@@ -154,10 +155,10 @@ static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes,
     if (ckpt_write_bytes_atomic(latest, NULL, 0, line, strlen(line), w->cfg.fault, w->cfg.fault_ctx, err,
                                 sizeof err) != 0) {
         say(msg, msglen, "%s was written but %s was not updated: %s", path, CKPT_LATEST, err);
-        apply_retention(w, name, old[0] ? old : NULL, w->st.note, sizeof w->st.note);
+        apply_retention(w, name, old[0] ? old : NULL, note, notelen);
         return -1;
     }
-    apply_retention(w, name, NULL, w->st.note, sizeof w->st.note);
+    apply_retention(w, name, NULL, note, notelen);
     return 0;
 }
 
@@ -175,13 +176,14 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         double t0 = now_s();
-        char path[4400], msg[1200];
+        char path[4400], msg[1200], note[256] = "";
         uint64_t bytes = 0;
-        int rc = write_job(w, path, sizeof path, &bytes, msg, sizeof msg);
+        int rc = write_job(w, path, sizeof path, &bytes, msg, sizeof msg, note, sizeof note);
         double dt = now_s() - t0;
 
         pthread_mutex_lock(&w->mu);
         w->st.last_write_s = dt;
+        if (note[0]) say(w->st.note, sizeof w->st.note, "%s", note);
         if (rc == 0) {
             w->st.writes_done++;
             w->st.last_file_bytes = bytes;
