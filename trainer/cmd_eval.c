@@ -33,6 +33,7 @@
 
 #define ERRLEN 1024
 #define PATHLEN 4096
+#define WATCH_SETTLE_S 120.0 /* a checkpoint that fails to verify within this long of its last change is still arriving */
 
 typedef struct {
     CliStrList ckpts;
@@ -133,10 +134,12 @@ static int ensemble_read_one(Ensemble *e, int i, const char *path, int average, 
 {
     char why[ERRLEN];
     CkptReader *r = ckpt_open(path, why, sizeof why);
-    if (!r) return snprintf(err, errlen, "checkpoint %s: %s", path, why), -1;
+    /* ckpt's messages usually start with the path already */
+    if (!r) return snprintf(err, errlen, strstr(why, path) ? "checkpoint %.0s%s" : "checkpoint %s: %s", path, why), -1;
     int rc = -1;
     if (ckpt_reader_verify(r, why, sizeof why) != 0) {
-        snprintf(err, errlen, "checkpoint %s does not verify (damaged, or still being written): %s", path, why);
+        snprintf(err, errlen, "checkpoint %s does not verify (damaged, or still being written): %s", path,
+                 strncmp(why, path, strlen(path)) == 0 && why[strlen(path)] == ':' ? why + strlen(path) + 2 : why);
         goto out;
     }
     const CkptMeta *m = ckpt_reader_meta(r);
@@ -310,6 +313,7 @@ static int eval_config(const EvalArgs *a, const Dataset *ds, EvalConfig *ec, Pro
     ec->workers = a->workers;
     ec->resize = a->resize;
     ec->max_bad = a->max_bad;
+    ec->max_bad_name = "--max-bad";
     if (image_filter_parse(a->filter, &ec->filter) != 0 || ec->filter == IMAGE_FILTER_RANDOM)
         return snprintf(err, errlen, "--filter '%s' is not a fixed filter; use nearest, bilinear, bicubic, area or lanczos",
                         a->filter), -1;
@@ -502,7 +506,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         Ensemble e;
         const char *paths[1] = {path};
-        int bad = ensemble_load(c, paths, 1, average, &e, err, sizeof err) != 0;
+        int bad = ensemble_load(c, paths, 1, average, &e, err, sizeof err) != 0, unverified = bad;
         if (!bad && rank == 0 && e.classes != dataset_num_classes(ds))
             bad = 1, snprintf(err, sizeof err, "checkpoint %s has %d classes but the dataset %s has %d", path, e.classes,
                               a->data, dataset_num_classes(ds));
@@ -531,14 +535,28 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         }
         if (rank == 0) {
             if (bad) {
-                if (err[0]) fprintf(stderr, "googlenet eval: skipping %s: %s\n", name, err);
+                long long size = 0, mt = 0;
+                int sig = file_sig(path, &size, &mt) == 0;
+                double age = (double)time(NULL) - mt / 1e9;
+                /* a file that does not verify yet and changed lately is
+                 * probably still arriving (a copy): a note, not an error */
+                if (unverified && sig && age < WATCH_SETTLE_S)
+                    fprintf(stderr, "googlenet eval: %s does not verify yet (changed %.0f s ago); it is retried later\n",
+                            name, age);
+                else {
+                    if (err[0]) fprintf(stderr, "googlenet eval: skipping %s: %s\n", name, err);
+                    code = EXIT_FAIL;
+                }
                 Skip *g = realloc(skips, (size_t)(nskips + 1) * sizeof *skips);
-                if (g) {
+                if (g && sig) {
                     skips = g;
                     snprintf(skips[nskips].name, sizeof skips[nskips].name, "%s", name);
-                    if (file_sig(path, &skips[nskips].size, &skips[nskips].mtime_ns) == 0) nskips++;
+                    skips[nskips].size = size;
+                    skips[nskips].mtime_ns = mt;
+                    nskips++;
+                } else if (g) {
+                    skips = g;
                 }
-                code = EXIT_FAIL;
             } else {
                 EvalReportInfo info = {a->data, a->weights, NULL, NULL, NULL, 0, ds};
                 char *json = evaluate_json(&res, &info, 0, 1);

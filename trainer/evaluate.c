@@ -111,8 +111,9 @@ static void eval_note_bad(Evaluator *E, long j, const char *why)
         E->failed = 1;
         E->stop = 1;
         snprintf(E->fail_msg, sizeof E->fail_msg,
-                 "%ld of %ld images could not be read (limit %.3g%%), e.g. %.120s; check the dataset or raise the bad-file limit",
-                 E->bad, E->nimg, 100 * E->cfg->max_bad, E->bad_names[0]);
+                 "%ld of %ld images could not be read (limit %.3g%%), e.g. %.120s; check the dataset or raise %s",
+                 E->bad, E->nimg, 100 * E->cfg->max_bad, E->bad_names[0],
+                 E->cfg->max_bad_name ? E->cfg->max_bad_name : "the bad-file limit");
         pthread_cond_broadcast(&E->free_cv);
         pthread_cond_broadcast(&E->done_cv);
     }
@@ -548,8 +549,9 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
     int64_t seen = out->images + out->bad;
     if (out->bad > 0 && out->bad > cfg->max_bad * (double)seen) {
         snprintf(err, errlen,
-                 "%lld of %lld images could not be read (limit %.3g%%), e.g. %.150s; check the dataset or raise the bad-file limit",
-                 (long long)out->bad, (long long)seen, 100 * cfg->max_bad, out->nbad_names ? out->bad_names[0] : "?");
+                 "%lld of %lld images could not be read (limit %.3g%%), e.g. %.150s; check the dataset or raise %s",
+                 (long long)out->bad, (long long)seen, 100 * cfg->max_bad, out->nbad_names ? out->bad_names[0] : "?",
+                 cfg->max_bad_name ? cfg->max_bad_name : "the bad-file limit");
         evaluate_result_free(out);
         return -1;
     }

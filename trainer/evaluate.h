@@ -45,6 +45,8 @@ typedef struct {
     double max_bad;        /* fraction of the images allowed to be unreadable: 0.01;
                               more (over all ranks) fails the evaluation; a rank
                               stops early once its own shard is clearly over */
+    const char *max_bad_name; /* how the caller's user sets max_bad ("--max-bad"),
+                                 named in the error; NULL: "the bad-file limit" */
     /* Optional, called in the caller's thread after each batch with this
      * rank's images done and its shard size (for progress lines). */
     void (*progress)(void *ctx, long done, long total);
