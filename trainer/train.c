@@ -292,6 +292,7 @@ static void log_interval(Run *r, const Interval *iv, int final_line)
     double img_s = iv->seconds > 0 ? iv->v[M_SAMPLES] / iv->seconds : 0;
     double wait = iv->seconds > 0 ? iv->v[M_WAIT] / r->world / iv->seconds : 0;
     double exposed = iv->seconds > 0 ? iv->v[M_EXPOSED] / r->world / iv->seconds : 0;
+    double busy = iv->seconds > 0 ? iv->v[M_COMM] / r->world / iv->seconds : 0;
     double elapsed = now() - r->t_start;
     double per_step = iv->steps > 0 ? iv->seconds / iv->steps : 0;
     double eta = per_step * (double)(r->total_steps - r->step);
@@ -302,9 +303,9 @@ static void log_interval(Run *r, const Interval *iv, int final_line)
         fprintf(r->metrics,
                 "{\"step\":%ld,\"epoch\":%.4f,\"loss\":%.6f,\"loss_main\":%.6f,\"loss_aux1\":%.6f,"
                 "\"loss_aux2\":%.6f,\"top1\":%.6f,\"top5\":%.6f,\"lr\":%.8g,\"img_per_s\":%.3f,"
-                "\"data_wait\":%.4f,\"comm_exposed\":%.4f,\"elapsed_s\":%.2f,\"eta_s\":%.1f}\n",
+                "\"data_wait\":%.4f,\"comm_exposed\":%.4f,\"comm_busy\":%.4f,\"elapsed_s\":%.2f,\"eta_s\":%.1f}\n",
                 r->step, (double)r->step / r->spe, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
-                iv->v[M_AUX2] / n, top1, iv->v[M_TOP5] / n, r->lr, img_s, wait, exposed, elapsed, eta);
+                iv->v[M_AUX2] / n, top1, iv->v[M_TOP5] / n, r->lr, img_s, wait, exposed, busy, elapsed, eta);
         fflush(r->metrics);
     }
     if (cfg->quiet) return;
