@@ -403,6 +403,16 @@ static int file_sig(const char *path, long long *size, long long *mtime_ns)
     return 0;
 }
 
+/* Remembers name as it is now (size, mtime); best effort when out of memory. */
+static void skip_add(Skip **skips, int *n, const char *name, const char *path)
+{
+    Skip *g = realloc(*skips, (size_t)(*n + 1) * sizeof **skips);
+    if (!g) return;
+    *skips = g;
+    snprintf(g[*n].name, sizeof g[*n].name, "%s", name);
+    if (file_sig(path, &g[*n].size, &g[*n].mtime_ns) == 0) (*n)++;
+}
+
 /* Rank 0: the next checkpoint to evaluate, locked; 1 found, 0 none, -1 error. */
 static int watch_pick(const EvalArgs *a, int lock_fd, Skip *skips, int nskips, char *path, size_t pathlen,
                       long *step, char *err, size_t errlen)
@@ -547,16 +557,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
                     if (err[0]) fprintf(stderr, "googlenet eval: skipping %s: %s\n", name, err);
                     code = EXIT_FAIL;
                 }
-                Skip *g = realloc(skips, (size_t)(nskips + 1) * sizeof *skips);
-                if (g && sig) {
-                    skips = g;
-                    snprintf(skips[nskips].name, sizeof skips[nskips].name, "%s", name);
-                    skips[nskips].size = size;
-                    skips[nskips].mtime_ns = mt;
-                    nskips++;
-                } else if (g) {
-                    skips = g;
-                }
+                skip_add(&skips, &nskips, name, path);
             } else {
                 EvalReportInfo info = {a->data, a->weights, NULL, NULL, NULL, 0, ds};
                 char *json = evaluate_json(&res, &info, 0, 1);
@@ -574,6 +575,8 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
                         code = EXIT_FAIL;
                     } else {
                         evaluated++;
+                        /* never twice in one run, even if the line could not be read back */
+                        skip_add(&skips, &nskips, name, path);
                         if (!a->quiet)
                             printf("%s (step %ld): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %lld images, %lld unreadable, %.1f s\n",
                                    name, e.steps[0], 100.0 * res.top1 / (res.images ? res.images : 1),

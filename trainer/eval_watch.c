@@ -140,7 +140,8 @@ int eval_watch_append(const char *results, int lock_fd, const char *line, char *
         free(buf);
         return snprintf(err, errlen, "cannot lock %s.lock for appending: %s", results, strerror(errno)), -1;
     }
-    int rc = -1, fd = open(results, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    /* read-write: the last byte is read back before appending */
+    int rc = -1, fd = open(results, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open results file %s: %s", results, strerror(errno));
         goto out;
