@@ -20,9 +20,8 @@ static void check_sha(const char *msg, size_t len, const char *want)
     assert_string_equal(hex, want);
 }
 
-static void test_sha256_fips(void **state)
+static void sha256_fips_vectors(void)
 {
-    (void)state;
     check_sha("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     check_sha("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
@@ -50,6 +49,38 @@ static void test_sha256_fips(void **state)
     sha256_hex(d, hex);
     assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     free(a);
+}
+
+/* The vectors through the SHA-extension path (when the CPU has one) and the
+ * portable path. */
+static void test_sha256_fips(void **state)
+{
+    (void)state;
+    sha256_use_hw(1);
+    sha256_fips_vectors();
+    sha256_use_hw(0);
+    sha256_fips_vectors();
+    sha256_use_hw(1);
+}
+
+/* Both paths agree on every length up to a few blocks and on a large buffer. */
+static void test_sha256_paths_agree(void **state)
+{
+    (void)state;
+    size_t n = (1 << 20) + 77;
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(i * 2654435761u >> 13);
+    char hw[65], sw[65];
+    for (size_t len = 0; len < n; len = len < 300 ? len + 1 : len * 3 + 11) {
+        sha256_use_hw(1);
+        sha256_buffer_hex(b, len, hw);
+        sha256_use_hw(0);
+        sha256_buffer_hex(b, len, sw);
+        assert_string_equal(hw, sw);
+    }
+    sha256_use_hw(1);
+    free(b);
 }
 
 /* Pads of 55, 56, 63, 64 bytes cross the one-block / two-block boundary. */
@@ -129,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_fips),
         cmocka_unit_test(test_sha256_padding_boundaries),
+        cmocka_unit_test(test_sha256_paths_agree),
         cmocka_unit_test(test_xxh64_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

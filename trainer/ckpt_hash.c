@@ -1,8 +1,12 @@
 /* ckpt_hash.c: SHA-256 (FIPS 180-4) and XXH64 (Yann Collet's xxHash
  * specification, 64-bit variant), portable C, tested against the FIPS vectors
- * and against libzstd's frame checksums (tests/test_ckpt_hash.c). */
+ * and against libzstd's frame checksums (tests/test_ckpt_hash.c). SHA-256 also
+ * has a path for the x86 SHA extensions (about 10x faster), chosen at run time
+ * and tested against the portable one. */
 #include "trainer/ckpt_hash.h"
 
+#include <cpuid.h>
+#include <immintrin.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +52,72 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
     h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
+/* The x86 SHA extensions: two rounds per sha256rnds2 on the state held as
+ * (ABEF, CDGH); the message schedule by sha256msg1/msg2 over a ring of four
+ * 4-word groups. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t h[8], const uint8_t *p,
+                                                                          size_t nblocks)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+    __m128i st1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B); /* EFGH */
+    __m128i st0 = _mm_alignr_epi8(tmp, st1, 8);                                     /* ABEF */
+    st1 = _mm_blend_epi16(st1, tmp, 0xF0);                                          /* CDGH */
+    for (; nblocks; nblocks--, p += 64) {
+        __m128i save0 = st0, save1 = st1, w[4];
+        for (int i = 0; i < 16; i++) {
+            if (i < 4) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+            __m128i msg = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&sha_k[4 * i]));
+            st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
+            if (i >= 3 && i <= 14) {
+                /* w[i+1] = sigma1 part of w[i] + w[i-3] (msg1 done) + words 1..4 of w[i-1]:w[i] */
+                __m128i t = _mm_alignr_epi8(w[i & 3], w[(i - 1) & 3], 4);
+                __m128i x = _mm_add_epi32(w[(i + 1) & 3], t);
+                w[(i + 1) & 3] = _mm_sha256msg2_epu32(x, w[i & 3]);
+            }
+            st0 = _mm_sha256rnds2_epu32(st0, st1, _mm_shuffle_epi32(msg, 0x0E));
+            if (i >= 1 && i <= 12) w[(i - 1) & 3] = _mm_sha256msg1_epu32(w[(i - 1) & 3], w[i & 3]);
+        }
+        st0 = _mm_add_epi32(st0, save0);
+        st1 = _mm_add_epi32(st1, save1);
+    }
+    tmp = _mm_shuffle_epi32(st0, 0x1B);  /* FEBA */
+    st1 = _mm_shuffle_epi32(st1, 0xB1);  /* DCHG */
+    st0 = _mm_blend_epi16(tmp, st1, 0xF0); /* DCBA */
+    st1 = _mm_alignr_epi8(st1, tmp, 8);    /* HGFE */
+    _mm_storeu_si128((__m128i *)&h[0], st0);
+    _mm_storeu_si128((__m128i *)&h[4], st1);
+}
+
+static int sha_hw = -1; /* -1 not probed yet */
+
+static int cpu_has_sha(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int sha = (b >> 29) & 1;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int sse41 = (c >> 19) & 1, ssse3 = (c >> 9) & 1;
+    return sha && sse41 && ssse3;
+}
+
+int sha256_use_hw(int enable)
+{
+    int had = sha_hw > 0;
+    sha_hw = enable ? cpu_has_sha() : 0;
+    return had;
+}
+
+static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks)
+{
+    if (sha_hw < 0) sha_hw = cpu_has_sha();
+    if (sha_hw) {
+        sha256_blocks_ni(h, p, nblocks);
+        return;
+    }
+    for (; nblocks; nblocks--, p += 64) sha256_block(h, p);
+}
+
 void sha256_init(Sha256 *s)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -68,10 +138,12 @@ void sha256_update(Sha256 *s, const void *data, size_t len)
         p += take;
         len -= take;
         if (s->nbuf < 64) return;
-        sha256_block(s->h, s->buf);
+        sha256_blocks(s->h, s->buf, 1);
         s->nbuf = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) sha256_block(s->h, p);
+    sha256_blocks(s->h, p, len / 64);
+    p += len / 64 * 64;
+    len %= 64;
     memcpy(s->buf, p, len);
     s->nbuf = len;
 }

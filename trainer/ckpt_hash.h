@@ -24,6 +24,9 @@ void sha256_final(Sha256 *s, uint8_t digest[32]);
 /* hex: 64 lowercase digits and a NUL */
 void sha256_hex(const uint8_t digest[32], char hex[65]);
 void sha256_buffer_hex(const void *data, size_t len, char hex[65]);
+/* SHA-256 uses the x86 SHA extensions when the CPU has them. enable = 0 forces
+ * the portable code (tests compare the two); returns whether they were in use. */
+int sha256_use_hw(int enable);
 
 typedef struct {
     uint64_t total;
