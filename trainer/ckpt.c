@@ -1404,7 +1404,7 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
             snprintf(path, pathlen, "%s", full);
             found = 1;
         } else {
-            snprintf(line, sizeof line, "skipping damaged checkpoint %s: %s", f[i].name, why);
+            snprintf(line, sizeof line, "skipping checkpoint %s (damaged or unreadable): %s", f[i].name, why);
             report_add(report, reportlen, line);
         }
     }
