@@ -13,9 +13,9 @@
  *
  * A communication thread starts the buckets in index order as backward makes
  * them ready and drives them with MPI_Test. While the caller computes, the
- * thread sleeps between tests (poll_us) so it does not take the core backward
- * runs on; once the caller waits in finish() it tests continuously for a few
- * milliseconds, then backs off again (a peer may still be computing).
+ * thread sleeps between tests (poll_us, longer while nothing moves) so it does
+ * not take the core backward runs on; once the caller waits in finish() it
+ * tests continuously while data moves, and backs off when a peer is late.
  *
  * This file must not call MPI from the caller's thread while a step runs,
  * except the watchdog in finish(); and never allocates during a step.
@@ -68,6 +68,8 @@ struct CommAllreducer {
     /* the thread's; read by the caller once the step is done (under mu) */
     int next, in_flight;
     double busy, busy_since;
+    double cpu, cpu_since;  /* the thread's CPU seconds in this step, from its first wake-up */
+    int64_t cpu_step;       /* the step cpu_since belongs to */
     uint64_t bytes;
 };
 
@@ -275,12 +277,23 @@ static void wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void *thread_main(void *arg)
 {
     CommAllreducer *ar = arg;
     double last_progress = 0;
     pthread_mutex_lock(&ar->mu);
     while (!ar->quit) {
+        if (ar->active && ar->cpu_step != ar->step) {
+            ar->cpu_step = ar->step;
+            ar->cpu_since = thread_cpu_seconds();
+        }
         int ready = ar->finishing ? ar->nbuckets : ar->ready;
         int startable = ar->active && ar->next < ready && free_slot(ar);
         if (!startable && ar->in_flight == 0) {
@@ -313,20 +326,23 @@ static void *thread_main(void *arg)
         ar->buckets_done += completed;
         if (ar->active && ar->buckets_done == ar->nbuckets) {
             ar->active = 0;
+            ar->cpu = thread_cpu_seconds() - ar->cpu_since;
             pthread_cond_signal(&ar->done);
         }
         if (progressed || ar->in_flight == 0) continue;
-        if (finishing && t - last_progress < 0.005) {
-            /* the caller is blocked: test continuously */
+        double idle = t - last_progress;
+        if (finishing && idle < 0.002) {
+            /* the caller is blocked and data is moving: test continuously */
             pthread_mutex_unlock(&ar->mu);
             sched_yield();
             pthread_mutex_lock(&ar->mu);
+        } else if (finishing) {
+            /* a peer is late: a wake-up costs ~10 us of CPU that loader threads could use */
+            wait_for(&ar->work, &ar->mu, comm_backoff(idle, 50e-6, 500e-6));
         } else if (ar->poll_us > 0) {
-            /* back off while nothing moves (a peer is still computing):
-             * poll_us right after progress, up to 8x that */
-            double idle = t - last_progress, us = ar->poll_us;
-            while (us < 8.0 * ar->poll_us && us * 4e-6 < idle) us *= 2;
-            wait_for(&ar->work, &ar->mu, (finishing ? 50 : us) * 1e-6);
+            /* backward runs on this core: the later a peer, the rarer the tests
+             * (a bucket's start is all the caller's progress needs from us) */
+            wait_for(&ar->work, &ar->mu, comm_backoff(idle * 2, ar->poll_us * 1e-6, ar->poll_us * 20e-6));
         } else {
             pthread_mutex_unlock(&ar->mu);
             sched_yield();
@@ -506,6 +522,7 @@ void comm_allreducer_begin(CommAllreducer *ar)
     ar->buckets_done = 0;
     ar->next = 0;
     ar->busy = 0;
+    ar->cpu = 0;
     ar->bytes = 0;
     ar->step++;
     pthread_mutex_unlock(&ar->mu);
@@ -557,6 +574,7 @@ void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats)
     ar->begun = 0;
     if (stats) {
         stats->comm_seconds = ar->busy;
+        stats->comm_cpu_seconds = ar->cpu;
         stats->bytes_sent = ar->bytes;
         stats->buckets = ar->nbuckets;
         stats->exposed_seconds = comm_now() - t0;

@@ -35,6 +35,12 @@ double comm_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double comm_backoff(double idle, double min, double max)
+{
+    double s = idle / 8;
+    return s < min ? min : s > max ? max : s;
+}
+
 static void *xcalloc(Comm *c, size_t n, size_t size, const char *what)
 {
     void *p = calloc(n ? n : 1, size);
@@ -164,7 +170,7 @@ _Noreturn void comm_watch_expired(Comm *c, double waited)
                "it; a rank may have died or be stuck inside MPI", head, c->mine.what, c->mine.seq, waited);
 }
 
-/* Tests req[0..n) until all complete: spins (yielding) for the first 20 ms,
+/* Tests req[0..n) until all complete: spins (yielding) for the first 2 ms,
  * then sleeps between tests; aborts the job past the timeout. */
 static void wait_all(Comm *c, int n, MPI_Request *req, const char *what)
 {
@@ -179,10 +185,11 @@ static void wait_all(Comm *c, int n, MPI_Request *req, const char *what)
             last_poll = t;
         }
         if (c->timeout > 0 && waited > c->timeout) comm_watch_expired(c, waited);
-        if (waited < 0.02) {
+        if (waited < 0.002) {
             sched_yield();
         } else {
-            struct timespec ts = {0, waited < 1.0 ? 100000 : 1000000};
+            double s = comm_backoff(waited, 50e-6, 1e-3);
+            struct timespec ts = {0, (long)(s * 1e9)};
             nanosleep(&ts, NULL);
         }
     }

@@ -103,6 +103,9 @@ typedef struct {
                                first bucket to the completion of the last, minus the
                                gaps when no bucket was in flight */
     double exposed_seconds; /* time comm_allreducer_finish blocked the caller */
+    double comm_cpu_seconds; /* CPU time the communication thread used (polling, copies,
+                                sums, 16-bit conversions): what it took from compute
+                                when every core is busy */
     uint64_t bytes_sent;    /* payload bytes this rank sent (both phases) */
     int buckets;
 } CommStepStats;
@@ -121,7 +124,7 @@ CommAllreducer *comm_allreducer_init(Comm *c, float *grads, size_t n, size_t buc
 void comm_allreducer_free(CommAllreducer *ar);
 int comm_allreducer_num_buckets(const CommAllreducer *ar);
 /* How long the communication thread sleeps between tests of in-flight buckets
- * while backward runs: poll_us after progress, backing off to 8 x poll_us while
+ * while backward runs: poll_us after progress, backing off to 20 x poll_us while
  * nothing moves (default COMM_DEFAULT_POLL_US); 0 tests continuously. For
  * benchmarks (scripts/bench_allreduce.sh). */
 #define COMM_DEFAULT_POLL_US 200

@@ -31,6 +31,11 @@ struct Comm {
 };
 
 double comm_now(void);
+/* How long to sleep before testing again after `idle` seconds without news:
+ * an eighth of that, within [min, max]. Each sleep costs ~10 us of CPU (the
+ * wake-up), so long waits cost little, and a late peer is noticed after at
+ * most max, or idle / 8. */
+double comm_backoff(double idle, double min, double max);
 
 /* Aborts the job with a message naming `what` when rc is not MPI_SUCCESS. */
 void comm_check_mpi(Comm *c, int rc, const char *what);

@@ -9,7 +9,9 @@
 #      polling, and continuous polling), and after backward (no overlap).
 #      "hidden" is 1 - exposed / comm: the share of the communication's busy
 #      time that the caller did not wait for; "bwd slowdown" compares backward
-#      with the baseline.
+#      with the baseline. CPU columns: seconds of backward's thread and
+#      milliseconds of the communication thread per step; on a loaded machine
+#      they stay meaningful where the wall times do not.
 #
 # Usage: scripts/bench_allreduce.sh [raw|model|all]   (default all)
 # Environment: NP (2), BATCH (8), CROP (224), STEPS (3), BUCKET_MB (25),
@@ -30,23 +32,25 @@ mpi() { mpirun -np "$NP" ${MPIRUN_ARGS:-} "$bench" "$@"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 calc() { awk "BEGIN { print $1 }"; }
 
-echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); np=$NP; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
+echo "# machine: $(getconf _NPROCESSORS_ONLN) cores, load $(cut -d' ' -f1-3 /proc/loadavg); np=$NP; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
 if [ "$what" = raw ] || [ "$what" = all ]; then
   echo "# raw allreduce of 13,378,280 floats (53.5 MB), $REPS repetitions, ms per operation (slowest rank)"
-  printf '%-10s %-6s %8s %14s %16s %13s %12s\n' bucket_mb wire buckets allreducer_ms mpi_allreduce_ms broadcast_ms sent_MB
+  printf '%-10s %-6s %8s %14s %10s %16s %13s %9s\n' bucket_mb wire buckets allreducer_ms cpu_ms mpi_allreduce_ms broadcast_ms sent_MB
   for c in none bf16 fp16; do
     for b in 4 25 100; do
       [ "$c" != none ] && [ "$b" != 25 ] && continue
       line=$(mpi --mode raw --bucket-mb "$b" --compress "$c" --reps "$REPS")
-      printf '%-10s %-6s %8s %14s %16s %13s %12.1f\n' "$b" "$c" "$(echo "$line" | field buckets)" \
-        "$(echo "$line" | field allreducer_ms)" "$(echo "$line" | field mpi_allreduce_ms)" \
+      printf '%-10s %-6s %8s %14s %10s %16s %13s %9.1f\n' "$b" "$c" "$(echo "$line" | field buckets)" \
+        "$(echo "$line" | field allreducer_ms)" "$(echo "$line" | field allreducer_cpu_ms)" \
+        "$(echo "$line" | field mpi_allreduce_ms)" \
         "$(echo "$line" | field broadcast_ms)" "$(calc "$(echo "$line" | field bytes_sent) / 1e6")"
     done
   done
 fi
 if [ "$what" = model ] || [ "$what" = all ]; then
   echo "# GoogLeNet steps: batch $BATCH per rank, crop $CROP, $STEPS timed steps after 1 warm-up, buckets of $BUCKET_MB MB"
-  printf '%-22s %9s %10s %12s %9s %8s %8s %14s\n' mode forward_s backward_s exposed_ms comm_ms hidden step_s bwd_slowdown
+  printf '%-22s %9s %10s %12s %9s %8s %8s %13s %14s %12s\n' mode forward_s backward_s exposed_ms comm_ms hidden step_s \
+    bwd_slowdown backward_cpu_s comm_cpu_ms
   base=
   for cfg in "off" "overlap 200" "overlap 0" "nooverlap 200"; do
     set -- $cfg
@@ -56,8 +60,9 @@ if [ "$what" = model ] || [ "$what" = all ]; then
     [ -z "$base" ] && base=$bwd
     name=$1; [ "$1" = overlap ] && name="overlap poll_us=$2"
     hidden=$(echo "$line" | field hidden_pct)%; [ "$1" = off ] && hidden=-
-    printf '%-22s %9s %10s %12s %9s %8s %8s %13.1f%%\n' "$name" "$(echo "$line" | field forward_s)" "$bwd" \
+    printf '%-22s %9s %10s %12s %9s %8s %8s %12.1f%% %14s %12s\n' "$name" "$(echo "$line" | field forward_s)" "$bwd" \
       "$(echo "$line" | field exposed_ms)" "$(echo "$line" | field comm_ms)" "$hidden" \
-      "$(echo "$line" | field step_s)" "$(calc "100 * ($bwd / $base - 1)")"
+      "$(echo "$line" | field step_s)" "$(calc "100 * ($bwd / $base - 1)")" \
+      "$(echo "$line" | field backward_cpu_s)" "$(echo "$line" | field comm_cpu_ms)"
   done
 fi

@@ -148,6 +148,10 @@ static void sum_one(Comm *c, const Opts *o, size_t bucket, int overlap, uint64_t
             comm_allreducer_ready(ar, from);
             at = from;
         }
+        /* other collectives may run while buckets are in flight */
+        double one = 1;
+        comm_allreduce_double(c, &one, 1, COMM_SUM, "metrics during the step");
+        CHECK(one == p, "metrics during the step: %g", one);
         CommStepStats st;
         comm_allreducer_finish(ar, &st);
 

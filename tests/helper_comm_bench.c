@@ -6,7 +6,9 @@
  *          broadcast of it: ms per operation.
  *   model  GoogLeNet training steps (forward, backward with the allreducer's
  *          hook, finish) on random data: forward / backward / exposed / comm
- *          seconds per step. --comm off runs the same compute with no
+ *          seconds per step, and the CPU seconds of backward's thread and of
+ *          the communication thread (CPU times stay meaningful on a loaded
+ *          machine, wall times do not). --comm off runs the same compute with no
  *          communication, the baseline that shows how much the communication
  *          slows backward down.
  *
@@ -33,6 +35,13 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 typedef struct {
     const char *mode, *comm;
     int poll_us, batch, crop, steps, warmup, reps;
@@ -50,7 +59,7 @@ static void run_raw(Comm *c, const Opts *o)
     CommAllreducer *ar = comm_allreducer_init(c, g, n, (size_t)(o->bucket_mb * 1048576), o->compress, 0, err,
                                               sizeof err);
     if (!ar) comm_abort(c, 1, "%s", err);
-    double t[3] = {0, 0, 0};
+    double t[4] = {0, 0, 0, 0};
     CommStepStats st = {0};
     for (int r = -1; r < o->reps; r++) {
         comm_barrier(c, "bench");
@@ -66,15 +75,16 @@ static void run_raw(Comm *c, const Opts *o)
             t[0] += t1 - t0;
             t[1] += t2 - t1;
             t[2] += t3 - t2;
+            t[3] += st.comm_cpu_seconds;
         }
         for (size_t i = 0; i < n; i++) g[i] = (float)(i % 1000) * 1e-3f;
     }
-    comm_allreduce_double(c, t, 3, COMM_MAX, "bench times");
+    comm_allreduce_double(c, t, 4, COMM_MAX, "bench times");
     if (comm_rank(c) == 0)
         printf("raw np=%d floats=%zu bucket_mb=%g compress=%s buckets=%d allreducer_ms=%.1f mpi_allreduce_ms=%.1f "
-               "broadcast_ms=%.1f bytes_sent=%llu\n",
+               "broadcast_ms=%.1f bytes_sent=%llu allreducer_cpu_ms=%.1f\n",
                comm_size(c), n, o->bucket_mb, comm_compress_name(o->compress), comm_allreducer_num_buckets(ar),
-               1e3 * t[0] / o->reps, 1e3 * t[1] / o->reps, 1e3 * t[2] / o->reps, (unsigned long long)st.bytes_sent);
+               1e3 * t[0] / o->reps, 1e3 * t[1] / o->reps, 1e3 * t[2] / o->reps, (unsigned long long)st.bytes_sent, 1e3 * t[3] / o->reps);
     comm_allreducer_free(ar);
     free(g);
 }
@@ -102,7 +112,8 @@ static void run_model(Comm *c, const Opts *o)
         if (!ar) comm_abort(c, 1, "%s", err);
         comm_allreducer_set_poll_us(ar, o->poll_us);
     }
-    double sum[5] = {0, 0, 0, 0, 0};   /* forward, backward, exposed, comm, step */
+    /* forward, backward, exposed, comm, step, backward CPU (this thread), comm thread CPU */
+    double sum[7] = {0, 0, 0, 0, 0, 0, 0};
     for (int s = 0; s < o->warmup + o->steps; s++) {
         comm_barrier(c, "step");
         double t0 = now();
@@ -112,23 +123,25 @@ static void run_model(Comm *c, const Opts *o)
         double t1 = now();
         CommStepStats st = {0};
         if (ar) comm_allreducer_begin(ar);
+        double c1 = cpu_now();
         model_backward(m, 1.0f / o->batch, ar ? comm_allreducer_ready : NULL, ar);
-        double t2 = now();
+        double t2 = now(), c2 = cpu_now();
         if (ar) comm_allreducer_finish(ar, &st);
         double t3 = now();
         if (s >= o->warmup) {
-            double v[5] = {t1 - t0, t2 - t1, t3 - t2, st.comm_seconds, t3 - t0};
-            comm_allreduce_double(c, v, 5, COMM_MAX, "bench times");
-            for (int k = 0; k < 5; k++) sum[k] += v[k];
+            double v[7] = {t1 - t0, t2 - t1, t3 - t2, st.comm_seconds, t3 - t0, c2 - c1, st.comm_cpu_seconds};
+            comm_allreduce_double(c, v, 7, COMM_MAX, "bench times");
+            for (int k = 0; k < 7; k++) sum[k] += v[k];
         }
     }
     if (comm_rank(c) == 0) {
         double k = 1.0 / o->steps;
         printf("model np=%d batch=%d crop=%d comm=%s poll_us=%d bucket_mb=%g compress=%s forward_s=%.3f "
-               "backward_s=%.3f exposed_ms=%.1f comm_ms=%.1f step_s=%.3f hidden_pct=%.1f\n",
+               "backward_s=%.3f exposed_ms=%.1f comm_ms=%.1f step_s=%.3f hidden_pct=%.1f backward_cpu_s=%.3f "
+               "comm_cpu_ms=%.1f\n",
                comm_size(c), o->batch, o->crop, o->comm, o->poll_us, o->bucket_mb, comm_compress_name(o->compress),
                sum[0] * k, sum[1] * k, 1e3 * sum[2] * k, 1e3 * sum[3] * k, sum[4] * k,
-               sum[3] > 0 ? 100.0 * (1.0 - sum[2] / sum[3]) : 0.0);
+               sum[3] > 0 ? 100.0 * (1.0 - sum[2] / sum[3]) : 0.0, sum[5] * k, 1e3 * sum[6] * k);
     }
     comm_allreducer_free(ar);
     model_free(m);
