@@ -490,6 +490,13 @@ static void test_save_failure_keeps_old(void **state)
     m.num_params = 1000;
     assert_int_equal(ckpt_save(path, &m, x, x, x, 99, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "zstd level"));
+    free(m.extra);
+    m.extra = strdup("no equals sign\n");
+    assert_int_equal(ckpt_save(path, &m, x, x, x, 3, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not key=value"));
+    free(m.extra);
+    m.extra = strdup("step=5\n");
+    assert_int_equal(ckpt_save(path, &m, x, x, x, 3, 0, err, sizeof err), -1);
     size_t len2;
     uint8_t *after = slurp(path, &len2);
     assert_int_equal(len, len2);

@@ -871,6 +871,16 @@ int ckpt_write_atomic(CkptEncoder *e, const char *path, const CkptMeta *meta, co
         snprintf(err, errlen, "a checkpoint needs weights, momentum and average of num_params > 0 floats");
         return -1;
     }
+    /* extra lines must read back: key=value with a key the format does not define */
+    for (const char *p = meta->extra; p && *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        if (!nl || !eq || eq > nl || !key_ok(p, (size_t)(eq - p)) || field_find(p, (size_t)(eq - p))) {
+            snprintf(err, errlen, "checkpoint metadata extra line '%.40s' is not key=value with a new key; "
+                     "use ckpt_meta_add_extra", p);
+            return -1;
+        }
+        p = nl + 1;
+    }
     CkptBody b = {e, meta, weights, momentum, average};
     return write_atomic(path, ckpt_body, &b, fault, fault_ctx, file_bytes, err, errlen);
 }
