@@ -583,13 +583,12 @@ typedef struct {
     uint8_t *rgb;  /* SINK_RGB8: (oh, ow, 3) */
 } Sink;
 
-static inline uint8_t clamp_u8(float v)
-{
-    v += 0.5f;
-    return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
-}
+/* v already clamped to 0..255: round to nearest */
+static inline uint8_t clamp_u8(float v) { return (uint8_t)(v + 0.5f); }
 
+#if !defined(__SSE__)
 static inline float clamp_f255(float v) { return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v; }
+#endif
 
 /* Vertical pass into one float row (only the columns the horizontal pass
  * reads), then the horizontal pass into the sink, row by row. */
@@ -633,11 +632,14 @@ static int resample(const Image *src, ImageBox box, int ow, int oh, ImageFilter 
         for (int x = 0; x < ow; x++) {
             const float *wx = cx->w + (size_t)x * cx->ksize;
             const float *p = line + (size_t)(cx->start[x] - xlo) * 3;
+            /* t: the pixel clamped to 0..255 like the 8-bit image PIL would
+             * hold, not rounded */
             float t[4];
 #if defined(__SSE__)
             __m128 acc = _mm_setzero_ps();
             for (int k = 0; k < cx->count[x]; k++)
                 acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(wx[k]), _mm_loadu_ps(p + 3 * k)));
+            acc = _mm_min_ps(_mm_max_ps(acc, _mm_setzero_ps()), _mm_set1_ps(255.0f));
             _mm_storeu_ps(t, acc);
 #else
             t[0] = t[1] = t[2] = 0.0f;
@@ -646,13 +648,13 @@ static int resample(const Image *src, ImageBox box, int ow, int oh, ImageFilter 
                 t[1] += wx[k] * p[3 * k + 1];
                 t[2] += wx[k] * p[3 * k + 2];
             }
+            for (int c = 0; c < 3; c++) t[c] = clamp_f255(t[c]);
 #endif
             if (sink->kind == SINK_PLANAR) {
-                /* clamped like the 8-bit image PIL would hold, but not rounded */
                 size_t o = (size_t)y * ow + (size_t)(sink->mirror ? ow - 1 - x : x);
-                sink->planes[o] = clamp_f255(t[0]);
-                sink->planes[plane + o] = clamp_f255(t[1]);
-                sink->planes[2 * plane + o] = clamp_f255(t[2]);
+                sink->planes[o] = t[0];
+                sink->planes[plane + o] = t[1];
+                sink->planes[2 * plane + o] = t[2];
             } else {
                 uint8_t *o = sink->rgb + ((size_t)y * ow + (size_t)x) * 3;
                 o[0] = clamp_u8(t[0]);
