@@ -147,7 +147,10 @@ static void test_workers_bitwise_equal(void **state)
     assert_int_equal(ref.info[5].step, 5);
     assert_int_equal(ref.info[6].epoch, 1);
     assert_int_equal(ref.info[6].step, 0);
-    for (int s = 0; s < nb; s++) assert_int_equal(ref.info[s].real, 4);
+    for (int s = 0; s < nb; s++) {
+        assert_int_equal(ref.info[s].real, 4);
+        assert_int_equal(ref.info[s].bad, 0); /* grey, CMYK, PNG named .JPEG, palette, 16-bit: all decode */
+    }
     /* a new permutation and new augmentation every epoch */
     assert_memory_not_equal(ref.images, ref.images + per * steps, per * sizeof(float));
     const int workers[3] = {1, 2, 5}, prefetch[3] = {0, 2, 7};
