@@ -360,23 +360,31 @@ static int tree_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *class
                 return -1;
             }
     }
+    /* every label first: the table points into ds->pool, which the walk grows */
+    int *labels = malloc((class_dirs->n ? class_dirs->n : 1) * sizeof *labels);
+    if (!labels) {
+        free(table);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     int rc = 0;
     for (size_t c = 0; rc == 0 && c < class_dirs->n; c++) {
-        int label = (int)c;
+        labels[c] = (int)c;
         if (table) {
-            label = class_lookup(table, ds->nclasses, class_dirs->v[c]);
-            if (label < 0) {
+            labels[c] = class_lookup(table, ds->nclasses, class_dirs->v[c]);
+            if (labels[c] < 0) {
                 snprintf(err, errlen,
                          "class directory %s/%s is not listed in the classes file %s; "
                          "add it there or remove the directory",
                          ds->root, class_dirs->v[c], opt->classes_file);
                 rc = -1;
-                break;
             }
         }
-        rc = tree_walk(ds, ds->root, class_dirs->v[c], label, visited, err, errlen);
     }
     free(table);
+    for (size_t c = 0; rc == 0 && c < class_dirs->n; c++)
+        rc = tree_walk(ds, ds->root, class_dirs->v[c], labels[c], visited, err, errlen);
+    free(labels);
     return rc;
 }
 
