@@ -850,3 +850,20 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
     }
 }
+
+/* ---- activations, for tests against another implementation ---- */
+int model_tensor_count(const Model *m) { return m->nt; }
+
+const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w)
+{
+    if (i < 0 || i >= m->nt) return NULL;
+    *c = m->t[i].c;
+    *h = m->t[i].h;
+    *w = m->t[i].w;
+    return m->t[i].name;
+}
+
+const float *model_tensor_data(const Model *m, int i)
+{
+    return i >= 0 && i < m->nt ? m->t[i].data : NULL;
+}

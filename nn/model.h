@@ -107,4 +107,14 @@ const float *model_logits(const Model *m, int head);
 void model_profile(const Model *m, double seconds[OP_KINDS]);
 void model_profile_reset(Model *m);
 
+/* The activations, for tests that hold them against another implementation:
+ * tensor i's name and shape (C, H, W), and its data, (C, n, H, W) for the n of
+ * the last forward. After a MODEL_TRAIN forward every tensor is intact until
+ * backward starts; after MODEL_EVAL only the main path's are meaningful, and a
+ * plan may have reused a tensor's memory for a later one. NULL: no such tensor,
+ * or no memory planned for it. */
+int model_tensor_count(const Model *m);
+const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);
+const float *model_tensor_data(const Model *m, int i);
+
 #endif

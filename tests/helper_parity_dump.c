@@ -25,6 +25,9 @@
  *     MODEL_TRAIN forward
  *   loss.npy (1) fp64: ModelStats.loss, the batch mean of main + 0.3 aux1 + 0.3 aux2
  *   logits_eval.npy (N, classes): MODEL_EVAL forward of the same (training) model
+ *   acts/ every activation of the MODEL_TRAIN forward (N, C, H, W), and
+ *     acts/index.txt: "name file C H W" per tensor; the reference takes C's
+ *     ReLU and max-pool decisions from them (see AlignTap there)
  *   logits_infer.npy (N, classes): MODEL_EVAL forward of an inference-only model
  *     (training = 0: the other memory plan) holding the same parameters
  */
@@ -112,6 +115,42 @@ static void weights_spread(Model *m, uint64_t seed)
         for (size_t j = 0; j < pt[i].count; j++)
             w[j] = pt[i].is_bias ? 0.2f * rng_uniform(key, pt[i].offset + j) - 0.1f : w[j] * 1.41421356f;
     }
+}
+
+/* Every activation of the last forward as acts/<name, '/' as '__'>.npy, shape
+ * (N, C, H, W), and acts/index.txt with a line "name file C H W" for each. */
+static void activations_write(const char *dir, const Model *m, int n)
+{
+    char sub[4000], path[4096];
+    snprintf(sub, sizeof sub, "%s/acts", dir);
+    if (mkdir(sub, 0777) != 0 && errno != EEXIST) die("cannot create %s: %s", sub, strerror(errno));
+    snprintf(path, sizeof path, "%s/index.txt", sub);
+    FILE *idx = fopen(path, "w");
+    if (!idx) die("cannot write %s: %s", path, strerror(errno));
+    for (int i = 0; i < model_tensor_count(m); i++) {
+        int c, h, w;
+        const char *name = model_tensor_info(m, i, &c, &h, &w);
+        const float *x = model_tensor_data(m, i); /* (c, n, h, w) */
+        if (!x) continue;
+        char file[160];
+        size_t k = 0;
+        for (const char *q = name; *q && k + 2 < sizeof file - 5; q++) {
+            file[k++] = *q == '/' ? '_' : *q;
+            if (*q == '/') file[k++] = '_';
+        }
+        snprintf(file + k, sizeof file - k, ".npy");
+        size_t plane = (size_t)h * w;
+        float *t = malloc(sizeof(float) * (size_t)c * n * plane); /* (n, c, h, w) */
+        if (!t) die("out of memory");
+        for (int ci = 0; ci < c; ci++)
+            for (int j = 0; j < n; j++)
+                memcpy(t + ((size_t)j * c + ci) * plane, x + ((size_t)ci * n + j) * plane, sizeof(float) * plane);
+        int shape[4] = {n, c, h, w};
+        npy_write_f32(sub, file, t, shape, 4);
+        free(t);
+        fprintf(idx, "%s %s %d %d %d\n", name, file, c, h, w);
+    }
+    if (fclose(idx) != 0) die("cannot write %s: %s", path, strerror(errno));
 }
 
 static void params_txt_write(const char *dir, const Model *m)
@@ -203,6 +242,7 @@ int main(int argc, char **argv)
     logits_write(out, "logits_main.npy", model_logits(m, MODEL_HEAD_MAIN), classes, batch);
     logits_write(out, "logits_aux1.npy", model_logits(m, MODEL_HEAD_AUX1), classes, batch);
     logits_write(out, "logits_aux2.npy", model_logits(m, MODEL_HEAD_AUX2), classes, batch);
+    activations_write(out, m, batch);
     int one[1] = {1};
     npy_write(out, "loss.npy", "<f8", &st.loss, sizeof st.loss, one, 1);
     model_backward(m, 1.0f / (float)batch, NULL, NULL);
