@@ -81,7 +81,7 @@ int cmd_train(int argc, char **argv)
         {"--interp", CLI_CHOICE, &c.interp, "resampling of training crops; random picks one per sample as the paper did", "random|nearest|bilinear|bicubic|area|lanczos"},
         {"--drop-last", CLI_BOOL, &c.drop_last, "drop the epoch's remainder instead of padding it"},
         {"--workers", CLI_INT, &c.workers, "decoding threads per rank", NULL, 0, 256},
-        {"--threads", CLI_INT, &c.threads, "compute threads per rank (OpenBLAS and layers); 0: 1", NULL, 0, 256},
+        {"--threads", CLI_INT, &c.threads, "compute threads per rank (OpenBLAS and layers); 0: this node's cores / its ranks", NULL, 0, 256},
         {"--bucket-mb", CLI_FLOAT, &c.bucket_mb, "gradient allreduce bucket size in MB", NULL, 0.01, 4096},
         {"--grad-compress", CLI_CHOICE, &c.grad_compress, "16-bit gradients on the wire", "none|bf16|fp16"},
         {"--no-overlap", CLI_BOOL, &c.no_overlap, "allreduce after backward instead of during it (for measurements)"},

@@ -1,5 +1,7 @@
 /* threads.c: one place that sets how many threads the compute uses. */
 #include <cblas.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "nn/parallel.h"
 #include "trainer/commands.h"
@@ -9,4 +11,20 @@ void trainer_set_threads(int threads)
     if (threads <= 0) return;
     openblas_set_num_threads(threads);
     parallel_set_threads(threads);
+}
+
+int trainer_default_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"};
+    long local = 1;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atol(v) > 0) {
+            local = atol(v);
+            break;
+        }
+    }
+    long t = cores / local;
+    return t < 1 ? 1 : (int)t;
 }

@@ -808,7 +808,7 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     r.world = comm_size(comm);
     r.t_start = now();
     r.tty = r.rank == 0 && isatty(STDERR_FILENO) && !cfg->quiet;
-    trainer_set_threads(cfg->threads > 0 ? cfg->threads : 1);
+    trainer_set_threads(cfg->threads > 0 ? cfg->threads : trainer_default_threads());
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
