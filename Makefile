@@ -27,7 +27,7 @@ need_deps = $(if $(1),$(error missing $(foreach p,$(1),$(p) (Debian package $(de
 
 # `make test` and `make demo` install what is missing first and then re-enter
 # make, so the checks below run after the install.
-ifeq ($(filter clean help deps test demo,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help deps test demo fashion-full,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING))
 ifneq ($(filter run-tests,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING_TEST))
@@ -60,7 +60,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(wildcard tests/helper_*.c)
 TEST_HELPER_BIN := $(TEST_HELPER_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run-tests deps help clean demo bench
+.PHONY: all test run-tests deps help clean demo fashion-full bench
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJ)
@@ -86,11 +86,25 @@ run-tests: $(BIN) $(TEST_BIN) $(TEST_HELPER_BIN)
 deps:
 	@scripts/install-deps.sh
 
+# The README's first command: Fashion-MNIST end to end in about 10 minutes.
+demo:
+	@scripts/install-deps.sh --demo
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+# The full Fashion-MNIST recipe (hours on 2 cores; README: "Fashion-MNIST").
+fashion-full:
+	@scripts/install-deps.sh --demo
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh --full
+
 bench: $(BIN)
 	$(BIN) bench
 
 help:
 	@echo "make              build $(BIN)"
+	@echo "make demo         train and evaluate on Fashion-MNIST (installs what is missing)"
+	@echo "make fashion-full the full Fashion-MNIST recipe"
 	@echo "make test         build and run every test (SANITIZE=address,undefined for sanitizers)"
 	@echo "make deps         install missing Debian packages (scripts/install-deps.sh)"
 	@echo "make clean        remove build/ and bin/"

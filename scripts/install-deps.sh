@@ -11,7 +11,7 @@ pkgs=(build-essential pkg-config make libopenmpi-dev openmpi-bin libopenblas-dev
 for arg in "$@"; do
   case "$arg" in
     --test) pkgs+=(libcmocka-dev python3-torch python3-torchvision python3-numpy python3-pil) ;;
-    --demo) pkgs+=(dataset-fashion-mnist gnuplot-nox python3-numpy) ;;
+    --demo) pkgs+=(dataset-fashion-mnist gnuplot-nox python3) ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --test or --demo)" >&2; exit 2 ;;
   esac
 done
