@@ -8,8 +8,9 @@
 #      off (the compute baseline), overlapped with backward (the default
 #      polling, and continuous polling), and after backward (no overlap).
 #      "hidden" is 1 - exposed / comm: the share of the communication's busy
-#      time that the caller did not wait for; "bwd slowdown" compares backward
-#      with the baseline. CPU columns: seconds of backward's thread and
+#      time that the caller did not wait for (busy time includes waiting for a
+#      slower peer, so the summary also compares the exposed time with the
+#      no-overlap run's); "bwd slowdown" compares backward with the baseline. CPU columns: seconds of backward's thread and
 #      milliseconds of the communication thread per step; on a loaded machine
 #      they stay meaningful where the wall times do not.
 #
@@ -51,18 +52,23 @@ if [ "$what" = model ] || [ "$what" = all ]; then
   echo "# GoogLeNet steps: batch $BATCH per rank, crop $CROP, $STEPS timed steps after 1 warm-up, buckets of $BUCKET_MB MB"
   printf '%-22s %9s %10s %12s %9s %8s %8s %13s %14s %12s\n' mode forward_s backward_s exposed_ms comm_ms hidden step_s \
     bwd_slowdown backward_cpu_s comm_cpu_ms
-  base=
-  for cfg in "off" "overlap 200" "overlap 0" "nooverlap 200"; do
+  base= base_step= noov_exposed=
+  for cfg in "off" "nooverlap 200" "overlap 200" "overlap 0"; do
     set -- $cfg
     line=$(mpi --mode model --comm "$1" --poll-us "${2:-200}" --batch "$BATCH" --crop "$CROP" --steps "$STEPS" \
       --bucket-mb "$BUCKET_MB")
-    bwd=$(echo "$line" | field backward_s)
-    [ -z "$base" ] && base=$bwd
+    bwd=$(echo "$line" | field backward_s) step=$(echo "$line" | field step_s) exposed=$(echo "$line" | field exposed_ms)
+    [ -z "$base" ] && base=$bwd base_step=$step
+    [ "$1" = nooverlap ] && noov_exposed=$exposed
     name=$1; [ "$1" = overlap ] && name="overlap poll_us=$2"
-    hidden=$(echo "$line" | field hidden_pct)%; [ "$1" = off ] && hidden=-
+    hidden=$(echo "$line" | field hidden_pct)%; [ "$1" != overlap ] && hidden=-
     printf '%-22s %9s %10s %12s %9s %8s %8s %12.1f%% %14s %12s\n' "$name" "$(echo "$line" | field forward_s)" "$bwd" \
-      "$(echo "$line" | field exposed_ms)" "$(echo "$line" | field comm_ms)" "$hidden" \
-      "$(echo "$line" | field step_s)" "$(calc "100 * ($bwd / $base - 1)")" \
+      "$exposed" "$(echo "$line" | field comm_ms)" "$hidden" "$step" "$(calc "100 * ($bwd / $base - 1)")" \
       "$(echo "$line" | field backward_cpu_s)" "$(echo "$line" | field comm_cpu_ms)"
+    if [ "$1" = overlap ]; then
+      summary+="$(printf '#   %s: step time %.1f%% of the no-communication step; exposed %s ms against %s ms without overlap (%.1f%% hidden)' \
+        "$name" "$(calc "100 * $base_step / $step")" "$exposed" "$noov_exposed" "$(calc "100 * (1 - $exposed / $noov_exposed)")")"$'\n'
+    fi
   done
+  printf '%s' "${summary:-}"
 fi
