@@ -55,7 +55,7 @@ ck=$dir/random-$crop.gnck
 launch=()
 [ "$np" -gt 1 ] && launch=(mpirun -np "$np" --oversubscribe)
 net=$(OPENBLAS_NUM_THREADS=$threads $bin bench --eval --crop "$crop" --batch "$batch" --threads "$threads" \
-      --steps 3 --json | tail -n 1 | $py -c "import json,sys; print('%.2f' % json.load(sys.stdin)['img_per_s'])")
+      --steps 8 --json | tail -n 1 | $py -c "import json,sys; print('%.2f' % json.load(sys.stdin)['img_per_s'])")
 echo "network alone (bench --eval, crop $crop, batch $batch, $threads threads): $net crops/s"
 rows=()
 for scheme in 1 10 144; do
