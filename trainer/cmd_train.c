@@ -98,10 +98,11 @@ int cmd_train(int argc, char **argv)
         {"--ckpt-level", CLI_INT, &c.ckpt_level, "Zstandard level of checkpoints", NULL, -7, 19},
         {"--ckpt-threads", CLI_INT, &c.ckpt_threads, "Zstandard worker threads of the checkpoint writer", NULL, 0, 64},
         {"--resume", CLI_STR, &c.resume, "auto: the newest checkpoint in --out that verifies; or a checkpoint file", NULL, 0, 0, "auto|FILE"},
-        {"--eval-every", CLI_INT, &c.eval_every, "evaluate --val every E epochs and at the end (0: never)", NULL, 0, 1 << 30},
+        {"--eval-every", CLI_INT, &c.eval_every, "evaluate --val every E epochs and after the last step (0: never)", NULL, 0, 1 << 30},
         {"--eval-crops", CLI_INT, &c.eval_crops, "crops per validation image: 1, 10 or 144", NULL, 1, 144},
         {"--eval-weights", CLI_CHOICE, &c.eval_weights, "evaluate the Polyak average or the raw weights", "average|raw"},
         {"--eval-batch", CLI_INT, &c.eval_batch, "images per evaluation forward (0: --batch)", NULL, 0, 65536},
+        {"--eval-max-bad", CLI_FLOAT, &c.eval_max_bad, "fraction of validation images allowed to be unreadable (skipped, counted)", NULL, 0, 1},
     };
     int help = 0;
     char err[512];

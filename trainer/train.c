@@ -45,7 +45,7 @@ TrainConfig train_default_config(void)
         .threads = 0, .bucket_mb = 25, .grad_compress = "none", .timeout = COMM_DEFAULT_TIMEOUT,
         .out = "runs/train", .log_every = 10, .ckpt_every = "1e", .keep = 5, .keep_every = "0",
         .ckpt_fail = "continue", .ckpt_level = 3, .ckpt_threads = 1,
-        .eval_every = 1, .eval_crops = 1, .eval_weights = "average", .eval_batch = 0,
+        .eval_every = 1, .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01,
     };
     return c;
 }
@@ -350,6 +350,8 @@ static int validate(Run *r)
     ec.crop = cfg->crop;
     ec.batch = cfg->eval_batch > 0 ? cfg->eval_batch : cfg->batch;
     ec.workers = cfg->workers;
+    ec.max_bad = cfg->eval_max_bad;
+    ec.max_bad_name = "--eval-max-bad";
     EvalResult res;
     char err[ERR_LEN];
     const float *sets[1] = {set};
@@ -749,15 +751,22 @@ static int train_loop(Run *r)
                 printf("epoch %ld: %lld unreadable or corrupt files were replaced\n", epoch + 1, epoch_bad);
             epoch_bad = 0;
         }
-        if (check_writer(r, 0) != 0) failed = 1;
+        /* rank 0's checkpoint writer may ask to stop (--ckpt-fail stop); it has
+         * printed why, the other ranks follow */
+        int ckpt_failed = check_writer(r, 0) != 0;
         int ckpt_due = r->ckpt_every > 0 &&
                        (r->ckpt_every_epochs ? epoch_end && (r->step / r->spe) % r->ckpt_every == 0
                                              : r->step % r->ckpt_every == 0);
-        if (ckpt_due && save_checkpoint(r) != 0) failed = 1;
-        if (epoch_end && cfg->eval_every > 0 && ((r->step / r->spe) % cfg->eval_every == 0 || r->step == r->total_steps))
-            if (validate(r) != 0) failed = 1;
-        if (agree(c, failed, "stopping after a checkpoint failure") != 0) {
+        if (ckpt_due && save_checkpoint(r) != 0) ckpt_failed = 1;
+        if (comm_any(c, ckpt_failed, "checkpoint status")) {
             failed = 1;
+            break;
+        }
+        /* validation every --eval-every epochs, and after the last step */
+        int last = r->step == r->total_steps;
+        if (cfg->eval_every > 0 && ((epoch_end && (r->step / r->spe) % cfg->eval_every == 0) || last) &&
+            validate(r) != 0) {
+            failed = 1; /* validate() printed why, on every rank's behalf */
             break;
         }
         if (cfg->check_replicas > 0 && r->step % cfg->check_replicas == 0 && check_replicas(r) != 0) {

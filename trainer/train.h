@@ -56,6 +56,7 @@ typedef struct {
     int eval_crops;
     const char *eval_weights; /* "average" | "raw" */
     int eval_batch;
+    double eval_max_bad;    /* fraction of unreadable validation images tolerated */
     /* the command line, for the checkpoints' provenance */
     char command[2048];
 } TrainConfig;
