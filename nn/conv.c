@@ -7,7 +7,7 @@
  */
 #include "nn/conv.h"
 
-#include <cblas.h>
+#include "nn/gemm.h"
 #include <string.h>
 
 #include "nn/parallel.h"
@@ -183,7 +183,7 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
     int kdim = s->cin * s->k * s->k;
     size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
     if (conv_is_pointwise(s)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)ld, kdim, 1.0f,
+        gemm(0, 0, s->cout, (int)ld, kdim, 1.0f,
                     wt, kdim, x, (int)ld, 0.0f, y, (int)ld);
     } else {
         int chunk = images_per_chunk(s, n, col_cap);
@@ -191,7 +191,7 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
             int nc = n - n0 < chunk ? n - n0 : chunk;
             ColJob j = {.s = s, .x = x, .col = col, .n = n, .n0 = n0, .nc = nc};
             parallel_for(kdim, 1, im2col_range, &j);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)(nc * oplane),
+            gemm(0, 0, s->cout, (int)(nc * oplane),
                         kdim, 1.0f, wt, kdim, col, (int)(nc * oplane), 0.0f, y + n0 * oplane,
                         (int)ld);
         }
@@ -209,10 +209,10 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
     RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = ld};
     parallel_for(s->cout, 1, bias_grad_range, &rj);
     if (conv_is_pointwise(s)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)ld, 1.0f,
+        gemm(0, 1, s->cout, kdim, (int)ld, 1.0f,
                     dy, (int)ld, x, (int)ld, 1.0f, dw, kdim);
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, (int)ld, s->cout, 1.0f,
+            gemm(1, 0, kdim, (int)ld, s->cout, 1.0f,
                         wt, kdim, dy, (int)ld, accum_dx ? 1.0f : 0.0f, dx, (int)ld);
         return;
     }
@@ -222,10 +222,10 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
         int nc = n - n0 < chunk ? n - n0 : chunk;
         ColJob j = {.s = s, .x = x, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
         parallel_for(kdim, 1, im2col_range, &j);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)(nc * oplane),
+        gemm(0, 1, s->cout, kdim, (int)(nc * oplane),
                     1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
         if (!dx) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, (int)(nc * oplane), s->cout,
+        gemm(1, 0, kdim, (int)(nc * oplane), s->cout,
                     1.0f, wt, kdim, dy + n0 * oplane, (int)ld, 0.0f, col, (int)(nc * oplane));
         if (!accum_dx)
             for (int c = 0; c < s->cin; c++)

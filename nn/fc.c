@@ -1,12 +1,14 @@
 /* fc.c: fully connected layers as SGEMM, and flatten (see fc.h). */
 #include "nn/fc.h"
 
-#include <cblas.h>
+#include <stddef.h>
+
+#include "nn/gemm.h"
 
 void fc_forward(float *y, const float *x, const float *w, const float *b,
                 int in, int out, int n, int relu)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, n, in, 1.0f, w, in, x, n,
+    gemm(0, 0, out, n, in, 1.0f, w, in, x, n,
                 0.0f, y, n);
     for (int o = 0; o < out; o++) {
         float *row = y + (size_t)o * n;
@@ -26,10 +28,10 @@ void fc_backward(float *dx, float *dw, float *db, const float *dy, const float *
         for (int i = 0; i < n; i++) s += row[i];
         db[o] += s;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, out, in, n, 1.0f, dy, n, x, n, 1.0f,
+    gemm(0, 1, out, in, n, 1.0f, dy, n, x, n, 1.0f,
                 dw, in);
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, n, out, 1.0f, w, in, dy, n,
+        gemm(1, 0, in, n, out, 1.0f, w, in, dy, n,
                     accum_dx ? 1.0f : 0.0f, dx, n);
 }
 

@@ -9,7 +9,9 @@
 void trainer_set_threads(int threads)
 {
     if (threads <= 0) return;
-    openblas_set_num_threads(threads);
+    /* every GEMM is split over the layers' pool (nn/gemm.h): OpenBLAS itself
+     * runs single-threaded, so no idle BLAS thread spins beside the pool */
+    openblas_set_num_threads(1);
     parallel_set_threads(threads);
 }
 
