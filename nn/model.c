@@ -116,7 +116,7 @@ struct Model {
     int n;                   /* images in the last forward */
     ModelMode mode;
     uint64_t dropout_key;
-    double prof[OP_KINDS];
+    double prof[2][OP_KINDS]; /* forward, backward */
 };
 
 static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
@@ -672,9 +672,10 @@ const float *model_logits(const Model *m, int head)
     return t >= 0 ? m->t[t].data : NULL;
 }
 
-void model_profile(const Model *m, double seconds[OP_KINDS])
+void model_profile(const Model *m, double forward[OP_KINDS], double backward[OP_KINDS])
 {
-    memcpy(seconds, m->prof, sizeof m->prof);
+    memcpy(forward, m->prof[0], sizeof m->prof[0]);
+    memcpy(backward, m->prof[1], sizeof m->prof[1]);
 }
 
 void model_profile_reset(Model *m) { memset(m->prof, 0, sizeof m->prof); }
@@ -826,7 +827,7 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
         if (mode == MODEL_EVAL && o->head != 0) continue;
         double t0 = now();
         forward_op(m, o, n, st);
-        m->prof[o->kind] += now() - t0;
+        m->prof[0][o->kind] += now() - t0;
     }
     if (labels) {
         double total = 0;
@@ -846,7 +847,7 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
         Op *o = &m->op[i];
         double t0 = now();
         backward_op(m, o, m->n, loss_scale);
-        m->prof[o->kind] += now() - t0;
+        m->prof[1][o->kind] += now() - t0;
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
     }
 }

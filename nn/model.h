@@ -103,8 +103,8 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
 /* Logits of a head from the last forward: (classes, n), column i = sample i. */
 const float *model_logits(const Model *m, int head);
 
-/* Wall seconds spent per layer kind since the last reset (forward + backward). */
-void model_profile(const Model *m, double seconds[OP_KINDS]);
+/* Wall seconds spent per layer kind since the last reset, in forward and in backward. */
+void model_profile(const Model *m, double forward[OP_KINDS], double backward[OP_KINDS]);
 void model_profile_reset(Model *m);
 
 /* The activations, for tests that hold them against another implementation:

@@ -186,26 +186,31 @@ static void row_first_max(const PoolShape *s, const Window *tw, const float *xr,
  * route the gradient to) is found again, separably: per input row the first
  * maximum of each column window, then the first row holding the largest. */
 static void max_backward_plane(const PoolJob *j, const float *x, const float *dy, float *dx,
-                               float *hm, int *hc, int *idx)
+                               float *hm, int *hc, float *mx, int *idx)
 {
     const PoolShape *s = j->s;
     int w = s->w, wo = s->wo;
+    /* every input row once: rows shared by overlapping windows are not redone */
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
     for (int oh = 0; oh < s->ho; oh++) {
         const Window *r = &j->th[oh];
-        int rows = r->hi - r->lo;
-        for (int k = 0; k < rows; k++)
-            row_first_max(s, j->tw, x + (size_t)(r->lo + k) * w, hm + (size_t)k * wo, hc + (size_t)k * wo);
+        const float *v0 = hm + (size_t)r->lo * wo;
+        const int *c0 = hc + (size_t)r->lo * wo;
         int base = r->lo * w;
-        for (int ow = 0; ow < wo; ow++) idx[ow] = base + hc[ow];
-        for (int k = 1; k < rows; k++) {
-            const float *v = hm + (size_t)k * wo;
-            const int *c = hc + (size_t)k * wo;
-            int rb = (r->lo + k) * w;
-            /* hm[0..wo) keeps the running maximum: later rows win only if larger */
+        for (int ow = 0; ow < wo; ow++) {
+            mx[ow] = v0[ow];
+            idx[ow] = base + c0[ow];
+        }
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *v = hm + (size_t)ih * wo;
+            const int *c = hc + (size_t)ih * wo;
+            int rb = ih * w;
+            /* a later row wins only when strictly larger: the first maximum */
             for (int ow = 0; ow < wo; ow++) {
-                int better = v[ow] > hm[ow];
+                int better = v[ow] > mx[ow];
                 idx[ow] = better ? rb + c[ow] : idx[ow];
-                hm[ow] = better ? v[ow] : hm[ow];
+                mx[ow] = better ? v[ow] : mx[ow];
             }
         }
         const float *g = dy + (size_t)oh * wo;
@@ -218,17 +223,15 @@ static void backward_range(void *ctx, long b, long e)
     const PoolJob *j = ctx;
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    int rows = 1;
-    for (int oh = 0; oh < s->ho; oh++)
-        if (j->th[oh].hi - j->th[oh].lo > rows) rows = j->th[oh].hi - j->th[oh].lo;
-    float hm[rows * s->wo];
-    int hc[rows * s->wo], idx[s->wo];
+    /* (h, wo) row maxima and their columns, and one output row's running maximum */
+    float hm[(size_t)s->h * s->wo], mx[s->wo];
+    int hc[(size_t)s->h * s->wo], idx[s->wo];
     for (long p = b; p < e; p++) {
         const float *x = j->x + p * ip, *dy = j->dy + p * op;
         float *dx = j->out + p * ip;
         if (!j->accum) memset(dx, 0, sizeof(float) * ip);
         if (s->kind == POOL_MAX) {
-            max_backward_plane(j, x, dy, dx, hm, hc, idx);
+            max_backward_plane(j, x, dy, dx, hm, hc, mx, idx);
             continue;
         }
         for (int oh = 0; oh < s->ho; oh++) {

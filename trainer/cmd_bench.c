@@ -109,9 +109,14 @@ int cmd_bench(int argc, char **argv)
     double img_s = batch * steps / t_total;
     double macs = eval ? model_forward_macs(m, batch, MODEL_EVAL) : model_train_macs(m, batch);
     double gflops = 2.0 * macs / (t_total / steps) / 1e9;
-    double prof[OP_KINDS], prof_sum = 0;
-    model_profile(m, prof);
-    for (int k = 0; k < OP_KINDS; k++) prof_sum += prof[k];
+    double fwd[OP_KINDS], bwd[OP_KINDS], prof[OP_KINDS], prof_sum = 0, fsum = 0, bsum = 0;
+    model_profile(m, fwd, bwd);
+    for (int k = 0; k < OP_KINDS; k++) {
+        prof[k] = fwd[k] + bwd[k];
+        prof_sum += prof[k];
+        fsum += fwd[k];
+        bsum += bwd[k];
+    }
     double other = t_total - prof_sum; /* input copy, zeroing, optimizer */
     printf("googlenet bench: %s, batch %d, crop %d, %d classes, %d thread%s, %zu parameters\n",
            eval ? "inference" : "training", batch, crop, classes, threads, threads == 1 ? "" : "s", np);
@@ -121,6 +126,15 @@ int cmd_bench(int argc, char **argv)
     for (int k = 0; k < OP_KINDS; k++)
         if (prof[k] > 0) printf(" %s %.1f%%", model_op_kind_name(k), 100 * prof[k] / t_total);
     printf(" %s %.1f%%\n", eval ? "other" : "update+other", 100 * other / t_total);
+    printf("  forward %.0f ms/step", 1e3 * fsum / steps);
+    for (int k = 0; k < OP_KINDS; k++)
+        if (fwd[k] > 0.005 * t_total) printf(" | %s %.0f", model_op_kind_name(k), 1e3 * fwd[k] / steps);
+    if (!eval) {
+        printf("\n  backward %.0f ms/step", 1e3 * bsum / steps);
+        for (int k = 0; k < OP_KINDS; k++)
+            if (bwd[k] > 0.005 * t_total) printf(" | %s %.0f", model_op_kind_name(k), 1e3 * bwd[k] / steps);
+    }
+    putchar('\n');
     if (json) {
         printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
                "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"shares\":{",
