@@ -40,6 +40,7 @@ typedef struct {
     const char *data, *classes_file, *labels_file, *cache_file;
     const char *crops, *weights, *report, *filter, *norm;
     int batch, crop, workers, threads, resize, show_classes, quiet, follow;
+    long subset;
     double max_bad, poll, timeout;
     const char *watch, *results;
 } EvalArgs;
@@ -310,6 +311,7 @@ static int eval_config(const EvalArgs *a, const Dataset *ds, EvalConfig *ec, Pro
     ec->ds = ds;
     ec->crops = atoi(a->crops);
     ec->batch = a->batch;
+    ec->subset = a->subset;
     ec->workers = a->workers;
     ec->resize = a->resize;
     ec->max_bad = a->max_bad;
@@ -619,13 +621,14 @@ int cmd_eval(int argc, char **argv)
     a.timeout = COMM_DEFAULT_TIMEOUT;
     CliFlag flags[] = {
         {"--ckpt", CLI_STR_LIST, &a.ckpts, "checkpoint to evaluate; repeat for an ensemble (probabilities averaged)", NULL, 0, 0, "FILE"},
-        {"--data", CLI_STR, &a.data, "validation set: class tree, flat directory (+ --labels-file) or shard directory", NULL, 0, 0, "DIR"},
-        {"--labels-file", CLI_STR, &a.labels_file, "labels of a flat validation directory (ILSVRC ground truth)", NULL, 0, 0, "FILE"},
+        {"--data", CLI_STR, &a.data, "validation set: class tree, flat directory (+ --labels) or shard directory", NULL, 0, 0, "DIR"},
+        {"--labels", CLI_STR, &a.labels_file, "labels of a flat validation directory (ILSVRC ground truth, 'name label' lines or LOC_val_solution.csv)", NULL, 0, 0, "FILE"},
         {"--classes-file", CLI_STR, &a.classes_file, "class order, one id per line (the training order)", NULL, 0, 0, "FILE"},
         {"--index-cache", CLI_STR, &a.cache_file, "cache of the dataset index (rebuilt when the tree changes)", NULL, 0, 0, "FILE"},
         {"--crops", CLI_CHOICE, &a.crops, "crops per image: centre; 4 corners + centre, mirrored; the paper's 144", "1|10|144"},
         {"--weights", CLI_CHOICE, &a.weights, "the checkpoint's Polyak average (the paper's final model) or its last weights", "average|raw"},
         {"--batch", CLI_INT, &a.batch, "crops per forward pass", NULL, 1, 4096},
+        {"--subset", CLI_LONG, &a.subset, "evaluate N images evenly spaced over the set (0: all), for a quick look", NULL, 0, 1e12},
         {"--crop", CLI_INT, &a.crop, "input size; 0 takes the checkpoint's", NULL, 0, 4096},
         {"--report", CLI_STR, &a.report, "write the figures and per-class accuracy as JSON", NULL, 0, 0, "FILE"},
         {"--workers", CLI_INT, &a.workers, "decode threads per rank (0: decode in the main thread)", NULL, 0, 64},

@@ -73,7 +73,8 @@ typedef struct {
 typedef struct {
     const EvalConfig *cfg;
     const Dataset *ds;
-    size_t begin;        /* first dataset item of the shard */
+    size_t begin;        /* first position of the shard (in the subset when there is one) */
+    size_t stride;       /* dataset item of position p: p * stride */
     long nimg;           /* images in the shard */
     int K, B, crop;
     size_t crop_floats;  /* 3 * crop * crop */
@@ -106,7 +107,7 @@ static void eval_note_bad(Evaluator *E, long j, const char *why)
     E->bad++;
     if (E->nbad_names < EVAL_BAD_NAMES)
         snprintf(E->bad_names[E->nbad_names++], 256, "%.150s: %.100s",
-                 dataset_item_name(E->ds, E->begin + (size_t)j), why);
+                 dataset_item_name(E->ds, (E->begin + (size_t)j) * E->stride), why);
     if (E->bad >= EVAL_MIN_BAD_TO_STOP && E->bad > E->cfg->max_bad * (double)E->nimg && !E->failed) {
         E->failed = 1;
         E->stop = 1;
@@ -124,7 +125,7 @@ static int eval_decode(Evaluator *E, EvalWorker *w, long j, EvalCropPlan *plan, 
 {
     const EvalConfig *c = E->cfg;
     size_t len = 0;
-    if (dataset_read(E->ds, E->begin + (size_t)j, &w->bytes, &w->cap, &len, why, whylen) != 0) return -1;
+    if (dataset_read(E->ds, (E->begin + (size_t)j) * E->stride, &w->bytes, &w->cap, &len, why, whylen) != 0) return -1;
     int fw, fh;
     ImageFormat fmt;
     if (image_probe(w->bytes, len, &fw, &fh, &fmt, why, whylen) != 0) return -1;
@@ -225,8 +226,8 @@ static int eval_ring_slots(int K, int B, int workers, size_t crop_floats)
     return want;
 }
 
-static int eval_setup(Evaluator *E, const EvalConfig *cfg, size_t begin, size_t end, int K, int B, int crop,
-                      char *err, size_t errlen)
+static int eval_setup(Evaluator *E, const EvalConfig *cfg, size_t begin, size_t end, size_t stride, int K,
+                      int B, int crop, char *err, size_t errlen)
 {
     memset(E, 0, sizeof *E);
     pthread_mutex_init(&E->mu, NULL);
@@ -235,6 +236,7 @@ static int eval_setup(Evaluator *E, const EvalConfig *cfg, size_t begin, size_t 
     E->cfg = cfg;
     E->ds = cfg->ds;
     E->begin = begin;
+    E->stride = stride;
     E->nimg = (long)(end - begin);
     E->K = K;
     E->B = B;
@@ -361,7 +363,7 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
             if (p % K != K - 1) continue;
             EvalAcc *a = &acc[j % R];
             if (a->bad) continue;
-            int label = dataset_label(E->ds, E->begin + (size_t)j);
+            int label = dataset_label(E->ds, (E->begin + (size_t)j) * E->stride);
             double inv = 1.0 / ((double)K * nsets);
             for (int k = 0; k < classes; k++) a->p[k] *= inv;
             int rank = eval_rank_of(a->p, classes, label);
@@ -462,10 +464,14 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
         L.class_total = counts + 5;
         L.class_top1 = L.class_total + classes;
         L.class_top5 = L.class_top1 + classes;
-        size_t begin, end;
-        sampler_contiguous_range(dataset_size(cfg->ds), world, rank, &begin, &end);
+        size_t begin, end, n = dataset_size(cfg->ds), stride = 1;
+        if (cfg->subset > 0 && (size_t)cfg->subset < n) {
+            stride = n / (size_t)cfg->subset;
+            n = (size_t)cfg->subset;
+        }
+        sampler_contiguous_range(n, world, rank, &begin, &end);
         have_E = 1;
-        if (eval_setup(&E, cfg, begin, end, cfg->crops, B, crop, msg, sizeof msg) != 0) failed = 1;
+        if (eval_setup(&E, cfg, begin, end, stride, cfg->crops, B, crop, msg, sizeof msg) != 0) failed = 1;
         else if (eval_consume(&E, m, weight_sets, nsets, &L, msg, sizeof msg) != 0) failed = 1;
         else if (E.failed) failed = 1, snprintf(msg, sizeof msg, "%s", E.fail_msg);
         if (E.started) eval_stop_workers(&E);

@@ -40,6 +40,8 @@ typedef struct {
     ImageFilter filter;    /* IMAGE_FILTER_BILINEAR (the loader's eval_filter) */
     float mean[3], std[3]; /* RGB on pixel/255: IMAGE_MEAN_RGB / IMAGE_STD_RGB */
     int batch;             /* crops per forward; 0: the model's batch (must be <= it) */
+    long subset;           /* 0: every image; N: N images evenly spaced over the set
+                              (item i * floor(size / N)), for a quick look */
     int workers;           /* decode threads: 2; 0 decodes in the caller's thread */
     long long max_pixels;  /* decompression-bomb limit; 0: IMAGE_MAX_PIXELS_DEFAULT */
     double max_bad;        /* fraction of the images allowed to be unreadable: 0.01;
