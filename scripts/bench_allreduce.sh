@@ -5,15 +5,15 @@
 #      with no compute, for several bucket sizes and compressions, beside a
 #      plain MPI_Allreduce and the broadcast of the same buffer.
 #   2. model: GoogLeNet training steps on random data with the communication
-#      off (the compute baseline), overlapped with backward (the default
-#      polling, and continuous polling), and after backward (no overlap).
-#      "hidden" is 1 - exposed / comm: the share of the communication's busy
-#      time that the caller did not wait for (busy time includes waiting for a
-#      slower peer, so the summary also compares the exposed time with the
-#      no-overlap run's); "bwd slowdown" compares backward with the baseline. CPU columns: seconds of backward's thread and
-#      milliseconds of the communication thread per step; on a loaded machine
-#      they stay meaningful where the wall times do not.
-#
+#      off (the compute baseline), after backward (no overlap), and overlapped
+#      with backward (the default polling, and continuous polling). Columns:
+#      exposed = time finish() blocked (includes waiting for a slower rank);
+#      tail = from the moment the LAST rank entered finish() until all left it,
+#      i.e. the communication that balance cannot hide (the summary compares it
+#      with the no-overlap run's); comm = the buckets' busy time; backward_cpu /
+#      comm_cpu = CPU time of backward's thread and of the communication thread,
+#      which stay meaningful on a loaded machine where wall times do not.
+#      Wall times are the mean over steps of the slowest rank.
 # Usage: scripts/bench_allreduce.sh [raw|model|all]   (default all)
 # Environment: NP (2), BATCH (8), CROP (224), STEPS (3), BUCKET_MB (25),
 #              REPS (10), MPIRUN_ARGS (extra mpirun flags).
@@ -50,25 +50,26 @@ if [ "$what" = raw ] || [ "$what" = all ]; then
 fi
 if [ "$what" = model ] || [ "$what" = all ]; then
   echo "# GoogLeNet steps: batch $BATCH per rank, crop $CROP, $STEPS timed steps after 1 warm-up, buckets of $BUCKET_MB MB"
-  printf '%-22s %9s %10s %12s %9s %8s %8s %13s %14s %12s\n' mode forward_s backward_s exposed_ms comm_ms hidden step_s \
+  printf '%-22s %9s %10s %11s %8s %8s %7s %13s %14s %12s\n' mode forward_s backward_s exposed_ms tail_ms comm_ms step_s \
     bwd_slowdown backward_cpu_s comm_cpu_ms
-  base= base_step= noov_exposed=
+  base= base_step= noov_tail= summary=
   for cfg in "off" "nooverlap 200" "overlap 200" "overlap 0"; do
     set -- $cfg
     line=$(mpi --mode model --comm "$1" --poll-us "${2:-200}" --batch "$BATCH" --crop "$CROP" --steps "$STEPS" \
       --bucket-mb "$BUCKET_MB")
-    bwd=$(echo "$line" | field backward_s) step=$(echo "$line" | field step_s) exposed=$(echo "$line" | field exposed_ms)
+    bwd=$(echo "$line" | field backward_s) step=$(echo "$line" | field step_s) tail=$(echo "$line" | field tail_ms)
+    cpu=$(echo "$line" | field comm_cpu_ms) bcpu=$(echo "$line" | field backward_cpu_s)
     [ -z "$base" ] && base=$bwd base_step=$step
-    [ "$1" = nooverlap ] && noov_exposed=$exposed
+    [ "$1" = nooverlap ] && noov_tail=$tail
     name=$1; [ "$1" = overlap ] && name="overlap poll_us=$2"
-    hidden=$(echo "$line" | field hidden_pct)%; [ "$1" != overlap ] && hidden=-
-    printf '%-22s %9s %10s %12s %9s %8s %8s %12.1f%% %14s %12s\n' "$name" "$(echo "$line" | field forward_s)" "$bwd" \
-      "$exposed" "$(echo "$line" | field comm_ms)" "$hidden" "$step" "$(calc "100 * ($bwd / $base - 1)")" \
-      "$(echo "$line" | field backward_cpu_s)" "$(echo "$line" | field comm_cpu_ms)"
+    printf '%-22s %9s %10s %11s %8s %8s %7s %12.1f%% %14s %12s\n' "$name" "$(echo "$line" | field forward_s)" "$bwd" \
+      "$(echo "$line" | field exposed_ms)" "$tail" "$(echo "$line" | field comm_ms)" "$step" \
+      "$(calc "100 * ($bwd / $base - 1)")" "$bcpu" "$cpu"
     if [ "$1" = overlap ]; then
-      summary+="$(printf '#   %s: step time %.1f%% of the no-communication step; exposed %s ms against %s ms without overlap (%.1f%% hidden)' \
-        "$name" "$(calc "100 * $base_step / $step")" "$exposed" "$noov_exposed" "$(calc "100 * (1 - $exposed / $noov_exposed)")")"$'\n'
+      summary+="$(printf '#   %s: tail %s ms against %s ms without overlap: %.1f%% of the allreduce hidden; communication thread CPU %.1f%% of backward'"'"'s; step %.1f%% of the no-communication step' \
+        "$name" "$tail" "$noov_tail" "$(calc "100 * (1 - $tail / $noov_tail)")" "$(calc "100 * $cpu / 1000 / $bcpu")" \
+        "$(calc "100 * $base_step / $step")")"$'\n'
     fi
   done
-  printf '%s' "${summary:-}"
+  printf '%s' "$summary"
 fi

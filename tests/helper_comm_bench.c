@@ -8,7 +8,9 @@
  *          hook, finish) on random data: forward / backward / exposed / comm
  *          seconds per step, and the CPU seconds of backward's thread and of
  *          the communication thread (CPU times stay meaningful on a loaded
- *          machine, wall times do not). --comm off runs the same compute with no
+ *          machine, wall times do not), and the tail: the time from the moment
+ *          the last rank entered finish() until the last one left it (one node
+ *          only: it compares CLOCK_MONOTONIC between processes). --comm off runs the same compute with no
  *          communication, the baseline that shows how much the communication
  *          slows backward down.
  *
@@ -113,7 +115,7 @@ static void run_model(Comm *c, const Opts *o)
         comm_allreducer_set_poll_us(ar, o->poll_us);
     }
     /* forward, backward, exposed, comm, step, backward CPU (this thread), comm thread CPU */
-    double sum[7] = {0, 0, 0, 0, 0, 0, 0};
+    double sum[7] = {0, 0, 0, 0, 0, 0, 0}, tail = 0;
     for (int s = 0; s < o->warmup + o->steps; s++) {
         comm_barrier(c, "step");
         double t0 = now();
@@ -132,16 +134,23 @@ static void run_model(Comm *c, const Opts *o)
             double v[7] = {t1 - t0, t2 - t1, t3 - t2, st.comm_seconds, t3 - t0, c2 - c1, st.comm_cpu_seconds};
             comm_allreduce_double(c, v, 7, COMM_MAX, "bench times");
             for (int k = 0; k < 7; k++) sum[k] += v[k];
+            /* CLOCK_MONOTONIC is one clock for the whole machine: the part of
+             * finish() after the LAST rank entered it is communication no
+             * amount of balance between the ranks would hide */
+            double last_in = t2, last_out = t3;
+            comm_allreduce_double(c, &last_in, 1, COMM_MAX, "bench times");
+            comm_allreduce_double(c, &last_out, 1, COMM_MAX, "bench times");
+            tail += last_out - last_in;
         }
     }
     if (comm_rank(c) == 0) {
         double k = 1.0 / o->steps;
         printf("model np=%d batch=%d crop=%d comm=%s poll_us=%d bucket_mb=%g compress=%s forward_s=%.3f "
                "backward_s=%.3f exposed_ms=%.1f comm_ms=%.1f step_s=%.3f hidden_pct=%.1f backward_cpu_s=%.3f "
-               "comm_cpu_ms=%.1f\n",
+               "comm_cpu_ms=%.1f tail_ms=%.1f\n",
                comm_size(c), o->batch, o->crop, o->comm, o->poll_us, o->bucket_mb, comm_compress_name(o->compress),
                sum[0] * k, sum[1] * k, 1e3 * sum[2] * k, 1e3 * sum[3] * k, sum[4] * k,
-               sum[3] > 0 ? 100.0 * (1.0 - sum[2] / sum[3]) : 0.0, sum[5] * k, 1e3 * sum[6] * k);
+               sum[3] > 0 ? 100.0 * (1.0 - sum[2] / sum[3]) : 0.0, sum[5] * k, 1e3 * sum[6] * k, 1e3 * tail * k);
     }
     comm_allreducer_free(ar);
     model_free(m);
