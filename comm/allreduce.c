@@ -71,6 +71,7 @@ struct CommAllreducer {
     double cpu, cpu_since;  /* the thread's CPU seconds in this step, from its first wake-up */
     int64_t cpu_step;       /* the step cpu_since belongs to */
     uint64_t bytes;
+    double *t_start, *t_end; /* (nbuckets) when each bucket of the step started and finished */
 };
 
 static size_t bucket_lo(const CommAllreducer *ar, int b)
@@ -138,7 +139,8 @@ static void start_bucket(CommAllreducer *ar, Slot *s, int b)
     s->bucket = b;
     s->phase = 1;
     s->nreq = 0;
-    if (ar->in_flight++ == 0) ar->busy_since = comm_now();
+    ar->t_start[b] = comm_now();
+    if (ar->in_flight++ == 0) ar->busy_since = ar->t_start[b];
     if (ar->compress == COMM_COMPRESS_NONE) {
         for (int r = 0; r < p; r++)
             if (r != me) post(ar, s, 0, s->recv32 + peer_slot(ar, r) * ar->chunk_max, mine, MPI_FLOAT, r, tag);
@@ -255,8 +257,10 @@ static int progress_slot(CommAllreducer *ar, Slot *s)
         return 1;
     }
     unpack_gathered(ar, s);
+    double t = comm_now();
+    ar->t_end[s->bucket] = t;
     s->bucket = -1;
-    if (--ar->in_flight == 0) ar->busy += comm_now() - ar->busy_since;
+    if (--ar->in_flight == 0) ar->busy += t - ar->busy_since;
     return 2;
 }
 
@@ -376,6 +380,8 @@ static void free_buffers(CommAllreducer *ar)
         free(ar->slot[i].send16);
         free(ar->slot[i].recv16);
     }
+    free(ar->t_start);
+    free(ar->t_end);
 }
 
 CommAllreducer *comm_allreducer_init(Comm *c, float *grads, size_t n, size_t bucket_bytes, CommCompress compress,
@@ -443,6 +449,9 @@ CommAllreducer *comm_allreducer_init(Comm *c, float *grads, size_t n, size_t buc
     ar->chunk_max = (bucket + ar->size - 1) / ar->size;
     ar->poll_us = COMM_DEFAULT_POLL_US;
     int p = ar->size, ok = 1;
+    ar->t_start = calloc((size_t)ar->nbuckets, sizeof(double));
+    ar->t_end = calloc((size_t)ar->nbuckets, sizeof(double));
+    ok &= ar->t_start && ar->t_end;
     for (int i = 0; i < SLOTS; i++) {
         Slot *s = &ar->slot[i];
         s->bucket = -1;
@@ -580,4 +589,16 @@ void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats)
         stats->exposed_seconds = comm_now() - t0;
     }
     pthread_mutex_unlock(&ar->mu);
+}
+
+int comm_allreducer_bucket_times(CommAllreducer *ar, double *start, double *end, int max)
+{
+    pthread_mutex_lock(&ar->mu);
+    int n = ar->nbuckets < max ? ar->nbuckets : max;
+    for (int b = 0; b < n; b++) {
+        start[b] = ar->t_start[b];
+        end[b] = ar->t_end[b];
+    }
+    pthread_mutex_unlock(&ar->mu);
+    return n;
 }

@@ -149,5 +149,9 @@ void comm_allreducer_ready(void *ar, size_t ready_from);
  * even); fp16 scales each bucket slice by a power of two first, so small
  * gradients do not underflow. stats may be NULL. */
 void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats);
+/* After finish(): when each bucket of the step started and completed on this
+ * rank (comm_now() seconds, CLOCK_MONOTONIC), for timelines. Returns the count
+ * written (at most max, bucket 0 first). */
+int comm_allreducer_bucket_times(CommAllreducer *ar, double *start, double *end, int max);
 
 #endif

@@ -41,8 +41,20 @@ out=$("$BIN" train "${COMMON[@]}" --data "$T/missing" --out "$T/x" 2>&1); rc=$?
 ok "bad flags"
 
 # --- 2 ranks: replicas identical; dropout on, same seed: bitwise repeatable
-$MPI 2 "$BIN" train "${COMMON[@]}" --batch 4 --steps 4 --check-replicas 2 --out "$T/a" >"$T/a.log" 2>&1 \
-  || { cat "$T/a.log"; fail "np 2 run"; }
+$MPI 2 "$BIN" train "${COMMON[@]}" --batch 4 --steps 4 --check-replicas 2 --bucket-mb 8 --out "$T/a" \
+  --trace "$T/trace.json" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "np 2 run"; }
+/usr/bin/python3 - "$T/trace.json" <<'EOF' || fail "the trace lacks events"
+import json, sys
+ev = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e.get("ph") == "X"]
+need = {"forward", "backward", "data wait", "sgd update", "allreduce bucket 0", "allreduce bucket 4"}
+for rank in (0, 1):
+    names = {e["name"] for e in ev if e["pid"] == rank}
+    if not need <= names:
+        sys.exit(f"rank {rank} misses {sorted(need - names)}")
+    steps = {e["args"]["step"] for e in ev if e["pid"] == rank and e["name"] == "backward"}
+    if steps != {0, 1, 2, 3}:
+        sys.exit(f"rank {rank}: backward events for steps {sorted(steps)}")
+EOF
 grep -q "replicas identical after step 2" "$T/a.log" && grep -q "replicas identical after step 4" "$T/a.log" \
   || { cat "$T/a.log"; fail "no replica check"; }
 $MPI 2 "$BIN" train "${COMMON[@]}" --batch 4 --steps 4 --out "$T/b" >"$T/b.log" 2>&1 || fail "np 2 rerun"

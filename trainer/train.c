@@ -704,7 +704,16 @@ static int train_loop(Run *r)
         CommStepStats cs;
         comm_allreducer_finish(r->ar, &cs);
         double t4 = now();
-        trace_event(r->trace, "allreduce wait", 1, t3, t4, r->step);
+        trace_event(r->trace, "allreduce wait (exposed)", 0, t3, t4, r->step);
+        if (r->trace) {
+            double bs[256], be[256];
+            int nb = comm_allreducer_bucket_times(r->ar, bs, be, 256);
+            for (int b = 0; b < nb; b++) {
+                char name[48];
+                snprintf(name, sizeof name, "allreduce bucket %d", b);
+                trace_event(r->trace, name, 1, bs[b], be[b], r->step);
+            }
+        }
         v[M_EXPOSED] = cs.exposed_seconds;
         v[M_COMM] = cs.comm_seconds;
 
