@@ -93,6 +93,57 @@ static void im2col_range(void *ctx, long b, long e)
     for (long r = b; r < e; r++) im2col_row(ctx, (int)r);
 }
 
+/* Strided convolutions (conv1's 7x7/2): the rows (ci, kh, every kw) at once.
+ * Each input row is split once into its `stride` phases (phase p holds columns
+ * p, p + stride, ...); every kernel column's segment of the output is then a
+ * contiguous run of one phase, copied with memcpy instead of gathered. */
+static void im2col_strided_group(const ColJob *j, int ci, int kh, float *phase)
+{
+    const ConvShape *s = j->s;
+    int st = s->stride, wph = (s->w + st - 1) / st;
+    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo, rowlen = (size_t)j->nc * oplane;
+    float *row0 = j->col + (size_t)(ci * s->k + kh) * s->k * rowlen;
+    for (int im = 0; im < j->nc; im++) {
+        const float *src = j->x + ((size_t)ci * j->n + j->n0 + im) * plane;
+        for (int oh = 0; oh < s->ho; oh++) {
+            size_t at = (size_t)im * oplane + (size_t)oh * s->wo;
+            int ih = oh * st - s->pad + kh;
+            if (ih < 0 || ih >= s->h) {
+                for (int kw = 0; kw < s->k; kw++) memset(row0 + kw * rowlen + at, 0, sizeof(float) * s->wo);
+                continue;
+            }
+            const float *srow = src + (size_t)ih * s->w;
+            for (int p = 0; p < st; p++)
+                for (int q = 0; q * st + p < s->w; q++) phase[p * wph + q] = srow[q * st + p];
+            for (int kw = 0; kw < s->k; kw++) {
+                /* input column of output column ow: st * ow + d = st * (ow + off) + p */
+                int d = kw - s->pad, p = ((d % st) + st) % st, off = (d - p) / st;
+                int count = (s->w - p + st - 1) / st; /* columns in phase p */
+                int lo = off < 0 ? -off : 0, hi = count - off < s->wo ? count - off : s->wo;
+                if (hi < lo) hi = lo;
+                float *dst = row0 + kw * rowlen + at;
+                memset(dst, 0, sizeof(float) * lo);
+                memcpy(dst + lo, phase + p * wph + (lo + off), sizeof(float) * (hi - lo));
+                memset(dst + hi, 0, sizeof(float) * (s->wo - hi));
+            }
+        }
+    }
+}
+
+static void im2col_strided_range(void *ctx, long b, long e)
+{
+    const ColJob *j = ctx;
+    int st = j->s->stride, wph = (j->s->w + st - 1) / st;
+    float phase[st * wph];
+    for (long g = b; g < e; g++) im2col_strided_group(j, (int)(g / j->s->k), (int)(g % j->s->k), phase);
+}
+
+static void im2col(ColJob *j, int kdim)
+{
+    if (j->s->stride > 1) parallel_for((long)j->s->cin * j->s->k, 1, im2col_strided_range, j);
+    else parallel_for(kdim, 1, im2col_range, j);
+}
+
 /* Adds the rows of channel ci back into dx (images n0..n0+nc). */
 static void col2im_channel(const ColJob *j, int ci)
 {
@@ -190,7 +241,7 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
         for (int n0 = 0; n0 < n; n0 += chunk) {
             int nc = n - n0 < chunk ? n - n0 : chunk;
             ColJob j = {.s = s, .x = x, .col = col, .n = n, .n0 = n0, .nc = nc};
-            parallel_for(kdim, 1, im2col_range, &j);
+            im2col(&j, kdim);
             gemm(0, 0, s->cout, (int)(nc * oplane),
                         kdim, 1.0f, wt, kdim, col, (int)(nc * oplane), 0.0f, y + n0 * oplane,
                         (int)ld);
@@ -221,7 +272,7 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
     for (int n0 = 0; n0 < n; n0 += chunk) {
         int nc = n - n0 < chunk ? n - n0 : chunk;
         ColJob j = {.s = s, .x = x, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
-        parallel_for(kdim, 1, im2col_range, &j);
+        im2col(&j, kdim);
         gemm(0, 1, s->cout, kdim, (int)(nc * oplane),
                     1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
         if (!dx) continue;

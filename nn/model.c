@@ -117,6 +117,7 @@ struct Model {
     ModelMode mode;
     uint64_t dropout_key;
     double prof[2][OP_KINDS]; /* forward, backward */
+    double op_time[2][MAX_OPS];
 };
 
 static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
@@ -678,7 +679,24 @@ void model_profile(const Model *m, double forward[OP_KINDS], double backward[OP_
     memcpy(backward, m->prof[1], sizeof m->prof[1]);
 }
 
-void model_profile_reset(Model *m) { memset(m->prof, 0, sizeof m->prof); }
+void model_profile_reset(Model *m)
+{
+    memset(m->prof, 0, sizeof m->prof);
+    memset(m->op_time, 0, sizeof m->op_time);
+}
+
+int model_num_ops(const Model *m) { return m->nop; }
+
+void model_op_profile(const Model *m, int i, ModelOpProfile *p)
+{
+    const Op *o = &m->op[i];
+    p->name = o->name;
+    p->kind = o->kind;
+    p->forward_s = m->op_time[0][i];
+    p->backward_s = m->op_time[1][i];
+    p->forward_macs_per_image = op_macs(o, m, 1, 0);
+    p->backward_macs_per_image = op_macs(o, m, 1, 1);
+}
 
 /* ---- forward / backward ---- */
 
@@ -827,7 +845,9 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
         if (mode == MODEL_EVAL && o->head != 0) continue;
         double t0 = now();
         forward_op(m, o, n, st);
-        m->prof[0][o->kind] += now() - t0;
+        double dt = now() - t0;
+        m->prof[0][o->kind] += dt;
+        m->op_time[0][i] += dt;
     }
     if (labels) {
         double total = 0;
@@ -847,7 +867,9 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
         Op *o = &m->op[i];
         double t0 = now();
         backward_op(m, o, m->n, loss_scale);
-        m->prof[1][o->kind] += now() - t0;
+        double dt = now() - t0;
+        m->prof[1][o->kind] += dt;
+        m->op_time[1][i] += dt;
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
     }
 }

@@ -107,6 +107,16 @@ const float *model_logits(const Model *m, int head);
 void model_profile(const Model *m, double forward[OP_KINDS], double backward[OP_KINDS]);
 void model_profile_reset(Model *m);
 
+/* The same per layer, in forward order. */
+typedef struct {
+    const char *name;
+    OpKind kind;
+    double forward_s, backward_s;
+    double forward_macs_per_image, backward_macs_per_image;
+} ModelOpProfile;
+int model_num_ops(const Model *m);
+void model_op_profile(const Model *m, int i, ModelOpProfile *p);
+
 /* The activations, for tests that hold them against another implementation:
  * tensor i's name and shape (C, H, W), and its data, (C, n, H, W) for the n of
  * the last forward. After a MODEL_TRAIN forward every tensor is intact until

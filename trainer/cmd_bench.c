@@ -31,10 +31,39 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+static int by_time_desc(const void *a, const void *b)
+{
+    const ModelOpProfile *x = a, *y = b;
+    double tx = x->forward_s + x->backward_s, ty = y->forward_s + y->backward_s;
+    return (tx < ty) - (tx > ty);
+}
+
+/* Per layer: ms per step forward and backward, GFLOP/s of each, share of the step. */
+static void print_layers(const Model *m, int steps, int batch, int eval, double t_total)
+{
+    int n = model_num_ops(m);
+    ModelOpProfile *p = malloc(sizeof *p * (size_t)n);
+    if (!p) return;
+    for (int i = 0; i < n; i++) model_op_profile(m, i, &p[i]);
+    qsort(p, (size_t)n, sizeof *p, by_time_desc);
+    printf("  %-34s %-8s %9s %8s %9s %8s %7s\n", "layer", "kind", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s", "share");
+    for (int i = 0; i < n; i++) {
+        double f = p[i].forward_s / steps, b = p[i].backward_s / steps;
+        if (f + b < 1e-4) continue;
+        double gf = f > 0 ? 2 * p[i].forward_macs_per_image * batch / f / 1e9 : 0;
+        double gb = b > 0 ? 2 * p[i].backward_macs_per_image * batch / b / 1e9 : 0;
+        printf("  %-34s %-8s %9.1f %8.1f", p[i].name, model_op_kind_name(p[i].kind), 1e3 * f, gf);
+        if (eval) printf(" %9s %8s", "", "");
+        else printf(" %9.1f %8.1f", 1e3 * b, gb);
+        printf(" %6.1f%%\n", 100 * (f + b) * steps / t_total);
+    }
+    free(p);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     int batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), crop = 224, eval = 0;
-    int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0;
+    int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0, layers = 0;
     CliFlag flags[] = {
         {"--batch", CLI_INT, &batch, "images per step", NULL, 1, 4096},
         {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers", NULL, 1, 256},
@@ -44,6 +73,7 @@ int cmd_bench(int argc, char **argv)
         {"--warmup", CLI_INT, &warmup, "untimed steps first", NULL, 0, 1000},
         {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 2, 100000},
         {"--no-aux", CLI_BOOL, &no_aux, "leave out the auxiliary heads"},
+        {"--layers", CLI_BOOL, &layers, "also print every layer's time and GFLOP/s, slowest first"},
         {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
     };
     int help = 0;
@@ -135,6 +165,7 @@ int cmd_bench(int argc, char **argv)
             if (bwd[k] > 0.005 * t_total) printf(" | %s %.0f", model_op_kind_name(k), 1e3 * bwd[k] / steps);
     }
     putchar('\n');
+    if (layers) print_layers(m, steps, batch, eval, t_total);
     if (json) {
         printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
                "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"shares\":{",
