@@ -16,20 +16,7 @@
 #include "nn/sgd.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
+#include "trainer/runtime.h"
 
 static int by_time_desc(const void *a, const void *b)
 {
@@ -62,7 +49,7 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
 
 int cmd_bench(int argc, char **argv)
 {
-    int batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), crop = 224, eval = 0;
+    int batch = 32, threads = trainer_default_threads(), crop = 224, eval = 0;
     int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0, layers = 0;
     CliFlag flags[] = {
         {"--batch", CLI_INT, &batch, "images per step", NULL, 1, 4096},
@@ -123,7 +110,7 @@ int cmd_bench(int argc, char **argv)
     double t_total = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) model_profile_reset(m);
-        double t0 = now();
+        double t0 = trainer_now();
         if (eval) {
             model_forward(m, input, NULL, batch, MODEL_EVAL, 0, NULL);
         } else {
@@ -133,7 +120,7 @@ int cmd_bench(int argc, char **argv)
             model_backward(m, 1.0f / batch, NULL, NULL);
             sgd_step(model_params(m), mom, model_grads(m), avg, pt, ntensors, 1e-4f, 0.9f, 2e-4f, 0.999f);
         }
-        if (s >= warmup) t_total += now() - t0;
+        if (s >= warmup) t_total += trainer_now() - t0;
     }
     double step_ms = t_total / steps * 1e3;
     double img_s = batch * steps / t_total;
@@ -151,7 +138,7 @@ int cmd_bench(int argc, char **argv)
     printf("googlenet bench: %s, batch %d, crop %d, %d classes, %d thread%s, %zu parameters\n",
            eval ? "inference" : "training", batch, crop, classes, threads, threads == 1 ? "" : "s", np);
     printf("  %.2f img/s   %.1f ms/step   %.1f GFLOP/s   peak RSS %.0f MB   activations %.0f MB\n",
-           img_s, step_ms, gflops, peak_rss_mb(), model_activation_bytes(m) / 1e6);
+           img_s, step_ms, gflops, trainer_peak_rss_mb(), model_activation_bytes(m) / 1e6);
     printf("  time by layer kind:");
     for (int k = 0; k < OP_KINDS; k++)
         if (prof[k] > 0) printf(" %s %.1f%%", model_op_kind_name(k), 100 * prof[k] / t_total);
@@ -169,7 +156,7 @@ int cmd_bench(int argc, char **argv)
     if (json) {
         printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
                "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"shares\":{",
-               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, peak_rss_mb(), np);
+               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, trainer_peak_rss_mb(), np);
         int first = 1;
         for (int k = 0; k < OP_KINDS; k++)
             if (prof[k] > 0) {

@@ -14,13 +14,7 @@
 #include "dataloader/loader.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "trainer/runtime.h"
 
 /* CPU seconds of the whole process (all threads). */
 static double cpu_now(void)
@@ -122,7 +116,7 @@ int cmd_bench_loader(int argc, char **argv)
     int rc = EXIT_OK;
     for (int s = 0; s < warmup + batches; s++) {
         if (s == warmup) {
-            t0 = now();
+            t0 = trainer_now();
             c0 = cpu_now();
         }
         LoaderBatchInfo info;
@@ -138,7 +132,7 @@ int cmd_bench_loader(int argc, char **argv)
         }
         bad += info.bad;
     }
-    double secs = now() - t0, cpu = cpu_now() - c0;
+    double secs = trainer_now() - t0, cpu = cpu_now() - c0;
     if (rc == EXIT_OK) {
         int threads = workers > 0 ? workers : 1;
         double ips = images_done / secs;

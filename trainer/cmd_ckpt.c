@@ -21,6 +21,7 @@
 #include "trainer/ckpt_hash.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/runtime.h"
 
 static double now_s(void)
 {

@@ -30,6 +30,7 @@
 #include "trainer/commands.h"
 #include "trainer/eval_watch.h"
 #include "trainer/evaluate.h"
+#include "trainer/runtime.h"
 
 #define ERRLEN 1024
 #define PATHLEN 4096
@@ -44,13 +45,6 @@ typedef struct {
     double max_bad, poll, timeout;
     const char *watch, *results;
 } EvalArgs;
-
-static double eval_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Collective: 1 on every rank when any rank failed. A failing rank prints its
  * own message, so rank-0-only work is reported once. */
@@ -298,7 +292,7 @@ typedef struct {
 static void eval_progress(void *ctx, long done, long total)
 {
     Progress *p = ctx;
-    double t = eval_now();
+    double t = trainer_now();
     if (p->rank != 0 || p->quiet || (t - p->last < 10.0 && done < total)) return;
     p->last = t;
     fprintf(stderr, "googlenet eval: %ld/%ld images of rank 0's shard, %.1f img/s\n", done, total,
@@ -335,7 +329,7 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
 {
     char err[ERRLEN] = "";
     int rank = comm_rank(c), average = strcmp(a->weights, "average") == 0;
-    double t0 = eval_now();
+    double t0 = trainer_now();
     Ensemble e;
     if (ensemble_load(c, a->ckpts.items, a->ckpts.n, average, &e, err, sizeof err) != 0) {
         if (rank == 0) fprintf(stderr, "googlenet eval: %s\n", err);
@@ -358,9 +352,9 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
     }
     if (rank == 0 && !a->quiet)
         fprintf(stderr, "googlenet eval: %d checkpoint%s (%s weights) read and verified in %.1f s; evaluating %zu images on %d rank%s\n",
-                e.n, e.n == 1 ? "" : "s", a->weights, eval_now() - t0, dataset_size(ds), comm_size(c),
+                e.n, e.n == 1 ? "" : "s", a->weights, trainer_now() - t0, dataset_size(ds), comm_size(c),
                 comm_size(c) == 1 ? "" : "s");
-    Progress pg = {eval_now(), eval_now(), rank, a->quiet};
+    Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
     EvalConfig ec;
     if (eval_config(a, ds, &ec, &pg, err, sizeof err) != 0) failed = 1; /* same on every rank */
     EvalResult res;
@@ -510,8 +504,8 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         comm_broadcast(c, &found, sizeof found, "next checkpoint");
         if (!found) {
             if (!a->follow) break;
-            double until = eval_now() + a->poll;
-            while (eval_now() < until && !eval_signalled) usleep(100000);
+            double until = trainer_now() + a->poll;
+            while (trainer_now() < until && !eval_signalled) usleep(100000);
             continue;
         }
         comm_broadcast(c, path, sizeof path, "checkpoint path");
@@ -526,7 +520,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         bad = comm_any(c, bad, "checkpoint check");
         EvalResult res;
         int have_res = 0;
-        double t0 = eval_now();
+        double t0 = trainer_now();
         if (!bad) {
             int crop = a->crop > 0 ? a->crop : e.crop;
             if (!m || have.classes != e.classes || have.aux != e.aux || have.crop != crop) {
@@ -538,7 +532,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
             if (bad) err[0] = 0; /* already printed */
         }
         if (!bad) {
-            Progress pg = {eval_now(), eval_now(), rank, a->quiet};
+            Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
             EvalConfig ec;
             if (eval_config(a, ds, &ec, &pg, err, sizeof err) != 0 ||
                 evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err) != 0)
@@ -583,7 +577,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
                             printf("%s (step %ld): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %lld images, %lld unreadable, %.1f s\n",
                                    name, e.steps[0], 100.0 * res.top1 / (res.images ? res.images : 1),
                                    100.0 * res.top5 / (res.images ? res.images : 1), res.loss,
-                                   (long long)res.images, (long long)res.bad, eval_now() - t0);
+                                   (long long)res.images, (long long)res.bad, trainer_now() - t0);
                         fflush(stdout);
                     }
                 }
@@ -613,7 +607,7 @@ int cmd_eval(int argc, char **argv)
     a.norm = "imagenet";
     a.batch = 32;
     a.workers = 2;
-    a.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    a.threads = trainer_default_threads();
     a.resize = 256;
     a.show_classes = 5;
     a.max_bad = 0.01;

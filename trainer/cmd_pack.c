@@ -9,13 +9,7 @@
 #include "dataloader/shard.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "trainer/runtime.h"
 
 typedef struct {
     int quiet;
@@ -62,7 +56,7 @@ int cmd_pack(int argc, char **argv)
         fprintf(stderr, "googlenet pack: --data DIR and --out DIR are required (see --help)\n");
         return EXIT_USAGE;
     }
-    double t0 = now();
+    double t0 = trainer_now();
     DatasetOptions dopt = {data, classes_file, labels, NULL};
     Dataset *ds = dataset_open(&dopt, err, sizeof err);
     if (!ds) {
@@ -78,7 +72,7 @@ int cmd_pack(int argc, char **argv)
         return EXIT_FAIL;
     }
     printf("googlenet pack: %zu items of %d classes (%.1f MB) into %d shard%s in %s, %.1f s\n", st.items,
-           dataset_num_classes(ds), st.bytes / 1e6, shards, shards == 1 ? "" : "s", out, now() - t0);
+           dataset_num_classes(ds), st.bytes / 1e6, shards, shards == 1 ? "" : "s", out, trainer_now() - t0);
     if (st.skipped)
         fprintf(stderr, "googlenet pack: warning: left out %zu unreadable or empty file%s (first: %s)\n", st.skipped,
                 st.skipped == 1 ? "" : "s", st.first_skipped);

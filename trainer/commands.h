@@ -18,11 +18,4 @@ enum {
     EXIT_PREEMPTED = 3,   /* SIGTERM/SIGINT: stopped cleanly after a checkpoint */
 };
 
-/* Sets the thread count of OpenBLAS and of the layers' pool (nn/parallel.h);
- * 0 keeps OpenBLAS's own choice and runs the layers on one thread. */
-void trainer_set_threads(int threads);
-/* The cores of this node divided among the ranks the launcher put on it (at
- * least 1): the default of every --threads. */
-int trainer_default_threads(void);
-
 #endif

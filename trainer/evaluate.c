@@ -28,6 +28,7 @@
 #include "dataloader/sampler.h"
 #include "nn/loss.h"
 #include "trainer/eval_crops.h"
+#include "trainer/runtime.h"
 
 #define EVAL_MIN_BAD_TO_STOP 16 /* a rank stops early only after this many bad files */
 #define EVAL_P_FLOOR 1e-30      /* -log p is taken of max(p, this): a finite loss */
@@ -47,13 +48,6 @@ EvalConfig evaluate_default_config(void)
     c.max_pixels = IMAGE_MAX_PIXELS_DEFAULT;
     c.max_bad = 0.01;
     return c;
-}
-
-static double eval_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 typedef struct {
@@ -436,7 +430,7 @@ void evaluate_result_free(EvalResult *r)
 int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, const EvalConfig *cfg,
                  EvalResult *out, char *err, size_t errlen)
 {
-    double t0 = eval_now();
+    double t0 = trainer_now();
     int rank = c ? comm_rank(c) : 0, world = c ? comm_size(c) : 1;
     memset(out, 0, sizeof *out);
     char msg[EVAL_MSG] = "";
@@ -476,7 +470,7 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
         else if (E.failed) failed = 1, snprintf(msg, sizeof msg, "%s", E.fail_msg);
         if (E.started) eval_stop_workers(&E);
     }
-    double seconds = eval_now() - t0;
+    double seconds = trainer_now() - t0;
 
     /* every rank learns whether any failed, and the first failure's words */
     int any = c ? comm_any(c, failed, "evaluation status") : failed;

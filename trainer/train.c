@@ -30,6 +30,7 @@
 #include "trainer/commands.h"
 #include "trainer/evaluate.h"
 #include "trainer/trace.h"
+#include "trainer/runtime.h"
 
 #define ERR_LEN 512
 
@@ -48,13 +49,6 @@ TrainConfig train_default_config(void)
         .eval_every = 1, .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01,
     };
     return c;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- agreement across ranks ---- */
@@ -235,14 +229,14 @@ static void fill_meta(Run *r, CkptMeta *m)
 static int save_checkpoint(Run *r)
 {
     if (r->rank != 0 || !r->writer) return 0;
-    double t0 = now();
+    double t0 = trainer_now();
     CkptMeta m;
     fill_meta(r, &m);
     char err[ERR_LEN];
     int rc = ckpt_writer_save(r->writer, &m, model_params(r->model), r->momentum, r->average, err,
                               sizeof err);
     ckpt_meta_free(&m);
-    trace_event(r->trace, "checkpoint copy", 0, t0, now(), r->step);
+    trace_event(r->trace, "checkpoint copy", 0, t0, trainer_now(), r->step);
     if (rc != 0) {
         fprintf(stderr, "googlenet train: checkpoint at step %ld: %s\n", r->step, err);
         return strcmp(r->cfg->ckpt_fail, "stop") == 0 ? -1 : 0;
@@ -293,7 +287,7 @@ static void log_interval(Run *r, const Interval *iv, int final_line)
     double wait = iv->seconds > 0 ? iv->v[M_WAIT] / r->world / iv->seconds : 0;
     double exposed = iv->seconds > 0 ? iv->v[M_EXPOSED] / r->world / iv->seconds : 0;
     double busy = iv->seconds > 0 ? iv->v[M_COMM] / r->world / iv->seconds : 0;
-    double elapsed = now() - r->t_start;
+    double elapsed = trainer_now() - r->t_start;
     double per_step = iv->steps > 0 ? iv->seconds / iv->steps : 0;
     double eta = per_step * (double)(r->total_steps - r->step);
     long epoch = (r->step - 1) / r->spe;
@@ -337,7 +331,7 @@ static int validate(Run *r)
 {
     const TrainConfig *cfg = r->cfg;
     if (!r->val_ds) return 0;
-    double t0 = now();
+    double t0 = trainer_now();
     float *w = model_params(r->model);
     const float *set = w;
     if (strcmp(cfg->eval_weights, "average") == 0) {
@@ -357,7 +351,7 @@ static int validate(Run *r)
     const float *sets[1] = {set};
     int rc = evaluate_run(r->comm, r->model, sets, 1, &ec, &res, err, sizeof err);
     if (set != w) memcpy(w, r->backup, r->np * sizeof(float));
-    trace_event(r->trace, "evaluation", 0, t0, now(), r->step);
+    trace_event(r->trace, "evaluation", 0, t0, trainer_now(), r->step);
     if (agree(r->comm, rc, err) != 0) {
         evaluate_result_free(&res);
         return -1;
@@ -646,7 +640,7 @@ static int train_loop(Run *r)
     char err[ERR_LEN];
     Interval iv;
     memset(&iv, 0, sizeof iv);
-    double t_last_log = now(), t_log_start = now();
+    double t_last_log = trainer_now(), t_log_start = trainer_now();
     float loss_scale = 1.0f / (float)r->global_batch;
     int stopped = 0, failed = 0;
     long long epoch_bad = 0;
@@ -668,7 +662,7 @@ static int train_loop(Run *r)
         for (int micro = 0; micro < cfg->accum; micro++) {
             long want_step = es * cfg->accum + micro;
             LoaderBatchInfo info;
-            double t0 = now();
+            double t0 = trainer_now();
             int got = loader_next(r->loader, r->images, r->labels, &info, err, sizeof err);
             if (got >= 0 && (info.epoch != epoch || info.step != want_step)) {
                 /* the loader is past batches an accumulation remainder skips */
@@ -678,7 +672,7 @@ static int train_loop(Run *r)
                     got = -1;
             }
             if (got < 0) comm_abort(c, EXIT_FAIL, "loading step %ld: %s", r->step, err);
-            double t1 = now();
+            double t1 = trainer_now();
             trace_event(r->trace, "data wait", 2, t0, t1, r->step);
             if (info.warning && r->rank == 0) fprintf(stderr, "googlenet train: %s\n", info.warning);
             v[M_WAIT] += info.wait_s;
@@ -686,12 +680,12 @@ static int train_loop(Run *r)
             ModelStats st;
             uint64_t key = rng_key(cfg->seed, (uint64_t)r->step, (uint64_t)r->rank, (uint64_t)micro);
             model_forward(m, r->images, r->labels, cfg->batch, MODEL_TRAIN, key, &st);
-            double t2 = now();
+            double t2 = trainer_now();
             trace_event(r->trace, "forward", 0, t1, t2, r->step);
             int last = micro == cfg->accum - 1;
             if (last) comm_allreducer_begin(r->ar);
             model_backward(m, loss_scale, last ? comm_allreducer_ready : NULL, last ? r->ar : NULL);
-            trace_event(r->trace, "backward", 0, t2, now(), r->step);
+            trace_event(r->trace, "backward", 0, t2, trainer_now(), r->step);
             v[M_LOSS] += st.loss * st.n;
             v[M_MAIN] += st.head[MODEL_HEAD_MAIN].loss_sum;
             v[M_AUX1] += st.head[MODEL_HEAD_AUX1].loss_sum;
@@ -700,10 +694,10 @@ static int train_loop(Run *r)
             v[M_TOP5] += st.head[MODEL_HEAD_MAIN].top5;
             v[M_SAMPLES] += st.n;
         }
-        double t3 = now();
+        double t3 = trainer_now();
         CommStepStats cs;
         comm_allreducer_finish(r->ar, &cs);
-        double t4 = now();
+        double t4 = trainer_now();
         trace_event(r->trace, "allreduce wait (exposed)", 0, t3, t4, r->step);
         if (r->trace) {
             double bs[256], be[256];
@@ -723,7 +717,7 @@ static int train_loop(Run *r)
         double ema = fmin(cfg->ema_decay, (1.0 + r->step) / (10.0 + r->step));
         sgd_step(model_params(m), r->momentum, model_grads(m), r->average, pt, ntensors, (float)r->lr,
                  (float)cfg->momentum, (float)cfg->wd, (float)ema);
-        trace_event(r->trace, "sgd update", 0, t4, now(), r->step);
+        trace_event(r->trace, "sgd update", 0, t4, trainer_now(), r->step);
         v[M_STOP] = comm_stop_requested();
         comm_allreduce_double(c, v, M_COUNT, COMM_SUM, "step metrics");
         r->step++;
@@ -740,7 +734,7 @@ static int train_loop(Run *r)
             break;
         }
         int epoch_end = r->step % r->spe == 0;
-        double t_now = now();
+        double t_now = trainer_now();
         if (r->rank == 0 && (t_now - t_last_log >= cfg->log_every || epoch_end || r->step == r->total_steps ||
                              (r->tty && t_now - t_last_log >= 0.5))) {
             iv.seconds = t_now - t_log_start;
@@ -824,7 +818,7 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     r.comm = comm;
     r.rank = comm_rank(comm);
     r.world = comm_size(comm);
-    r.t_start = now();
+    r.t_start = trainer_now();
     r.tty = r.rank == 0 && isatty(STDERR_FILENO) && !cfg->quiet;
     trainer_set_threads(cfg->threads > 0 ? cfg->threads : trainer_default_threads());
     struct sigaction sa;

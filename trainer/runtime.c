@@ -1,10 +1,13 @@
-/* threads.c: one place that sets how many threads the compute uses. */
+/* runtime.c: threads, clock and memory figures for every subcommand (see runtime.h). */
+#include "trainer/runtime.h"
+
 #include <cblas.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nn/parallel.h"
-#include "trainer/commands.h"
 
 void trainer_set_threads(int threads)
 {
@@ -29,4 +32,18 @@ int trainer_default_threads(void)
     }
     long t = cores / local;
     return t < 1 ? 1 : (int)t;
+}
+
+double trainer_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double trainer_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
 }
