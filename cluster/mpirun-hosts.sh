@@ -15,4 +15,4 @@ exec mpirun --hostfile "$HOSTFILE" -np "$NP" --map-by ppr:1:socket --bind-to soc
   -x OPENBLAS_NUM_THREADS="$THREADS" \
   bin/googlenet train --data "$DATA/train" --val "$DATA/val" --threads "$THREADS" \
   --lr 0.01 --lr-scale linear --lr-ref-batch 32 --warmup-epochs 5 \
-  --ckpt-every 2000 --keep 3 --eval-every 4 --out "$OUT" --resume auto
+  --ckpt-every 2000 --keep 3 --eval-every 4e --out "$OUT" --resume auto

@@ -5,8 +5,12 @@
 # classes) into the ImageNet layout once, trains GoogLeNet with both auxiliary
 # heads on it with `mpirun -np 2` at crop 64, writes checkpoints, evaluates the
 # final model with 1 and 10 crops, and draws the training curves.
-# DEMO_EPOCHS, DEMO_OUT, DEMO_DATA and DEMO_NP override the defaults;
+# DEMO_STEPS, DEMO_OUT, DEMO_DATA and DEMO_NP override the defaults;
 # `scripts/demo.sh --full` runs the full recipe instead (README: "Fashion-MNIST").
+# Fashion-MNIST's garments fill the frame: the 1-crop evaluation resizes the
+# whole image to the crop (--eval-resize/--resize 224) instead of cutting
+# ImageNet's border; the 10 crops are the paper's corners and centre of the
+# image resized to 256/224 of the crop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=bin/googlenet
@@ -16,14 +20,21 @@ full=0
 [ "${1:-}" = "--full" ] && full=1
 if [ $full -eq 1 ]; then
   OUT=${DEMO_OUT:-runs/fashion-full}
-  EPOCHS=${DEMO_EPOCHS:-30}
-  TRAIN_FLAGS=(--epochs "$EPOCHS" --lr 0.03 --warmup-epochs 1 --lr-policy cosine --min-area 0.35
-               --ckpt-every 1e --keep 3 --eval-every 2)
+  LENGTH=(--epochs "${DEMO_EPOCHS:-20}")
+  TRAIN_FLAGS=(--batch 32 --lr 0.04 --warmup-epochs 0.5 --lr-policy cosine --min-area 0.5 --no-photometric
+               --ckpt-every 1e --keep 3 --eval-every 2e)
+  TEN_CROP=()
 else
+  # 0.85 epoch in small batches (2 x 16: more steps per image seen learn
+  # faster early on), light augmentation and dropout: what 2 cores train in
+  # about 9 minutes; validation on 2,000 test images every 400 steps
   OUT=${DEMO_OUT:-runs/demo}
-  EPOCHS=${DEMO_EPOCHS:-1}
-  TRAIN_FLAGS=(--epochs "$EPOCHS" --lr 0.03 --warmup-epochs 0.1 --lr-policy cosine --min-area 0.35
-               --no-photometric --ckpt-every 300 --keep 2 --eval-every 1)
+  LENGTH=(--steps "${DEMO_STEPS:-1600}")
+  TRAIN_FLAGS=(--batch 16 --lr 0.04 --warmup-epochs 0.03 --lr-policy cosine --min-area 1.0 --no-photometric
+               --dropout 0.1 --aux-dropout 0.2 --bucket-mb 4 --ckpt-every 400 --keep 2
+               --eval-every 400 --eval-subset 2000)
+  # 10 crops of 1,000 of the 10,000 test images (evenly spaced), to stay in the time
+  TEN_CROP=(--subset 1000)
 fi
 
 # mpirun as root needs these two; they change nothing for other users
@@ -35,18 +46,19 @@ start=$(date +%s)
 echo "== 1/4 data: Fashion-MNIST -> $DATA (class directories of PNGs)"
 python3 scripts/prepare_fashion_mnist.py --out "$DATA"
 
-echo "== 2/4 training GoogLeNet (aux heads on, crop 64) on $NP ranks for $EPOCHS epoch(s) -> $OUT"
+echo "== 2/4 training GoogLeNet (aux heads on, crop 64) on $NP ranks (${LENGTH[*]}) -> $OUT"
 mkdir -p "$OUT"
 "${MPI[@]}" "$BIN" train --data "$DATA/train" --val "$DATA/val" --classes-file "$DATA/classes.txt" \
-  --crop 64 --batch 32 --workers 1 --out "$OUT" --log-every 10 --resume auto "${TRAIN_FLAGS[@]}"
+  --crop 64 --workers 1 --eval-resize 224 --out "$OUT" --log-every 10 --resume auto \
+  "${LENGTH[@]}" "${TRAIN_FLAGS[@]}"
 ckpt=$(sed -n 1p "$OUT/latest")
 case "$ckpt" in /*) ;; *) ckpt="$OUT/$ckpt" ;; esac
 
 echo "== 3/4 evaluating $ckpt (Polyak average) with 1 and 10 crops on $NP ranks"
-for crops in 1 10; do
-  "${MPI[@]}" "$BIN" eval --ckpt "$ckpt" --data "$DATA/val" --classes-file "$DATA/classes.txt" \
-    --crops $crops --batch 64 --workers 1 --report "$OUT/eval-${crops}crop.json" --quiet
-done
+"${MPI[@]}" "$BIN" eval --ckpt "$ckpt" --data "$DATA/val" --classes-file "$DATA/classes.txt" \
+  --crops 1 --resize 224 --batch 64 --workers 1 --report "$OUT/eval-1crop.json" --quiet
+"${MPI[@]}" "$BIN" eval --ckpt "$ckpt" --data "$DATA/val" --classes-file "$DATA/classes.txt" \
+  --crops 10 --batch 64 --workers 1 --report "$OUT/eval-10crop.json" --quiet "${TEN_CROP[@]}"
 
 echo "== 4/4 training curves"
 png=$(scripts/plot_metrics "$OUT/metrics.jsonl" --out "$OUT/curves.png" --title "GoogLeNet on Fashion-MNIST") \

@@ -29,7 +29,7 @@ compare() {
   local out=$tmp/$1 crops=$2 weights=$3 np=$4 launch=()
   [ "$np" -gt 1 ] && launch=(mpirun -np "$np" --oversubscribe)
   timeout -k 5 300 "${launch[@]}" "$bin" train --data "$tmp/train" --val "$tmp/val" --crop 64 --batch 5 --steps 12 \
-      --lr 0.005 --eval-every 1 --eval-crops "$crops" --eval-weights "$weights" --out "$out" --threads 1 \
+      --lr 0.005 --eval-every 1e --eval-crops "$crops" --eval-weights "$weights" --out "$out" --threads 1 \
       --workers 1 --ckpt-every 0 --log-every 0 --quiet >"$out.train.log" 2>&1 ||
     { fail "$1: train failed: $(tail -n 5 "$out.train.log")"; return; }
   local ck

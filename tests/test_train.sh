@@ -85,8 +85,8 @@ EOF
 ok "2 ranks x b == 1 rank x 2b == accum 2 x b"
 
 # --- learning: easy classes, loss down, accuracy up; bf16 gradients on the wire
-$MPI 2 "$BIN" train "${COMMON[@]}" --val "$T/val" --eval-every 6 --batch 8 --epochs 18 --lr 0.02 \
-  --min-area 0.35 --no-photometric --grad-compress bf16 --out "$T/learn" >"$T/learn.log" 2>&1 \
+$MPI 2 "$BIN" train "${COMMON[@]}" --val "$T/val" --eval-every 6e --batch 8 --epochs 18 --lr 0.02 \
+  --min-area 0.35 --no-photometric --grad-compress bf16 --mean 0.5 --std 0.25 --out "$T/learn" >"$T/learn.log" 2>&1 \
   || { cat "$T/learn.log"; fail "learning run"; }
 /usr/bin/python3 - "$T/learn/metrics.jsonl" <<'EOF' || fail "the run did not learn"
 import json, sys
@@ -101,4 +101,19 @@ print(f"loss {first:.3f} -> {last:.3f}, train top-1 {acc:.2f}, val top-1 {[round
 sys.exit(0 if last < 0.8 * first and acc > 0.5 and va and va[-1]['val_top1'] > 0.5 else 1)
 EOF
 ok "bf16 training learns the easy classes"
+
+# --- the input normalisation travels in the checkpoint: eval uses it by default
+last=$(ls "$T"/learn/ckpt-*.gnck | tail -1)
+"$BIN" ckpt info "$last" | grep -q "input_mean.*0.5,0.5,0.5" || fail "no input_mean in the checkpoint"
+"$BIN" eval --ckpt "$last" --data "$T/val" --report "$T/ev.json" --quiet >/dev/null 2>&1 || fail "eval"
+"$BIN" eval --ckpt "$last" --data "$T/val" --norm imagenet --report "$T/ev_in.json" --quiet >/dev/null 2>&1 \
+  || fail "eval --norm imagenet"
+/usr/bin/python3 - "$T/learn/metrics.jsonl" "$T/ev.json" "$T/ev_in.json" <<'EOF' || fail "eval did not use the checkpoint's normalisation"
+import json, sys
+val = [r for r in map(json.loads, open(sys.argv[1])) if 'val_loss' in r][-1]
+ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+print(f"train's last validation loss {val['val_loss']:.6f}, eval {ev['loss']:.6f}, with ImageNet's normalisation {other['loss']:.6f}")
+sys.exit(0 if abs(val['val_loss'] - ev['loss']) < 1e-5 and abs(other['loss'] - ev['loss']) > 1e-4 else 1)
+EOF
+ok "eval takes the checkpoint's input normalisation"
 echo "all train tests passed"

@@ -33,6 +33,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -247,6 +248,43 @@ int ckpt_meta_add_extra(CkptMeta *m, const char *key, const char *value, char *e
     free(m->extra);
     m->extra = t.s;
     return 0;
+}
+
+int ckpt_meta_set_norm(CkptMeta *m, const float mean[3], const float std[3], char *err, size_t errlen)
+{
+    char v[96];
+    snprintf(v, sizeof v, "%.9g,%.9g,%.9g", mean[0], mean[1], mean[2]);
+    if (ckpt_meta_add_extra(m, "input_mean", v, err, errlen) != 0) return -1;
+    snprintf(v, sizeof v, "%.9g,%.9g,%.9g", std[0], std[1], std[2]);
+    return ckpt_meta_add_extra(m, "input_std", v, err, errlen);
+}
+
+/* The three numbers of extra key `key` ("key=a,b,c" on its own line). */
+static int extra_triple(const char *extra, const char *key, float out[3])
+{
+    size_t kl = strlen(key);
+    for (const char *p = extra; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=') continue;
+        char *end;
+        const char *q = p + kl + 1;
+        for (int i = 0; i < 3; i++) {
+            out[i] = strtof(q, &end);
+            if (end == q || (i < 2 && *end != ',') || !isfinite(out[i])) return 0;
+            q = end + 1;
+        }
+        return *end == '\n' || *end == '\0';
+    }
+    return 0;
+}
+
+int ckpt_meta_get_norm(const CkptMeta *m, float mean[3], float std[3])
+{
+    float a[3], b[3];
+    if (!extra_triple(m->extra, "input_mean", a) || !extra_triple(m->extra, "input_std", b)) return 0;
+    if (!(b[0] > 0 && b[1] > 0 && b[2] > 0)) return 0;
+    memcpy(mean, a, sizeof a);
+    memcpy(std, b, sizeof b);
+    return 1;
 }
 
 void ckpt_meta_set_model(CkptMeta *m, const ModelConfig *cfg, size_t num_params)

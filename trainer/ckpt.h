@@ -93,6 +93,11 @@ int ckpt_meta_set_class_names(CkptMeta *m, const char *const *names, int n, char
 /* Appends "key=value" to extra. Keys are [a-z0-9_.], not one the format
  * defines; the value may hold any byte but NUL. */
 int ckpt_meta_add_extra(CkptMeta *m, const char *key, const char *value, char *err, size_t errlen);
+/* The input normalisation a run trained with, kept as the extra keys
+ * input_mean and input_std ("r,g,b" on pixel/255). get returns 1 and fills
+ * mean/std when both are recorded and valid, 0 otherwise. */
+int ckpt_meta_set_norm(CkptMeta *m, const float mean[3], const float std[3], char *err, size_t errlen);
+int ckpt_meta_get_norm(const CkptMeta *m, float mean[3], float std[3]);
 /* Sets arch, classes, crop, aux, dropouts and num_params from a model. */
 void ckpt_meta_set_model(CkptMeta *m, const ModelConfig *cfg, size_t num_params);
 /* 0 when a checkpoint with meta m can be loaded into a model built from cfg

@@ -108,6 +108,8 @@ typedef struct {
     float head_dropout, aux_dropout;
     char *class_names;   /* rank 0: the first member's, '\n'-ended; NULL when absent */
     int num_class_names;
+    int has_norm;        /* the members recorded their input normalisation (all the same) */
+    float mean[3], std[3];
 } Ensemble;
 
 static void ensemble_free(Ensemble *e)
@@ -176,6 +178,17 @@ static int ensemble_read_one(Ensemble *e, int i, const char *path, int average, 
         }
         if (m->crop != e->crop && e->crop > 0) e->crop = -1; /* members disagree: --crop must decide */
     }
+    float mean[3], std[3];
+    int has = ckpt_meta_get_norm(m, mean, std);
+    if (i == 0) {
+        e->has_norm = has;
+        memcpy(e->mean, mean, sizeof mean);
+        memcpy(e->std, std, sizeof std);
+    } else if (has != e->has_norm || (has && (memcmp(mean, e->mean, sizeof mean) || memcmp(std, e->std, sizeof std)))) {
+        snprintf(err, errlen, "checkpoint %s was trained with another input normalisation than %s: ensemble "
+                 "members must share it (or pass --norm)", path, e->paths[0]);
+        goto out;
+    }
     e->steps[i] = m->step;
     snprintf(e->sha[i], sizeof e->sha[i], "%s", m->params_sha256);
     if (!(e->sets[i] = malloc(e->np * sizeof(float)))) {
@@ -215,10 +228,14 @@ static int ensemble_load(Comm *c, const char *const *paths, int n, int average, 
     }
     struct {
         uint64_t np;
-        int32_t classes, aux, crop;
-        float head_dropout, aux_dropout;
-    } h = {e->np, e->classes, e->aux, e->crop, e->head_dropout, e->aux_dropout};
+        int32_t classes, aux, crop, has_norm;
+        float head_dropout, aux_dropout, mean[3], std[3];
+    } h = {e->np, e->classes, e->aux, e->crop, e->has_norm, e->head_dropout, e->aux_dropout,
+           {e->mean[0], e->mean[1], e->mean[2]}, {e->std[0], e->std[1], e->std[2]}};
     comm_broadcast(c, &h, sizeof h, "checkpoint shape");
+    e->has_norm = h.has_norm;
+    memcpy(e->mean, h.mean, sizeof h.mean);
+    memcpy(e->std, h.std, sizeof h.std);
     e->np = h.np;
     e->classes = h.classes;
     e->aux = h.aux;
@@ -299,7 +316,8 @@ static void eval_progress(void *ctx, long done, long total)
             done / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9));
 }
 
-static int eval_config(const EvalArgs *a, const Dataset *ds, EvalConfig *ec, Progress *pg, char *err, size_t errlen)
+static int eval_config(const EvalArgs *a, const Dataset *ds, const Ensemble *e, EvalConfig *ec, Progress *pg,
+                       char *err, size_t errlen)
 {
     *ec = evaluate_default_config();
     ec->ds = ds;
@@ -317,6 +335,10 @@ static int eval_config(const EvalArgs *a, const Dataset *ds, EvalConfig *ec, Pro
         const float mean[3] = IMAGE_CAFFE_MEAN_RGB, std[3] = IMAGE_CAFFE_STD_RGB;
         memcpy(ec->mean, mean, sizeof mean);
         memcpy(ec->std, std, sizeof std);
+    } else if (strcmp(a->norm, "checkpoint") == 0 && e->has_norm) {
+        /* what the checkpoint was trained with (train --mean/--std) */
+        memcpy(ec->mean, e->mean, sizeof ec->mean);
+        memcpy(ec->std, e->std, sizeof ec->std);
     }
     ec->progress = eval_progress;
     ec->progress_ctx = pg;
@@ -356,7 +378,7 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
                 comm_size(c) == 1 ? "" : "s");
     Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
     EvalConfig ec;
-    if (eval_config(a, ds, &ec, &pg, err, sizeof err) != 0) failed = 1; /* same on every rank */
+    if (eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0) failed = 1; /* same on every rank */
     EvalResult res;
     int rc = failed ? -1 : evaluate_run(c, m, (const float *const *)e.sets, e.n, &ec, &res, err, sizeof err);
     int code = EXIT_OK;
@@ -534,7 +556,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         if (!bad) {
             Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
             EvalConfig ec;
-            if (eval_config(a, ds, &ec, &pg, err, sizeof err) != 0 ||
+            if (eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0 ||
                 evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err) != 0)
                 bad = 1;
             else have_res = 1;
@@ -604,7 +626,7 @@ int cmd_eval(int argc, char **argv)
     a.crops = "1";
     a.weights = "average";
     a.filter = "bilinear";
-    a.norm = "imagenet";
+    a.norm = "checkpoint";
     a.batch = 32;
     a.workers = 2;
     a.threads = trainer_default_threads();
@@ -629,7 +651,7 @@ int cmd_eval(int argc, char **argv)
         {"--threads", CLI_INT, &a.threads, "threads per rank for the network (GEMM and layers)", NULL, 1, 256},
         {"--resize", CLI_INT, &a.resize, "1- and 10-crop shorter side at crop 224 (scaled by crop/224)", NULL, 224, 4096},
         {"--filter", CLI_STR, &a.filter, "resampling filter: nearest|bilinear|bicubic|area|lanczos", NULL, 0, 0, "NAME"},
-        {"--norm", CLI_CHOICE, &a.norm, "input normalisation: ImageNet mean/std on 0..1, or Caffe's mean on 0..255", "imagenet|caffe"},
+        {"--norm", CLI_CHOICE, &a.norm, "input normalisation: the one the checkpoint was trained with (ImageNet's when it recorded none), ImageNet mean/std on 0..1, or Caffe's mean on 0..255", "checkpoint|imagenet|caffe"},
         {"--max-bad", CLI_FLOAT, &a.max_bad, "fraction of images allowed to be unreadable (skipped, counted)", NULL, 0, 1},
         {"--show-classes", CLI_INT, &a.show_classes, "worst and best classes listed in the table", NULL, 0, 100000},
         {"--watch", CLI_STR, &a.watch, "evaluate every checkpoint of DIR not yet in --results, then exit", NULL, 0, 0, "DIR"},

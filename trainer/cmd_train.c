@@ -34,6 +34,23 @@ static int usage_error(const char *fmt, const char *a, const char *b)
     return EXIT_USAGE;
 }
 
+/* "a,b,c" (or one value for all three channels) into v[3]. */
+static int parse_triple(const char *s, float v[3])
+{
+    char *end;
+    for (int i = 0; i < 3; i++) {
+        v[i] = strtof(s, &end);
+        if (end == s) return -1;
+        if (i == 0 && *end == '\0') {
+            v[1] = v[2] = v[0];
+            return 0;
+        }
+        if (i < 2 && *end != ',') return -1;
+        s = end + 1;
+    }
+    return *end == '\0' ? 0 : -1;
+}
+
 static int valid_every(const char *s)
 {
     char *end;
@@ -47,6 +64,7 @@ int cmd_train(int argc, char **argv)
 {
     TrainConfig c = train_default_config();
     int no_aux = 0, no_photometric = 0, no_flip = 0;
+    const char *mean = "0.485,0.456,0.406", *std = "0.229,0.224,0.225";
     CliFlag flags[] = {
         {"--data", CLI_STR, &c.data, "training set: a class tree ROOT/<class>/<image> or a directory of shards", NULL, 0, 0, "DIR"},
         {"--val", CLI_STR, &c.val, "validation set (class tree, flat directory with --val-labels, or shards)", NULL, 0, 0, "DIR"},
@@ -79,6 +97,8 @@ int cmd_train(int argc, char **argv)
         {"--no-photometric", CLI_BOOL, &no_photometric, "no brightness/contrast/saturation/lighting distortions"},
         {"--no-flip", CLI_BOOL, &no_flip, "no random horizontal flips"},
         {"--interp", CLI_CHOICE, &c.interp, "resampling of training crops; random picks one per sample as the paper did", "random|nearest|bilinear|bicubic|area|lanczos"},
+        {"--mean", CLI_STR, &mean, "input normalisation: per-channel mean (RGB, of pixel/255); recorded in checkpoints", NULL, 0, 0, "R,G,B"},
+        {"--std", CLI_STR, &std, "input normalisation: per-channel standard deviation", NULL, 0, 0, "R,G,B"},
         {"--drop-last", CLI_BOOL, &c.drop_last, "drop the epoch's remainder instead of padding it"},
         {"--workers", CLI_INT, &c.workers, "decoding threads per rank", NULL, 0, 256},
         {"--threads", CLI_INT, &c.threads, "compute threads per rank (OpenBLAS and layers); 0: this node's cores / its ranks", NULL, 0, 256},
@@ -98,10 +118,12 @@ int cmd_train(int argc, char **argv)
         {"--ckpt-level", CLI_INT, &c.ckpt_level, "Zstandard level of checkpoints", NULL, -7, 19},
         {"--ckpt-threads", CLI_INT, &c.ckpt_threads, "Zstandard worker threads of the checkpoint writer", NULL, 0, 64},
         {"--resume", CLI_STR, &c.resume, "auto: the newest checkpoint in --out that verifies; or a checkpoint file", NULL, 0, 0, "auto|FILE"},
-        {"--eval-every", CLI_INT, &c.eval_every, "evaluate --val every E epochs and after the last step (0: never)", NULL, 0, 1 << 30},
+        {"--eval-every", CLI_STR, &c.eval_every, "evaluate --val every N steps or Ne epochs, and after the last step (0: never)", NULL, 0, 0, "N|Ne"},
+        {"--eval-subset", CLI_LONG, &c.eval_subset, "validate on N images evenly spaced over --val (0: all of them)", NULL, 0, 1e12},
         {"--eval-crops", CLI_INT, &c.eval_crops, "crops per validation image: 1, 10 or 144", NULL, 1, 144},
         {"--eval-weights", CLI_CHOICE, &c.eval_weights, "evaluate the Polyak average or the raw weights", "average|raw"},
         {"--eval-batch", CLI_INT, &c.eval_batch, "images per evaluation forward (0: --batch)", NULL, 0, 65536},
+        {"--eval-resize", CLI_INT, &c.eval_resize, "validation: shorter side before the centre crop, at crop 224 (scaled by crop/224); 224 keeps the whole image", NULL, 224, 4096},
         {"--eval-max-bad", CLI_FLOAT, &c.eval_max_bad, "fraction of validation images allowed to be unreadable (skipped, counted)", NULL, 0, 1},
     };
     int help = 0;
@@ -124,6 +146,9 @@ int cmd_train(int argc, char **argv)
     c.aux = !no_aux;
     c.photometric = !no_photometric;
     c.flip = !no_flip;
+    if (parse_triple(mean, c.mean) != 0) return usage_error("--mean takes R,G,B or one number, got '%s'%s", mean, "");
+    if (parse_triple(std, c.std) != 0 || !(c.std[0] > 0 && c.std[1] > 0 && c.std[2] > 0))
+        return usage_error("--std takes three positive numbers R,G,B or one, got '%s'%s", std, "");
     if (!c.data) return usage_error("--data is required (a class tree or a shard directory)%s%s", "", "");
     if (c.eval_crops != 1 && c.eval_crops != 10 && c.eval_crops != 144)
         return usage_error("--eval-crops must be 1, 10 or 144%s%s", "", "");
@@ -135,7 +160,7 @@ int cmd_train(int argc, char **argv)
         return usage_error("--crop is too small for GoogLeNet: the smallest is %s%s", lo,
                            c.aux ? " with the auxiliary heads" : "");
     }
-    if (c.eval_every > 0 && !c.val) c.eval_every = 0;
+    if (!valid_every(c.eval_every)) return usage_error("--eval-every takes N (steps) or Ne (epochs), got '%s'%s", c.eval_every, "");
     /* the command line, for the checkpoints */
     size_t off = snprintf(c.command, sizeof c.command, "googlenet train");
     for (int i = 0; i < argc && off < sizeof c.command; i++)

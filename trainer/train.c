@@ -39,6 +39,7 @@ TrainConfig train_default_config(void)
     TrainConfig c = {
         .crop = 224, .batch = 32, .workers = 2, .drop_last = 0,
         .min_area = 0.08, .photometric = 1, .flip = 1, .interp = "random",
+        .mean = IMAGE_MEAN_RGB, .std = IMAGE_STD_RGB,
         .aux = 1, .head_dropout = 0.4, .aux_dropout = 0.7,
         .epochs = 60, .lr = 0.01, .lr_policy = "poly", .lr_scale = "none", .lr_ref_batch = 32,
         .warmup_epochs = 0, .gamma = 0.96, .step_epochs = 8, .power = 0.5, .final_lr_frac = 0,
@@ -46,7 +47,7 @@ TrainConfig train_default_config(void)
         .threads = 0, .bucket_mb = 25, .grad_compress = "none", .timeout = COMM_DEFAULT_TIMEOUT,
         .out = "runs/train", .log_every = 10, .ckpt_every = "1e", .keep = 5, .keep_every = "0",
         .ckpt_fail = "continue", .ckpt_level = 3, .ckpt_threads = 1,
-        .eval_every = 1, .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01,
+        .eval_every = "1e", .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01, .eval_resize = 256,
     };
     return c;
 }
@@ -138,8 +139,8 @@ typedef struct {
     int global_batch;    /* samples per optimizer step, all ranks */
     double lr;
     /* checkpoints */
-    long ckpt_every;
-    int ckpt_every_epochs;
+    long ckpt_every, eval_every;
+    int ckpt_every_epochs, eval_every_epochs;
     FILE *metrics;       /* rank 0: OUT/metrics.jsonl */
     int tty;
     int usage;           /* the failure was a bad combination of flags and data */
@@ -215,12 +216,13 @@ static void fill_meta(Run *r, CkptMeta *m)
     m->dataset_size = (long long)dataset_size(r->train_ds);
     m->drop_last = cfg->drop_last;
     snprintf(m->command, sizeof m->command, "%s", cfg->command);
+    char err[ERR_LEN];
+    ckpt_meta_set_norm(m, cfg->mean, cfg->std, err, sizeof err);
     int nc = dataset_num_classes(r->train_ds);
     const char **names = malloc(sizeof(char *) * (size_t)nc);
     if (names) {
         for (int i = 0; i < nc; i++) names[i] = dataset_class_name(r->train_ds, i);
-        char e[ERR_LEN];
-        ckpt_meta_set_class_names(m, names, nc, e, sizeof e);
+        ckpt_meta_set_class_names(m, names, nc, err, sizeof err);
         free(names);
     }
 }
@@ -344,7 +346,11 @@ static int validate(Run *r)
     ec.crop = cfg->crop;
     ec.batch = cfg->eval_batch > 0 ? cfg->eval_batch : cfg->batch;
     ec.workers = cfg->workers;
+    memcpy(ec.mean, cfg->mean, sizeof ec.mean);
+    memcpy(ec.std, cfg->std, sizeof ec.std);
     ec.max_bad = cfg->eval_max_bad;
+    ec.resize = cfg->eval_resize;
+    ec.subset = cfg->eval_subset;
     ec.max_bad_name = "--eval-max-bad";
     EvalResult res;
     char err[ERR_LEN];
@@ -462,6 +468,8 @@ static int setup(Run *r, char *err)
     lc.photometric = cfg->photometric;
     lc.flip = cfg->flip;
     lc.filter = filter_from(cfg->interp);
+    memcpy(lc.mean, cfg->mean, sizeof lc.mean);
+    memcpy(lc.std, cfg->std, sizeof lc.std);
     r->loader = loader_init(&lc, err, ERR_LEN);
     rc = r->loader ? 0 : -1;
     if (agree(c, rc, err) != 0) return -1;
@@ -494,9 +502,9 @@ static int setup(Run *r, char *err)
     if (agree(c, rc, err) != 0) return -1;
 
     /* checkpoints (rank 0 writes) */
-    int every_epochs = 0;
-    parse_every(cfg->ckpt_every, &r->ckpt_every, &every_epochs);
-    r->ckpt_every_epochs = every_epochs;
+    parse_every(cfg->ckpt_every, &r->ckpt_every, &r->ckpt_every_epochs);
+    parse_every(cfg->eval_every, &r->eval_every, &r->eval_every_epochs);
+    if (!r->val_ds) r->eval_every = 0;
     if (r->rank == 0) {
         CkptWriterConfig wc = ckpt_writer_default_config();
         wc.dir = cfg->out;
@@ -604,6 +612,13 @@ static int initial_state(Run *r, char *err)
         r->step = epoch * r->spe + es;
     }
     return 0;
+}
+
+/* Whether a thing done every `every` steps (or epochs) is due after this step. */
+static int due(const Run *r, long every, int epochs, int epoch_end)
+{
+    if (every <= 0) return 0;
+    return epochs ? epoch_end && (r->step / r->spe) % every == 0 : r->step % every == 0;
 }
 
 /* Collective: every replica must hold the same bits after the same updates. */
@@ -757,9 +772,7 @@ static int train_loop(Run *r)
         /* rank 0's checkpoint writer may ask to stop (--ckpt-fail stop); it has
          * printed why, the other ranks follow */
         int ckpt_failed = check_writer(r, 0) != 0;
-        int ckpt_due = r->ckpt_every > 0 &&
-                       (r->ckpt_every_epochs ? epoch_end && (r->step / r->spe) % r->ckpt_every == 0
-                                             : r->step % r->ckpt_every == 0);
+        int ckpt_due = due(r, r->ckpt_every, r->ckpt_every_epochs, epoch_end);
         if (ckpt_due && save_checkpoint(r) != 0) ckpt_failed = 1;
         if (comm_any(c, ckpt_failed, "checkpoint status")) {
             failed = 1;
@@ -767,7 +780,7 @@ static int train_loop(Run *r)
         }
         /* validation every --eval-every epochs, and after the last step */
         int last = r->step == r->total_steps;
-        if (cfg->eval_every > 0 && ((epoch_end && (r->step / r->spe) % cfg->eval_every == 0) || last) &&
+        if (r->eval_every > 0 && (due(r, r->eval_every, r->eval_every_epochs, epoch_end) || last) &&
             validate(r) != 0) {
             failed = 1; /* validate() printed why, on every rank's behalf */
             break;

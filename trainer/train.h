@@ -20,6 +20,7 @@ typedef struct {
     double min_area;
     int photometric, flip;
     const char *interp;   /* a filter name or "random" */
+    float mean[3], std[3]; /* input normalisation, RGB on pixel/255 */
     /* model */
     int aux;
     double head_dropout, aux_dropout;
@@ -52,10 +53,12 @@ typedef struct {
     const char *ckpt_fail;  /* "continue" | "stop" */
     const char *resume;     /* NULL, "auto" or a file */
     /* validation */
-    int eval_every;         /* epochs; 0 off */
+    const char *eval_every; /* "N" steps, "Ne" epochs, "0" off */
+    long eval_subset;       /* 0: the whole validation set; N: N images evenly spaced */
     int eval_crops;
     const char *eval_weights; /* "average" | "raw" */
     int eval_batch;
+    int eval_resize;        /* 1- and 10-crop shorter side at crop 224 (256) */
     double eval_max_bad;    /* fraction of unreadable validation images tolerated */
     /* the command line, for the checkpoints' provenance */
     char command[2048];
