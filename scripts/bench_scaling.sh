@@ -72,4 +72,7 @@ for name, ips, exp, busy in (("np=2 overlap", ips2, exp2, busy2), ("np=2 --no-ov
     hidden = 1 - exp / busy if busy > 0 else 0
     print(f"{name:<22}{ips:>9.2f}{ips / 2:>10.2f}{st:>8.2f}{1e3 * ar:>13.0f} ms{100 * exp / busy if busy else 0:>8.0f}%{100 * hidden:>7.0f}%")
 print(f"scaling efficiency at np=2: {100 * ips2 / (2 * ips1):.1f}% with overlap, {100 * ips3 / (2 * ips1):.1f}% without")
+print("allreduce/step is the buckets' busy time and 'exposed' the time finish() blocked: both include waiting")
+print("for the slower rank's backward. scripts/bench_allreduce.sh model measures the tail after the last")
+print("rank arrives, which is the communication that overlap must hide.")
 EOF

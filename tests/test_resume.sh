@@ -73,6 +73,17 @@ grep -q "ckpt-00000020.gnck" "$T/c.log" && grep -q "resuming from $T/c/ckpt-0000
 [ "$(sha "$final")" = "$(sha "$T/c/ckpt-00000024.gnck")" ] || fail "resume from step 16 differs"
 ok "a damaged newest checkpoint is named and skipped"
 
+# --- nothing of a finished run is lost to a second run in the same --out
+before=$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)
+"$BIN" "${RUN[@]}" --out "$T/a" >"$T/f.log" 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "already holds checkpoints.*--resume auto" "$T/f.log" \
+  || { cat "$T/f.log"; fail "a fresh run into a used --out was not refused (exit $rc)"; }
+"$BIN" "${RUN[@]}" --out "$T/a" --resume "$T/a/ckpt-00000008.gnck" >"$T/g.log" 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "past step 8 .*ckpt-00000024.gnck" "$T/g.log" \
+  || { cat "$T/g.log"; fail "resuming an older checkpoint over newer ones was not refused (exit $rc)"; }
+[ "$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)" = "$before" ] || fail "a refused run changed $T/a"
+ok "a fresh run, or an older checkpoint, in a used --out is refused and changes nothing"
+
 # --- another rank count: resumes, re-splits, says so
 mkdir "$T/d"
 cp "$T"/a/ckpt-00000012.gnck "$T/d/"

@@ -537,6 +537,23 @@ long ckpt_file_step(const char *name)
     return s;
 }
 
+long ckpt_newest_step(const char *dir, char *name, size_t namelen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    long best = -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long step = ckpt_file_step(de->d_name);
+        if (step > best) {
+            best = step;
+            snprintf(name, namelen, "%s", de->d_name);
+        }
+    }
+    closedir(d);
+    return best;
+}
+
 void ckpt_dir_of(const char *path, char *out, size_t outlen)
 {
     const char *slash = strrchr(path, '/');

@@ -402,6 +402,20 @@ static int setup(Run *r, char *err)
 
     /* output directory and the index caches live in it */
     if (r->rank == 0) rc = make_dirs(cfg->out, err);
+    if (rc == 0 && r->rank == 0 && !cfg->resume) {
+        /* a fresh run would delete another run's checkpoints (retention) and
+         * truncate its metrics.jsonl: refuse before touching anything */
+        char newest[256];
+        long s = ckpt_newest_step(cfg->out, newest, sizeof newest);
+        if (s >= 0) {
+            snprintf(err, ERR_LEN,
+                     "%s already holds checkpoints of a run (newest %s): continue it with --resume auto, "
+                     "or give a new --out (nothing was changed)",
+                     cfg->out, newest);
+            rc = -1;
+            r->usage = 1;
+        }
+    }
     if (agree(c, rc, err) != 0) return -1;
     char cache[4200], vcache[4200];
     snprintf(cache, sizeof cache, "%s/train-index.cache", cfg->out);
@@ -580,9 +594,20 @@ static int initial_state(Run *r, char *err)
                     pos[2] = m.epoch_samples;
                     resumed_world = m.world_size;
                     resumed_epoch = m.epoch;
+                    char newest[256];
+                    long s = strcmp(cfg->resume, "auto") == 0 ? -1 : ckpt_newest_step(cfg->out, newest, sizeof newest);
+                    if (s > m.step) {
+                        /* the run would overwrite and prune a later trajectory */
+                        snprintf(err, ERR_LEN,
+                                 "%s holds checkpoints past step %ld of %s (newest %s) that this run would replace: "
+                                 "give a new --out, or move them away (nothing was changed)",
+                                 cfg->out, m.step, path, newest);
+                        rc = -1;
+                    }
                     int same = m.world_size == r->world && m.batch == cfg->batch && m.accum == cfg->accum &&
                                m.seed == cfg->seed && m.dataset_size == (long long)dataset_size(r->train_ds);
-                    printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
+                    if (rc == 0)
+                        printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
                            m.epoch_step,
                            same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
                     ckpt_meta_free(&m);
