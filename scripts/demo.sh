@@ -20,7 +20,7 @@ full=0
 [ "${1:-}" = "--full" ] && full=1
 if [ $full -eq 1 ]; then
   OUT=${DEMO_OUT:-runs/fashion-full}
-  LENGTH=(--epochs "${DEMO_EPOCHS:-20}")
+  LENGTH=(--epochs "${DEMO_EPOCHS:-16}")
   TRAIN_FLAGS=(--batch 32 --lr 0.04 --warmup-epochs 0.5 --lr-policy cosine --min-area 0.5 --no-photometric
                --ckpt-every 1e --keep 3 --eval-every 2e)
   TEN_CROP=()
