@@ -232,7 +232,9 @@ static void test_whole_network_gradient(void **state)
         }
         memcpy(model_params(m) + p->offset, w0 + p->offset, p->count * sizeof(float));
         double num = (lpm[0] - lpm[1]) / (2 * eps);
-        double e = fabs(num - ana) / fmax(fabs(num) + fabs(ana), 1e-4);
+        /* float32 loss differences carry about 1e-4 of noise here: tensors whose
+         * directional derivative is below 1e-3 are compared against that floor */
+        double e = fabs(num - ana) / fmax(fabs(num) + fabs(ana), 1e-3);
         if (getenv("VERBOSE")) printf("%-40s num %12.6g ana %12.6g err %.3g\n", p->name, num, ana, e);
         errs[t] = e;
         if (e > worst) {

@@ -64,14 +64,39 @@ ok "replicas identical, dropout runs repeat bitwise"
 
 # --- equivalence, dropout off: 2 ranks x 4 = 1 rank x 8 = 1 rank x 4 x accum 2.
 # The three sum the same gradients in different orders (allreduce, one GEMM,
-# GEMM accumulation): float32 rounding differs at 1e-7. A large rate makes the
-# early network chaotic (a near-tie in a max pool flips and whole gradients
-# move), so the comparison runs at a moderate one.
-$MPI 2 "$BIN" train "${COMMON[@]}" "${NODROP[@]}" --batch 4 --steps 4 --lr 0.005 --out "$T/np2" >/dev/null 2>&1 || fail "np2"
-"$BIN" train "${COMMON[@]}" "${NODROP[@]}" --batch 8 --steps 4 --lr 0.005 --out "$T/np1" >/dev/null 2>&1 || fail "np1"
-"$BIN" train "${COMMON[@]}" "${NODROP[@]}" --batch 4 --accum 2 --steps 4 --lr 0.005 --out "$T/acc" >/dev/null 2>&1 || fail "accum"
-"$B/tests/helper_npy_compare" "$(weights "$T/np2")" "$(weights "$T/np1")" 1e-5 || fail "2 ranks x 4 != 1 rank x 8"
-"$B/tests/helper_npy_compare" "$(weights "$T/acc")" "$(weights "$T/np1")" 1e-5 || fail "accum 2 x 4 != batch 8"
+# GEMM accumulation), and a batch of 4 and one of 8 round the forward pass
+# differently (about 1e-7). That is arithmetic; but on these flat synthetic
+# images it also flips near-ties of ReLU and max pool, which move single
+# weights by a few percent of their update (how many depends on the BLAS
+# kernels of the machine). So the weights are compared as vectors: relative
+# L2 distance of the weights (1e-5) and of the updates from the initial
+# weights (1e-2); a run that saw other samples, or half of them, or scaled the
+# gradient wrongly, is off by tens of percent (checked below: 1 rank x 4).
+EQ=("${COMMON[@]}" "${NODROP[@]}" --steps 4 --lr 0.002)
+$MPI 2 "$BIN" train "${EQ[@]}" --batch 4 --out "$T/np2" >/dev/null 2>&1 || fail "np2"
+"$BIN" train "${EQ[@]}" --batch 8 --out "$T/np1" >/dev/null 2>&1 || fail "np1"
+"$BIN" train "${EQ[@]}" --batch 4 --accum 2 --out "$T/acc" >/dev/null 2>&1 || fail "accum"
+"$BIN" train "${EQ[@]}" --batch 4 --out "$T/half" >/dev/null 2>&1 || fail "half batch"
+"$BIN" train "${COMMON[@]}" "${NODROP[@]}" --steps 1 --lr 0 --batch 8 --out "$T/init" >/dev/null 2>&1 || fail "init"
+vs() { # A B: relative L2 distance of the weights and of the updates of run A against run B
+  /usr/bin/python3 - "$(weights "$T/$1")" "$(weights "$T/$2")" "$(weights "$T/init")" <<'PYEOF'
+import sys
+import numpy as np
+a, b, w0 = (np.load(f).astype(np.float64) for f in sys.argv[1:4])
+w = np.linalg.norm(a - b) / np.linalg.norm(b)
+u = np.linalg.norm((a - w0) - (b - w0)) / np.linalg.norm(b - w0)
+print(f"{w:.3g} {u:.3g}")
+PYEOF
+}
+for pair in "np2 np1" "acc np1"; do
+  read -r w u <<<"$(vs $pair)"
+  echo "  ${pair/ / vs }: weights ${w}, updates ${u} (relative L2)"
+  /usr/bin/python3 -c "import sys; sys.exit(0 if $w <= 1e-5 and $u <= 1e-2 else 1)" \
+    || fail "${pair/ / != }: weights $w (<= 1e-5), updates $u (<= 1e-2)"
+done
+read -r w u <<<"$(vs half np1)"
+echo "  half vs np1 (must differ): updates $u"
+/usr/bin/python3 -c "import sys; sys.exit(0 if $u > 0.1 else 1)" || fail "the comparison cannot tell half the samples apart: updates $u"
 # and the runs really moved the weights (an update of zero would also agree)
 "$BIN" ckpt export "$(ls "$T"/np1/ckpt-*.gnck)" --section momentum --out "$T/m.npy" >/dev/null
 "$B/tests/helper_npy_compare" "$T/m.npy" "$T/m.npy" exact >/dev/null || fail "momentum export"
@@ -84,8 +109,10 @@ sys.exit(0 if max(abs(v) for v in vals) > 1e-6 else 1)
 EOF
 ok "2 ranks x b == 1 rank x 2b == accum 2 x b"
 
-# --- learning: easy classes, loss down, accuracy up; bf16 gradients on the wire
-$MPI 2 "$BIN" train "${COMMON[@]}" --val "$T/val" --eval-every 6e --batch 8 --epochs 18 --lr 0.02 \
+# --- learning: easy classes, loss down, accuracy up; bf16 gradients on the wire.
+# At lr 0.02 this tiny run sits at the edge of stability (it learned on one
+# machine and oscillated on another); 0.01 learns for every seed tried.
+$MPI 2 "$BIN" train "${COMMON[@]}" --val "$T/val" --eval-every 6e --batch 8 --epochs 18 --lr 0.01 \
   --min-area 0.35 --no-photometric --grad-compress bf16 --mean 0.5 --std 0.25 --out "$T/learn" >"$T/learn.log" 2>&1 \
   || { cat "$T/learn.log"; fail "learning run"; }
 /usr/bin/python3 - "$T/learn/metrics.jsonl" <<'EOF' || fail "the run did not learn"
