@@ -177,16 +177,16 @@ int ckpt_verify_file(const char *path, char *err, size_t errlen);
 int ckpt_load(const char *path, CkptMeta *meta, float *weights, float *momentum, float *average,
               size_t num_params, char *err, size_t errlen);
 
+/* The highest step of any ckpt-*.gnck in dir (damaged or not), its file name
+ * in name; -1 when there is none or dir cannot be read. */
+long ckpt_newest_step(const char *dir, char *name, size_t namelen);
+
 /* For `--resume auto`: the checkpoint with the highest step in dir that
  * verifies, written to path[pathlen]. Damaged or unreadable newer ones are
  * named in report[reportlen] (one line each, empty when none), as is a
  * `latest` pointer that is stale or names a damaged file. Returns 1 when found,
  * 0 when dir holds no checkpoint that verifies (report says why), -1 on an
  * error reading dir (err). */
-/* The highest step of any ckpt-*.gnck in dir (damaged or not), its file name
- * in name; -1 when there is none or dir cannot be read. */
-long ckpt_newest_step(const char *dir, char *name, size_t namelen);
-
 int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, size_t reportlen,
                      char *err, size_t errlen);
 

@@ -608,8 +608,8 @@ static int initial_state(Run *r, char *err)
                                m.seed == cfg->seed && m.dataset_size == (long long)dataset_size(r->train_ds);
                     if (rc == 0)
                         printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
-                           m.epoch_step,
-                           same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
+                               m.epoch_step,
+                               same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
                     ckpt_meta_free(&m);
                 }
             }
