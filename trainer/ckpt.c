@@ -537,21 +537,56 @@ long ckpt_file_step(const char *name)
     return s;
 }
 
-long ckpt_newest_step(const char *dir, char *name, size_t namelen)
+static int entry_desc(const void *a, const void *b)
 {
+    long x = ((const CkptEntry *)a)->step, y = ((const CkptEntry *)b)->step;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+long ckpt_list(const char *dir, CkptEntry **out, char *err, size_t errlen)
+{
+    *out = NULL;
     DIR *d = opendir(dir);
-    if (!d) return -1;
-    long best = -1;
+    if (!d) {
+        snprintf(err, errlen, "cannot read checkpoint directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    CkptEntry *e = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         long step = ckpt_file_step(de->d_name);
-        if (step > best) {
-            best = step;
-            snprintf(name, namelen, "%s", de->d_name);
+        if (step < 0 || strlen(de->d_name) >= sizeof e->name) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            CkptEntry *g = realloc(e, cap * sizeof *e);
+            if (!g) {
+                free(e);
+                closedir(d);
+                snprintf(err, errlen, "out of memory listing %s", dir);
+                return -1;
+            }
+            e = g;
         }
+        e[n].step = step;
+        snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
+        n++;
     }
     closedir(d);
-    return best;
+    if (n) qsort(e, n, sizeof *e, entry_desc);
+    *out = e;
+    return (long)n;
+}
+
+long ckpt_newest_step(const char *dir, char *name, size_t namelen)
+{
+    CkptEntry *e;
+    char err[256];
+    long n = ckpt_list(dir, &e, err, sizeof err);
+    long step = n > 0 ? e[0].step : -1;
+    if (n > 0) snprintf(name, namelen, "%s", e[0].name);
+    free(e);
+    return step;
 }
 
 void ckpt_dir_of(const char *path, char *out, size_t outlen)
@@ -1402,17 +1437,6 @@ out:
 
 /* ---- --resume auto ---- */
 
-typedef struct {
-    long step;
-    char name[256];
-} Found;
-
-static int found_desc(const void *a, const void *b)
-{
-    long x = ((const Found *)a)->step, y = ((const Found *)b)->step;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void report_add(char *report, size_t len, const char *line)
 {
     size_t used = strlen(report);
@@ -1423,34 +1447,10 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
                      size_t errlen)
 {
     if (reportlen) report[0] = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "cannot read checkpoint directory %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    Found *f = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        long step = ckpt_file_step(de->d_name);
-        if (step < 0 || strlen(de->d_name) >= sizeof f->name) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            Found *g = realloc(f, cap * sizeof *f);
-            if (!g) {
-                free(f);
-                closedir(d);
-                snprintf(err, errlen, "out of memory listing %s", dir);
-                return -1;
-            }
-            f = g;
-        }
-        f[n].step = step;
-        snprintf(f[n].name, sizeof f[n].name, "%s", de->d_name);
-        n++;
-    }
-    closedir(d);
-    if (n) qsort(f, n, sizeof *f, found_desc);
+    CkptEntry *f;
+    long nl = ckpt_list(dir, &f, err, errlen);
+    if (nl < 0) return -1;
+    size_t n = (size_t)nl;
 
     /* the pointer is a hint for people and tools; the scan decides */
     char latest[4200], target[256] = "";

@@ -177,6 +177,17 @@ int ckpt_verify_file(const char *path, char *err, size_t errlen);
 int ckpt_load(const char *path, CkptMeta *meta, float *weights, float *momentum, float *average,
               size_t num_params, char *err, size_t errlen);
 
+/* One ckpt-*.gnck file of a directory. */
+typedef struct {
+    long step;
+    char name[256];
+} CkptEntry;
+
+/* The ckpt-*.gnck files in dir (damaged or not), highest step first, in *out
+ * (free it; NULL when there are none). Returns their count, or -1 with err
+ * when dir cannot be read or memory runs out. */
+long ckpt_list(const char *dir, CkptEntry **out, char *err, size_t errlen);
+
 /* The highest step of any ckpt-*.gnck in dir (damaged or not), its file name
  * in name; -1 when there is none or dir cannot be read. */
 long ckpt_newest_step(const char *dir, char *name, size_t namelen);

@@ -60,18 +60,7 @@ CkptWriterConfig ckpt_writer_default_config(void)
     return c;
 }
 
-typedef struct {
-    long step;
-    char name[256];
-} Entry;
-
-static int entry_desc(const void *a, const void *b)
-{
-    long x = ((const Entry *)a)->step, y = ((const Entry *)b)->step;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int is_keeper(const CkptWriter *w, const Entry *e)
+static int is_keeper(const CkptWriter *w, const CkptEntry *e)
 {
     long m = w->cfg.keep_every;
     if (m <= 0) return 0;
@@ -90,26 +79,14 @@ static int is_keeper(const CkptWriter *w, const Entry *e)
 static int apply_retention(CkptWriter *w, const char *protect1, const char *protect2, char *note, size_t notelen)
 {
     if (w->cfg.keep <= 0) return 0;
-    DIR *d = opendir(w->dir);
-    if (!d) return 0;
-    Entry *e = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        long step = ckpt_file_step(de->d_name);
-        if (step < 0 || strlen(de->d_name) >= sizeof e->name) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            Entry *g = realloc(e, cap * sizeof *e);
-            if (!g) break;
-            e = g;
-        }
-        e[n].step = step;
-        snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
-        n++;
+    CkptEntry *e;
+    char err[512];
+    long nl = ckpt_list(w->dir, &e, err, sizeof err);
+    if (nl < 0) {
+        say(note, notelen, "old checkpoints were not pruned: %s", err);
+        return 0;
     }
-    closedir(d);
-    if (e) qsort(e, n, sizeof *e, entry_desc);
+    size_t n = (size_t)nl;
     int failures = 0;
     for (size_t i = (size_t)w->cfg.keep; i < n; i++) {
         if (strcmp(e[i].name, protect1) == 0 || (protect2 && strcmp(e[i].name, protect2) == 0)) continue;

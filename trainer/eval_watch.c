@@ -4,7 +4,6 @@
  */
 #include "trainer/eval_watch.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,42 +17,22 @@
 /* byte 0 of the lock file serialises appends; byte step + 1 is checkpoint step's */
 #define WATCH_APPEND_BYTE 0
 
-static int watch_entry_cmp(const void *a, const void *b)
-{
-    const EvalWatchEntry *x = a, *y = b;
-    return x->step < y->step ? -1 : x->step > y->step;
-}
-
 int eval_watch_list(const char *dir, EvalWatchEntry **out, int *n, char *err, size_t errlen)
 {
-    *out = NULL;
     *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return snprintf(err, errlen, "cannot read checkpoint directory %s: %s", dir, strerror(errno)), -1;
-    EvalWatchEntry *v = NULL;
-    int cap = 0, cnt = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        long step = ckpt_file_step(de->d_name);
-        if (step < 0 || strlen(de->d_name) >= sizeof v->name) continue;
-        if (cnt == cap) {
-            cap = cap ? 2 * cap : 64;
-            EvalWatchEntry *g = realloc(v, (size_t)cap * sizeof *v);
-            if (!g) {
-                free(v);
-                closedir(d);
-                return snprintf(err, errlen, "out of memory listing %s", dir), -1;
-            }
-            v = g;
-        }
-        snprintf(v[cnt].name, sizeof v[cnt].name, "%s", de->d_name);
-        v[cnt].step = step;
-        cnt++;
+    long cnt = ckpt_list(dir, out, err, errlen);
+    if (cnt < 0) return -1;
+    if (cnt > 1 << 30) {
+        free(*out);
+        *out = NULL;
+        return snprintf(err, errlen, "%ld checkpoints in %s: too many to watch", cnt, dir), -1;
     }
-    closedir(d);
-    if (cnt) qsort(v, (size_t)cnt, sizeof *v, watch_entry_cmp);
-    *out = v;
-    *n = cnt;
+    for (long i = 0, j = cnt - 1; i < j; i++, j--) {
+        EvalWatchEntry t = (*out)[i];
+        (*out)[i] = (*out)[j];
+        (*out)[j] = t;
+    }
+    *n = (int)cnt;
     return 0;
 }
 

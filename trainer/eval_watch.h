@@ -17,13 +17,13 @@
 
 #include <stddef.h>
 
-typedef struct {
-    char name[256]; /* "ckpt-00001000.gnck" */
-    long step;
-} EvalWatchEntry;
+#include "trainer/ckpt.h"
 
-/* The checkpoints of dir sorted by step, into *out (malloc'd; *n entries;
- * the caller frees). Returns 0, or -1 with a reason. */
+typedef CkptEntry EvalWatchEntry;
+
+/* The checkpoints of dir, lowest step first (ckpt_list in the order a watcher
+ * evaluates them), into *out (malloc'd; *n entries; the caller frees).
+ * Returns 0, or -1 with a reason. */
 int eval_watch_list(const char *dir, EvalWatchEntry **out, int *n, char *err, size_t errlen);
 
 /* Whether the results file holds a line for checkpoint `name` with params
