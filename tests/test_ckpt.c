@@ -419,6 +419,39 @@ static void test_file_names(void **state)
     assert_int_equal(ckpt_file_step("latest"), -1);
 }
 
+/* ckpt_list: checkpoint names only (no temporaries or strays), highest step
+ * first whatever the creation order; ckpt_newest_step is its first entry. */
+static void test_list(void **state)
+{
+    (void)state;
+    char dir[300], p[400], err[512], name[256];
+    path_in(dir, sizeof dir, "listing");
+    mkdir(dir, 0755);
+    CkptEntry *e = (CkptEntry *)1;
+    assert_int_equal(ckpt_list(dir, &e, err, sizeof err), 0);
+    assert_null(e);
+    assert_int_equal(ckpt_newest_step(dir, name, sizeof name), -1);
+    const char *files[] = {"ckpt-00000020.gnck", "ckpt-00000003.gnck", "ckpt-100000000.gnck", "latest",
+                           ".ckpt-00000500.gnck.tmp.7.0", "ckpt-00000700.gnck.bak", "ckpt-00000010.gnck"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        spit(p, (const uint8_t *)"x", 1); /* contents do not matter to the listing */
+    }
+    long n = ckpt_list(dir, &e, err, sizeof err);
+    assert_int_equal(n, 4);
+    long want[] = {100000000, 20, 10, 3};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(e[i].step, want[i]);
+        assert_int_equal(ckpt_file_step(e[i].name), want[i]);
+    }
+    free(e);
+    assert_int_equal(ckpt_newest_step(dir, name, sizeof name), 100000000);
+    assert_string_equal(name, "ckpt-100000000.gnck");
+    assert_int_equal(ckpt_list("/nonexistent-dir", &e, err, sizeof err), -1);
+    assert_null(e);
+    assert_non_null(strstr(err, "/nonexistent-dir"));
+}
+
 static void test_find_latest(void **state)
 {
     (void)state;
@@ -576,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_model_check),
         cmocka_unit_test(test_other_arch_file),
         cmocka_unit_test(test_file_names),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_find_latest),
         cmocka_unit_test(test_save_failure_keeps_old),
         cmocka_unit_test(test_npy),

@@ -580,6 +580,21 @@ static int initial_state(Run *r, char *err)
                 }
             } else {
                 snprintf(path, sizeof path, "%s", cfg->resume);
+                /* an older checkpoint than --out's newest would overwrite and prune a later
+                 * trajectory: refuse on the header alone, before reading the file */
+                CkptMeta h;
+                char newest[256], why[256];
+                long s = ckpt_newest_step(cfg->out, newest, sizeof newest);
+                if (s >= 0 && ckpt_peek_meta(path, &h, why, sizeof why) == 0) {
+                    if (s > h.step) {
+                        snprintf(err, ERR_LEN,
+                                 "%s holds checkpoints past step %ld of %s (newest %s) that this run would replace: "
+                                 "give a new --out, or move them away (nothing was changed)",
+                                 cfg->out, h.step, path, newest);
+                        rc = -1;
+                    }
+                    ckpt_meta_free(&h);
+                }
             }
             if (rc == 0 && path[0]) {
                 CkptMeta m;
@@ -594,22 +609,11 @@ static int initial_state(Run *r, char *err)
                     pos[2] = m.epoch_samples;
                     resumed_world = m.world_size;
                     resumed_epoch = m.epoch;
-                    char newest[256];
-                    long s = strcmp(cfg->resume, "auto") == 0 ? -1 : ckpt_newest_step(cfg->out, newest, sizeof newest);
-                    if (s > m.step) {
-                        /* the run would overwrite and prune a later trajectory */
-                        snprintf(err, ERR_LEN,
-                                 "%s holds checkpoints past step %ld of %s (newest %s) that this run would replace: "
-                                 "give a new --out, or move them away (nothing was changed)",
-                                 cfg->out, m.step, path, newest);
-                        rc = -1;
-                    }
                     int same = m.world_size == r->world && m.batch == cfg->batch && m.accum == cfg->accum &&
                                m.seed == cfg->seed && m.dataset_size == (long long)dataset_size(r->train_ds);
-                    if (rc == 0)
-                        printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
-                               m.epoch_step,
-                               same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
+                    printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
+                           m.epoch_step,
+                           same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
                     ckpt_meta_free(&m);
                 }
             }
