@@ -506,6 +506,69 @@ static void test_find_latest(void **state)
     assert_non_null(strstr(report, "none of the 3"));
 }
 
+/* --resume auto's load: each candidate read once, a damaged newest one
+ * skipped, the older one's three sections loaded bit for bit; a sound file of
+ * another model stops the search instead of falling back past it. */
+static void test_load_latest(void **state)
+{
+    (void)state;
+    char dir[300], p[400], err[512], report[2048], found[400];
+    path_in(dir, sizeof dir, "load-latest");
+    mkdir(dir, 0755);
+    const size_t np = 5000;
+    float *src[2][3];
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 3; k++) src[i][k] = make_floats(np, (uint64_t)(10 * i + k));
+        CkptMeta m;
+        fill_meta(&m, np);
+        m.step = 100 * (i + 1);
+        char name[64];
+        ckpt_file_name(m.step, name, sizeof name);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        assert_int_equal(ckpt_save(p, &m, src[i][0], src[i][1], src[i][2], 3, 0, err, sizeof err), 0);
+        ckpt_meta_free(&m);
+    }
+    float *w = malloc(np * 4), *mo = malloc(np * 4), *av = malloc(np * 4);
+    CkptMeta got;
+    assert_int_equal(ckpt_load_latest(dir, found, sizeof found, &got, w, mo, av, np, report, sizeof report, err,
+                                      sizeof err), 1);
+    assert_non_null(strstr(found, "ckpt-00000200.gnck"));
+    assert_int_equal(got.step, 200);
+    assert_memory_equal(w, src[1][0], np * 4);
+    assert_memory_equal(av, src[1][2], np * 4);
+    ckpt_meta_free(&got);
+
+    /* a flipped bit in the newest file's last section (the average, after
+     * the weights and momentum that are read first into the buffers): the
+     * older checkpoint's bits must replace them all */
+    snprintf(p, sizeof p, "%s/ckpt-00000200.gnck", dir);
+    size_t len;
+    uint8_t *b = slurp(p, &len);
+    b[len * 5 / 6] ^= 4;
+    spit(p, b, len);
+    free(b);
+    assert_int_equal(ckpt_load_latest(dir, found, sizeof found, &got, w, mo, av, np, report, sizeof report, err,
+                                      sizeof err), 1);
+    assert_non_null(strstr(found, "ckpt-00000100.gnck"));
+    assert_non_null(strstr(report, "ckpt-00000200.gnck"));
+    assert_int_equal(got.step, 100);
+    assert_memory_equal(w, src[0][0], np * 4);
+    assert_memory_equal(mo, src[0][1], np * 4);
+    assert_memory_equal(av, src[0][2], np * 4);
+    ckpt_meta_free(&got);
+
+    /* another model's count of parameters: an error naming the file */
+    assert_int_equal(ckpt_load_latest(dir, found, sizeof found, &got, w, mo, av, np - 1, report, sizeof report,
+                                      err, sizeof err), -1);
+    assert_non_null(strstr(err, "parameters"));
+    assert_non_null(strstr(err, "give --out"));
+    free(w);
+    free(mo);
+    free(av);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 3; k++) free(src[i][k]);
+}
+
 /* A failed save leaves the existing file as it was and no temporary file. */
 static void test_save_failure_keeps_old(void **state)
 {
@@ -611,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_file_names),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_find_latest),
+        cmocka_unit_test(test_load_latest),
         cmocka_unit_test(test_save_failure_keeps_old),
         cmocka_unit_test(test_npy),
     };

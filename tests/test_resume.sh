@@ -4,7 +4,8 @@
 #   write a checkpoint and exit 3; `--resume auto` then repeats the
 #   uninterrupted run step for step (the same losses) and bit for bit (the same
 #   final weights), dropout and augmentation on.
-# - a damaged newest checkpoint is named and the previous one is used;
+# - a damaged newest checkpoint is named and the previous one is used; when
+#   all are damaged the run starts afresh, identical to a new run;
 # - another rank count resumes and says the position was re-split;
 # - a rank killed with SIGKILL ends the job with a non-zero exit, no hang.
 set -u
@@ -72,6 +73,20 @@ grep -q "ckpt-00000020.gnck" "$T/c.log" && grep -q "resuming from $T/c/ckpt-0000
   || { cat "$T/c.log"; fail "damaged checkpoint not reported or not skipped"; }
 [ "$(sha "$final")" = "$(sha "$T/c/ckpt-00000024.gnck")" ] || fail "resume from step 16 differs"
 ok "a damaged newest checkpoint is named and skipped"
+# every checkpoint damaged: named, and the run starts from scratch as a fresh
+# one would (a damaged candidate partly read must not leak into the weights)
+mkdir "$T/c2"
+cp "$T"/a/ckpt-00000016.gnck "$T"/a/ckpt-00000020.gnck "$T/c2/"
+# in the last section (the average): weights and momentum are read into the buffers first
+for f in "$T"/c2/ckpt-*.gnck; do
+  printf '\x55' | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") * 5 / 6 )) conv=notrunc status=none
+done
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/c2" --resume auto >"$T/c2.log" 2>&1 \
+  || { cat "$T/c2.log"; fail "resume with every checkpoint damaged"; }
+grep -q "none of the 2 checkpoints" "$T/c2.log" && grep -q "starting from scratch" "$T/c2.log" \
+  || { cat "$T/c2.log"; fail "all-damaged --out not reported"; }
+[ "$(sha "$final")" = "$(sha "$T/c2/ckpt-00000024.gnck")" ] || fail "the run from scratch differs from a fresh one"
+ok "every checkpoint damaged: named, and a fresh start identical to a new run"
 
 # --- nothing of a finished run is lost to a second run in the same --out
 before=$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)

@@ -1409,14 +1409,17 @@ int ckpt_verify_file(const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int ckpt_load(const char *path, CkptMeta *meta, float *weights, float *momentum, float *average,
-              size_t num_params, char *err, size_t errlen)
+/* ckpt_load, telling apart a file that belongs to another model (-2: its
+ * parameter count differs) from one that is damaged or unreadable (-1). */
+static int load_file(const char *path, CkptMeta *meta, float *weights, float *momentum, float *average,
+                     size_t num_params, char *err, size_t errlen)
 {
     CkptReader *r = ckpt_open(path, err, errlen);
     if (!r) return -1;
     int rc = -1;
     if (r->meta.num_params != num_params) {
         snprintf(err, errlen, "%s holds %zu parameters and the model %zu", path, r->meta.num_params, num_params);
+        rc = -2;
         goto out;
     }
     if ((weights && ckpt_reader_read(r, CKPT_SEC_WEIGHTS, weights, num_params, err, errlen)) ||
@@ -1435,6 +1438,12 @@ out:
     return rc;
 }
 
+int ckpt_load(const char *path, CkptMeta *meta, float *weights, float *momentum, float *average,
+              size_t num_params, char *err, size_t errlen)
+{
+    return load_file(path, meta, weights, momentum, average, num_params, err, errlen) == 0 ? 0 : -1;
+}
+
 /* ---- --resume auto ---- */
 
 static void report_add(char *report, size_t len, const char *line)
@@ -1443,8 +1452,17 @@ static void report_add(char *report, size_t len, const char *line)
     if (used + 1 < len) snprintf(report + used, len - used, "%s\n", line);
 }
 
-int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, size_t reportlen, char *err,
-                     size_t errlen)
+/* The newest checkpoint of dir that verifies (load == NULL) or that loads
+ * into load's buffers, which is the same check done once: reading the three
+ * sections checks their hashes and the weights' SHA-256, then the file's. */
+typedef struct {
+    CkptMeta *meta;
+    float *weights, *momentum, *average;
+    size_t num_params;
+} LatestLoad;
+
+static int latest(const char *dir, char *path, size_t pathlen, const LatestLoad *load, char *report,
+                  size_t reportlen, char *err, size_t errlen)
 {
     if (reportlen) report[0] = 0;
     CkptEntry *f;
@@ -1453,9 +1471,9 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
     size_t n = (size_t)nl;
 
     /* the pointer is a hint for people and tools; the scan decides */
-    char latest[4200], target[256] = "";
-    snprintf(latest, sizeof latest, "%s/%s", dir, CKPT_LATEST);
-    FILE *lf = fopen(latest, "r");
+    char latest_path[4200], target[256] = "";
+    snprintf(latest_path, sizeof latest_path, "%s/%s", dir, CKPT_LATEST);
+    FILE *lf = fopen(latest_path, "r");
     if (lf) {
         if (fgets(target, sizeof target, lf)) target[strcspn(target, "\r\n")] = 0;
         fclose(lf);
@@ -1465,9 +1483,17 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
     for (size_t i = 0; i < n && !found; i++) {
         snprintf(full, sizeof full, "%s/%s", dir, f[i].name);
         char why[1024];
-        if (ckpt_verify_file(full, why, sizeof why) == 0) {
+        int rc = load ? load_file(full, load->meta, load->weights, load->momentum, load->average,
+                                  load->num_params, why, sizeof why)
+                      : ckpt_verify_file(full, why, sizeof why);
+        if (rc == 0) {
             snprintf(path, pathlen, "%s", full);
             found = 1;
+        } else if (rc == -2) {
+            /* sound, but of another model: not a reason to fall back to an older one */
+            snprintf(err, errlen, "%s; give --out a directory of this model's run", why);
+            free(f);
+            return -1;
         } else {
             snprintf(line, sizeof line, "skipping checkpoint %s (damaged or unreadable): %s", f[i].name, why);
             report_add(report, reportlen, line);
@@ -1485,4 +1511,18 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
     }
     free(f);
     return found;
+}
+
+int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, size_t reportlen, char *err,
+                     size_t errlen)
+{
+    return latest(dir, path, pathlen, NULL, report, reportlen, err, errlen);
+}
+
+int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta, float *weights,
+                     float *momentum, float *average, size_t num_params, char *report, size_t reportlen,
+                     char *err, size_t errlen)
+{
+    LatestLoad load = {meta, weights, momentum, average, num_params};
+    return latest(dir, path, pathlen, &load, report, reportlen, err, errlen);
 }

@@ -569,14 +569,22 @@ static int initial_state(Run *r, char *err)
         model_init_weights(r->model, cfg->seed);
         memcpy(r->average, w, r->np * sizeof(float));
         if (cfg->resume) {
-            char path[4096], report[2048] = "";
+            char path[4096] = "", report[2048] = "";
+            CkptMeta m;
+            int loaded = 0;
             if (strcmp(cfg->resume, "auto") == 0) {
-                int found = ckpt_find_latest(cfg->out, path, sizeof path, report, sizeof report, err, ERR_LEN);
+                /* newest first, each candidate read once: loading it is verifying it */
+                int found = ckpt_load_latest(cfg->out, path, sizeof path, &m, w, r->momentum, r->average, r->np,
+                                             report, sizeof report, err, ERR_LEN);
                 if (report[0]) fprintf(stderr, "googlenet train: %s", report);
                 if (found < 0) rc = -1;
-                else if (found == 0) {
+                else if (found == 1) loaded = 1;
+                else {
                     printf("no checkpoint in %s: starting from scratch\n", cfg->out);
-                    path[0] = 0;
+                    /* a damaged candidate may have been partly read into the buffers */
+                    model_init_weights(r->model, cfg->seed);
+                    memcpy(r->average, w, r->np * sizeof(float));
+                    memset(r->momentum, 0, r->np * sizeof(float));
                 }
             } else {
                 snprintf(path, sizeof path, "%s", cfg->resume);
@@ -595,14 +603,14 @@ static int initial_state(Run *r, char *err)
                     }
                     ckpt_meta_free(&h);
                 }
+                if (rc == 0) {
+                    if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) rc = -1;
+                    else loaded = 1;
+                }
             }
-            if (rc == 0 && path[0]) {
-                CkptMeta m;
-                if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) {
+            if (loaded) {
+                if (ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN) != 0) {
                     rc = -1;
-                } else if (ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN) != 0) {
-                    rc = -1;
-                    ckpt_meta_free(&m);
                 } else {
                     pos[0] = m.step;
                     pos[1] = m.samples_seen;
@@ -614,8 +622,8 @@ static int initial_state(Run *r, char *err)
                     printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
                            m.epoch_step,
                            same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
-                    ckpt_meta_free(&m);
                 }
+                ckpt_meta_free(&m);
             }
         }
     }
