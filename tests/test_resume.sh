@@ -6,6 +6,7 @@
 #   final weights), dropout and augmentation on.
 # - a damaged newest checkpoint is named and the previous one is used; when
 #   all are damaged the run starts afresh, identical to a new run;
+# - another model's checkpoint (--no-aux) is refused naming the setting;
 # - another rank count resumes and says the position was re-split;
 # - a rank killed with SIGKILL ends the job with a non-zero exit, no hang.
 set -u
@@ -96,8 +97,15 @@ before=$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)
 "$BIN" "${RUN[@]}" --out "$T/a" --resume "$T/a/ckpt-00000008.gnck" >"$T/g.log" 2>&1; rc=$?
 [ $rc -ne 0 ] && grep -q "past step 8 .*ckpt-00000024.gnck" "$T/g.log" \
   || { cat "$T/g.log"; fail "resuming an older checkpoint over newer ones was not refused (exit $rc)"; }
+# another model (here without the aux heads): the setting that differs is named, for
+# --resume auto (no fall back to older checkpoints) as for --resume FILE
+for how in auto "$T/a/ckpt-00000024.gnck"; do
+  "$BIN" "${RUN[@]}" --no-aux --out "$T/a" --resume "$how" >"$T/h.log" 2>&1; rc=$?
+  [ $rc -eq 1 ] && grep -q "ckpt-00000024.gnck: checkpoint was made with the auxiliary heads.*drop --no-aux" "$T/h.log" \
+    || { cat "$T/h.log"; fail "--resume $how of another model's checkpoint: exit $rc, setting not named"; }
+done
 [ "$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)" = "$before" ] || fail "a refused run changed $T/a"
-ok "a fresh run, or an older checkpoint, in a used --out is refused and changes nothing"
+ok "a fresh run, an older checkpoint or another model's checkpoint in a used --out is refused and changes nothing"
 
 # --- another rank count: resumes, re-splits, says so
 mkdir "$T/d"

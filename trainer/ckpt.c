@@ -1491,6 +1491,7 @@ static int latest(const char *dir, char *path, size_t pathlen, const LatestLoad 
             found = 1;
         } else if (rc == -2) {
             /* sound, but of another model: not a reason to fall back to an older one */
+            snprintf(path, pathlen, "%s", full);
             snprintf(err, errlen, "%s; give --out a directory of this model's run", why);
             free(f);
             return -1;

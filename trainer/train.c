@@ -555,6 +555,19 @@ static int setup(Run *r, char *err)
     return 0;
 }
 
+/* A checkpoint that failed to load because it holds another model's number of
+ * parameters: say which setting differs (classes, aux heads, architecture)
+ * when its header tells, instead of the bare counts. */
+static void explain_other_model(const char *path, const Run *r, char *err)
+{
+    CkptMeta h;
+    char why[256], msg[ERR_LEN];
+    if (!path[0] || ckpt_peek_meta(path, &h, why, sizeof why) != 0) return;
+    if (ckpt_meta_check_model(&h, model_config(r->model), r->np, msg, sizeof msg) != 0)
+        snprintf(err, ERR_LEN, "%s: %s", path, msg);
+    ckpt_meta_free(&h);
+}
+
 /* Initial weights, or the checkpoint to resume from: rank 0's state goes to
  * every rank, and every rank checks it holds the same bits. */
 static int initial_state(Run *r, char *err)
@@ -577,8 +590,10 @@ static int initial_state(Run *r, char *err)
                 int found = ckpt_load_latest(cfg->out, path, sizeof path, &m, w, r->momentum, r->average, r->np,
                                              report, sizeof report, err, ERR_LEN);
                 if (report[0]) fprintf(stderr, "googlenet train: %s", report);
-                if (found < 0) rc = -1;
-                else if (found == 1) loaded = 1;
+                if (found < 0) {
+                    rc = -1;
+                    explain_other_model(path, r, err);
+                } else if (found == 1) loaded = 1;
                 else {
                     printf("no checkpoint in %s: starting from scratch\n", cfg->out);
                     /* a damaged candidate may have been partly read into the buffers */
@@ -604,8 +619,10 @@ static int initial_state(Run *r, char *err)
                     ckpt_meta_free(&h);
                 }
                 if (rc == 0) {
-                    if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) rc = -1;
-                    else loaded = 1;
+                    if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) {
+                        rc = -1;
+                        explain_other_model(path, r, err);
+                    } else loaded = 1;
                 }
             }
             if (loaded) {
