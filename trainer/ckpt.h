@@ -202,11 +202,11 @@ int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, 
                      char *err, size_t errlen);
 
 /* The same choice, loading the checkpoint as it goes (as ckpt_load), so the
- * file is read once: a damaged one is reported and the next older one tried;
- * the buffers then hold the chosen checkpoint's state (1 returned) or
- * whatever the failed attempts left (0 or -1). A sound checkpoint of another model (its
- * parameter count differs) is an error (-1, its name in path), not a reason
- * to go back. */
+ * file is read once: a damaged one is reported and the next older one tried.
+ * The buffers then hold the chosen checkpoint's state (1 returned) or
+ * whatever the failed attempts left (0 or -1). A sound checkpoint of another
+ * model (its parameter count differs) is an error (-1, its name in path),
+ * not a reason to go back. */
 int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta, float *weights,
                      float *momentum, float *average, size_t num_params, char *report, size_t reportlen,
                      char *err, size_t errlen);
