@@ -579,12 +579,10 @@ static int initial_state(Run *r, char *err)
     int64_t pos[3] = {0, 0, 0}; /* step, samples seen, epoch samples done */
     int64_t resumed_world = 0, resumed_epoch = 0;
     if (r->rank == 0) {
-        model_init_weights(r->model, cfg->seed);
-        memcpy(r->average, w, r->np * sizeof(float));
+        int loaded = 0;
         if (cfg->resume) {
             char path[4096] = "", report[2048] = "";
             CkptMeta m;
-            int loaded = 0;
             if (strcmp(cfg->resume, "auto") == 0) {
                 /* newest first, each candidate read once: loading it is verifying it */
                 int found = ckpt_load_latest(cfg->out, path, sizeof path, &m, w, r->momentum, r->average, r->np,
@@ -594,13 +592,7 @@ static int initial_state(Run *r, char *err)
                     rc = -1;
                     explain_other_model(path, r, err);
                 } else if (found == 1) loaded = 1;
-                else {
-                    printf("no checkpoint in %s: starting from scratch\n", cfg->out);
-                    /* a damaged candidate may have been partly read into the buffers */
-                    model_init_weights(r->model, cfg->seed);
-                    memcpy(r->average, w, r->np * sizeof(float));
-                    memset(r->momentum, 0, r->np * sizeof(float));
-                }
+                else printf("no checkpoint in %s: starting from scratch\n", cfg->out);
             } else {
                 snprintf(path, sizeof path, "%s", cfg->resume);
                 /* an older checkpoint than --out's newest would overwrite and prune a later
@@ -642,6 +634,12 @@ static int initial_state(Run *r, char *err)
                 }
                 ckpt_meta_free(&m);
             }
+        }
+        if (!loaded) {
+            /* a fresh start; also after damaged candidates were partly read into the buffers */
+            model_init_weights(r->model, cfg->seed);
+            memcpy(r->average, w, r->np * sizeof(float));
+            memset(r->momentum, 0, r->np * sizeof(float));
         }
     }
     if (agree(c, rc, err) != 0) return -1;
