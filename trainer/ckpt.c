@@ -1452,17 +1452,11 @@ static void report_add(char *report, size_t len, const char *line)
     if (used + 1 < len) snprintf(report + used, len - used, "%s\n", line);
 }
 
-/* The newest checkpoint of dir that verifies (load == NULL) or that loads
- * into load's buffers, which is the same check done once: reading the three
- * sections checks their hashes and the weights' SHA-256, then the file's. */
-typedef struct {
-    CkptMeta *meta;
-    float *weights, *momentum, *average;
-    size_t num_params;
-} LatestLoad;
-
-static int latest(const char *dir, char *path, size_t pathlen, const LatestLoad *load, char *report,
-                  size_t reportlen, char *err, size_t errlen)
+/* Loading a candidate is verifying it: reading the three sections checks
+ * their hashes and the weights' SHA-256, then the file's checksum. */
+int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta, float *weights,
+                     float *momentum, float *average, size_t num_params, char *report, size_t reportlen,
+                     char *err, size_t errlen)
 {
     if (reportlen) report[0] = 0;
     CkptEntry *f;
@@ -1483,9 +1477,7 @@ static int latest(const char *dir, char *path, size_t pathlen, const LatestLoad 
     for (size_t i = 0; i < n && !found; i++) {
         snprintf(full, sizeof full, "%s/%s", dir, f[i].name);
         char why[1024];
-        int rc = load ? load_file(full, load->meta, load->weights, load->momentum, load->average,
-                                  load->num_params, why, sizeof why)
-                      : ckpt_verify_file(full, why, sizeof why);
+        int rc = load_file(full, meta, weights, momentum, average, num_params, why, sizeof why);
         if (rc == 0) {
             snprintf(path, pathlen, "%s", full);
             found = 1;
@@ -1512,18 +1504,4 @@ static int latest(const char *dir, char *path, size_t pathlen, const LatestLoad 
     }
     free(f);
     return found;
-}
-
-int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, size_t reportlen, char *err,
-                     size_t errlen)
-{
-    return latest(dir, path, pathlen, NULL, report, reportlen, err, errlen);
-}
-
-int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta, float *weights,
-                     float *momentum, float *average, size_t num_params, char *report, size_t reportlen,
-                     char *err, size_t errlen)
-{
-    LatestLoad load = {meta, weights, momentum, average, num_params};
-    return latest(dir, path, pathlen, &load, report, reportlen, err, errlen);
 }

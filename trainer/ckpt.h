@@ -193,20 +193,15 @@ long ckpt_list(const char *dir, CkptEntry **out, char *err, size_t errlen);
 long ckpt_newest_step(const char *dir, char *name, size_t namelen);
 
 /* For `--resume auto`: the checkpoint with the highest step in dir that
- * verifies, written to path[pathlen]. Damaged or unreadable newer ones are
- * named in report[reportlen] (one line each, empty when none), as is a
- * `latest` pointer that is stale or names a damaged file. Returns 1 when found,
- * 0 when dir holds no checkpoint that verifies (report says why), -1 on an
- * error reading dir (err). */
-int ckpt_find_latest(const char *dir, char *path, size_t pathlen, char *report, size_t reportlen,
-                     char *err, size_t errlen);
-
-/* The same choice, loading the checkpoint as it goes (as ckpt_load), so the
- * file is read once: a damaged one is reported and the next older one tried.
- * The buffers then hold the chosen checkpoint's state (1 returned) or
- * whatever the failed attempts left (0 or -1). A sound checkpoint of another
- * model (its parameter count differs) is an error (-1, its name in path),
- * not a reason to go back. */
+ * loads (as ckpt_load, so each file is read once), its path in path[pathlen]
+ * and its state in the buffers. Damaged or unreadable newer ones are named
+ * in report[reportlen] (one line each, empty when none) and the next older
+ * one is tried, as is a `latest` pointer that is stale or names a damaged
+ * file. Returns 1 when found; 0 when dir holds no checkpoint that loads
+ * (report says why); -1 on an error reading dir, or for a sound checkpoint of
+ * another model (its parameter count differs; its name in path), which is
+ * not a reason to go back (err). After 0 or -1 the buffers hold whatever the
+ * failed attempts left. */
 int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta, float *weights,
                      float *momentum, float *average, size_t num_params, char *report, size_t reportlen,
                      char *err, size_t errlen);
