@@ -53,7 +53,12 @@ BIN     := bin/googlenet
 endif
 
 LIB_SRC  := $(wildcard nn/*.c dataloader/*.c comm/*.c) $(filter-out trainer/main.c,$(wildcard trainer/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# nn/kernels/ is compiled once per instruction set; nn/kernels.c picks one at run time
+KERN_SRC := $(wildcard nn/kernels/*.c)
+KERN_OBJ := $(KERN_SRC:%.c=$(BUILD)/%.avx2.o) $(KERN_SRC:%.c=$(BUILD)/%.avx512.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERN_OBJ)
+ISA_avx2   := -mavx2 -mfma -ffp-contract=fast
+ISA_avx512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefer-vector-width=512 -ffp-contract=fast
 MAIN_OBJ := $(BUILD)/trainer/main.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -70,6 +75,14 @@ $(BIN): $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/nn/kernels/%.avx2.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_avx2) -c -o $@ $<
+
+$(BUILD)/nn/kernels/%.avx512.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_avx512) -c -o $@ $<
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -1,16 +1,22 @@
-/* conv.c: convolution as im2col + SGEMM over the whole batch (see conv.h).
+/* conv.c: convolution by plan (see conv.h): the GEMM algorithm here, Winograd
+ * in nn/winograd.c.
  *
- * Large layers are processed a few images at a time so the im2col scratch stays
- * bounded; the GEMM writes its columns of the output in place (ldc = n*Ho*Wo).
- * im2col is parallel over its rows, col2im over input channels (each channel's
- * rows touch only that channel), so no two threads write the same float.
+ * GEMM: im2col + SGEMM over the whole batch. Large layers are processed a few
+ * images at a time so the im2col scratch stays bounded; the GEMM writes its
+ * columns of the output in place (ldc = n*Ho*Wo). im2col is parallel over its
+ * rows, col2im over input channels (each channel's rows touch only that
+ * channel), so no two threads write the same float.
  */
 #include "nn/conv.h"
 
-#include "nn/gemm.h"
 #include <string.h>
 
+#include "nn/gemm.h"
 #include "nn/parallel.h"
+#include "nn/winograd.h"
+
+/* im2col scratch: enough floats for a few images of the largest layer */
+#define COL_BUDGET_FLOATS ((size_t)8 << 20)
 
 void conv_shape_init(ConvShape *s, int cin, int cout, int k, int stride, int pad, int h, int w)
 {
@@ -228,8 +234,8 @@ static void bias_grad_range(void *ctx, long b, long e)
 
 /* ---- forward / backward ---- */
 
-void conv_forward(float *y, const float *x, const float *wt, const float *b,
-                  const ConvShape *s, int n, int relu, float *col, size_t col_cap)
+static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, float *col, size_t col_cap)
 {
     int kdim = s->cin * s->k * s->k;
     size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
@@ -251,15 +257,14 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
     parallel_for(s->cout, 1, bias_relu_range, &rj);
 }
 
-void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
-                   const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
-                   float *col, size_t col_cap)
+/* dw (when given) += dY . im2col(x)^T; dx (when given) = or += col2im(W^T dY). */
+static void gemm_backward(float *dx, float *dw, const float *dy, const float *x, const float *wt,
+                          const ConvShape *s, int n, int accum_dx, float *col, size_t col_cap)
 {
     int kdim = s->cin * s->k * s->k;
     size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
-    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = ld};
-    parallel_for(s->cout, 1, bias_grad_range, &rj);
     if (conv_is_pointwise(s)) {
+        if (dw)
         gemm(0, 1, s->cout, kdim, (int)ld, 1.0f,
                     dy, (int)ld, x, (int)ld, 1.0f, dw, kdim);
         if (dx)
@@ -272,9 +277,11 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
     for (int n0 = 0; n0 < n; n0 += chunk) {
         int nc = n - n0 < chunk ? n - n0 : chunk;
         ColJob j = {.s = s, .x = x, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
-        im2col(&j, kdim);
-        gemm(0, 1, s->cout, kdim, (int)(nc * oplane),
-                    1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
+        if (dw) {
+            im2col(&j, kdim);
+            gemm(0, 1, s->cout, kdim, (int)(nc * oplane),
+                        1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
+        }
         if (!dx) continue;
         gemm(1, 0, kdim, (int)(nc * oplane), s->cout,
                     1.0f, wt, kdim, dy + n0 * oplane, (int)ld, 0.0f, col, (int)(nc * oplane));
@@ -283,6 +290,109 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
                 memset(dx + ((size_t)c * n + n0) * plane, 0, sizeof(float) * nc * plane);
         parallel_for(s->cin, 1, col2im_range, &j);
     }
+}
+
+/* ---- plans ---- */
+
+static const char *const ALGO_NAMES[CONV_ALGOS] = {"gemm", "f2x3", "f4x3", "f2x5"};
+
+const char *conv_algo_name(ConvAlgo a) { return a < CONV_ALGOS ? ALGO_NAMES[a] : "?"; }
+
+int conv_algo_parse(const char *name)
+{
+    for (int a = 0; a < CONV_ALGOS; a++)
+        if (strcmp(name, ALGO_NAMES[a]) == 0) return a;
+    return -1;
+}
+
+static WinoAlg wino_of(ConvAlgo a) { return (WinoAlg)(a - CONV_F2X3); }
+
+int conv_algo_applies(ConvAlgo a, const ConvShape *s)
+{
+    if (a == CONV_GEMM) return 1;
+    return a < CONV_ALGOS && wino_applies(wino_of(a), s);
+}
+
+int conv_default_block(ConvAlgo a, const ConvShape *s, int n, ConvPass pass)
+{
+    return a == CONV_GEMM ? 0 : wino_default_block(wino_of(a), s, n, (int)pass);
+}
+
+ConvPlan conv_plan_uniform(ConvAlgo a, const ConvShape *s, int n)
+{
+    ConvPlan p = {{CONV_GEMM, CONV_GEMM, CONV_GEMM}, {0, 0, 0}};
+    if (!conv_algo_applies(a, s)) return p;
+    for (int i = 0; i < CONV_PASSES; i++) {
+        p.algo[i] = (uint8_t)a;
+        p.block[i] = (uint16_t)conv_default_block(a, s, n, (ConvPass)i);
+    }
+    return p;
+}
+
+int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
+{
+    for (int i = 0; i < CONV_PASSES; i++) {
+        if (p->algo[i] >= CONV_ALGOS || !conv_algo_applies(p->algo[i], s)) return -1;
+        if (p->algo[i] != CONV_GEMM && (p->block[i] < 16 || p->block[i] % 16 != 0)) return -1;
+    }
+    return 0;
+}
+
+static size_t gemm_work_floats(const ConvShape *s, int n)
+{
+    size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);
+    if (all <= COL_BUDGET_FLOATS) return all;
+    return one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS;
+}
+
+size_t conv_work_floats(const ConvShape *s, const ConvPlan *p, int n, int threads, int backward)
+{
+    size_t need = 0;
+    for (int i = 0; i < (backward ? CONV_PASSES : 1); i++) {
+        ConvAlgo a = p ? (ConvAlgo)p->algo[i] : CONV_GEMM;
+        size_t f = a == CONV_GEMM ? gemm_work_floats(s, n)
+                                  : wino_scratch_floats(wino_of(a), s, n, p->block[i], threads, i);
+        if (f > need) need = f;
+    }
+    return need;
+}
+
+/* ---- forward / backward by plan ---- */
+
+void conv_forward(float *y, const float *x, const float *wt, const float *b, const ConvShape *s,
+                  int n, int relu, const ConvPlan *p, float *work, size_t work_floats)
+{
+    if (p && p->algo[CONV_FWD] != CONV_GEMM)
+        wino_forward(y, x, wt, b, s, n, relu, wino_of(p->algo[CONV_FWD]), p->block[CONV_FWD], work,
+                     work_floats);
+    else
+        gemm_forward(y, x, wt, b, s, n, relu, work, work_floats);
+}
+
+void conv_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
+                        int accum_dx, const ConvPlan *p, float *work, size_t work_floats)
+{
+    ConvAlgo a = p ? (ConvAlgo)p->algo[CONV_BWD_DATA] : CONV_GEMM;
+    if (a == CONV_GEMM) gemm_backward(dx, NULL, dy, NULL, wt, s, n, accum_dx, work, work_floats);
+    else wino_backward_data(dx, dy, wt, s, n, accum_dx, wino_of(a), p->block[CONV_BWD_DATA], work, work_floats);
+}
+
+void conv_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                           const ConvPlan *p, float *work, size_t work_floats)
+{
+    ConvAlgo a = p ? (ConvAlgo)p->algo[CONV_BWD_WEIGHTS] : CONV_GEMM;
+    if (a == CONV_GEMM) gemm_backward(NULL, dw, dy, x, NULL, s, n, 0, work, work_floats);
+    else wino_backward_weights(dw, dy, x, s, n, wino_of(a), p->block[CONV_BWD_WEIGHTS], work, work_floats);
+}
+
+void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
+                   const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
+                   const ConvPlan *p, float *work, size_t work_floats)
+{
+    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
+    parallel_for(s->cout, 1, bias_grad_range, &rj);
+    conv_backward_weights(dw, dy, x, s, n, p, work, work_floats);
+    if (dx) conv_backward_data(dx, dy, wt, s, n, accum_dx, p, work, work_floats);
 }
 
 /* ---- reference ---- */

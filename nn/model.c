@@ -20,6 +20,7 @@
 #include "nn/conv.h"
 #include "nn/fc.h"
 #include "nn/lrn.h"
+#include "nn/parallel.h"
 #include "nn/pool.h"
 #include "nn/rng.h"
 
@@ -65,8 +66,6 @@ static const LrnShape LRN_PARAMS = {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k
 #define AUX_POOL_OUT 4
 #define AUX_CAFFE_MAP 14
 #define AUX_LOSS_WEIGHT 0.3f
-/* im2col scratch: enough floats for a few images of the largest layer */
-#define COL_BUDGET_FLOATS ((size_t)8 << 20)
 
 #define MAX_TENSORS 192
 #define MAX_OPS 192
@@ -93,6 +92,7 @@ typedef struct {
     int accum_dx; /* backward adds to in's diff (another consumer wrote it first) */
     float p;      /* dropout rate, or the loss weight */
     ConvShape conv;
+    ConvPlan plan; /* OP_CONV: the algorithm of each pass */
     PoolShape pool;
 } Op;
 
@@ -108,8 +108,8 @@ struct Model {
     float *params, *grads;
     float *arena;
     size_t arena_floats;
-    float *col;
-    size_t col_cap;
+    float *work;     /* convolution scratch (im2col, Winograd), shared by all layers */
+    size_t work_cap; /* floats */
     int logits[MODEL_HEADS]; /* tensor of each head's logits, -1 if absent */
     int *labels;             /* (batch) copy of the last forward's labels */
     int has_labels;
@@ -459,6 +459,27 @@ static size_t place_blocks(Block *blk, int nb)
     return total;
 }
 
+/* Sizes the convolution scratch for the plans of the layers the model runs. */
+static int work_alloc(Model *m, char *err, size_t errlen)
+{
+    size_t need = 16;
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (o->kind != OP_CONV || !op_planned(m, o)) continue;
+        size_t f = conv_work_floats(&o->conv, &o->plan, m->cfg.batch, parallel_threads(), m->cfg.training);
+        if (f > need) need = f;
+    }
+    if (m->work && need <= m->work_cap) return 0;
+    free(m->work);
+    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
+    m->work_cap = m->work ? need : 0;
+    if (!m->work) {
+        snprintf(err, errlen, "cannot allocate %.0f MB of convolution scratch", need * 4.0 / 1e6);
+        return -1;
+    }
+    return 0;
+}
+
 static int plan(Model *m, char *err, size_t errlen)
 {
     int steps = 0;
@@ -528,22 +549,13 @@ static int plan(Model *m, char *err, size_t errlen)
         else t->data = m->arena + blk[i].off;
     }
     free(blk);
-    /* im2col scratch */
-    size_t need = 0, one = 0;
-    for (int k = 0; k < F; k++) {
-        const Op *o = &m->op[order[k]];
+    for (int i = 0; i < m->nop; i++) {
+        Op *o = &m->op[i];
         if (o->kind != OP_CONV) continue;
-        size_t all = conv_col_floats(&o->conv, batch), single = conv_col_floats(&o->conv, 1);
-        if (all > need) need = all;
-        if (single > one) one = single;
+        ConvAlgo a = m->cfg.conv_gemm ? CONV_GEMM : o->conv.k == 3 ? CONV_F4X3 : o->conv.k == 5 ? CONV_F2X5 : CONV_GEMM;
+        o->plan = conv_plan_uniform(a, &o->conv, batch);
     }
-    m->col_cap = need < COL_BUDGET_FLOATS ? need : (one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS);
-    m->col = aligned_alloc(64, (m->col_cap ? m->col_cap : 16) * sizeof(float));
-    if (!m->col) {
-        snprintf(err, errlen, "cannot allocate the convolution scratch");
-        return -1;
-    }
-    return 0;
+    return work_alloc(m, err, errlen);
 }
 
 /* ---- lifecycle ---- */
@@ -595,7 +607,7 @@ void model_free(Model *m)
     free(m->params);
     free(m->grads);
     free(m->arena);
-    free(m->col);
+    free(m->work);
     free(m->labels);
     free(m);
 }
@@ -613,7 +625,7 @@ const ParamTensor *model_param_tensors(const Model *m, int *count)
 
 size_t model_activation_bytes(const Model *m)
 {
-    return (m->arena_floats + m->col_cap) * sizeof(float);
+    return (m->arena_floats + m->work_cap) * sizeof(float);
 }
 
 void model_init_weights(Model *m, uint64_t seed)
@@ -696,6 +708,16 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->backward_s = m->op_time[1][i];
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
+    p->algo[0] = '\0';
+    if (o->kind == OP_CONV) {
+        int at = 0;
+        for (int k = 0; k < (m->cfg.training ? CONV_PASSES : 1); k++) {
+            ConvAlgo a = o->plan.algo[k];
+            if (a == CONV_GEMM) at += snprintf(p->algo + at, sizeof p->algo - at, "%sgemm", k ? " " : "");
+            else at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s.%d", k ? " " : "", conv_algo_name(a), o->plan.block[k]);
+            if (at >= (int)sizeof p->algo) break;
+        }
+    }
 }
 
 /* ---- forward / backward ---- */
@@ -720,7 +742,7 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
     const float *b = o->b >= 0 ? m->params + m->pt[o->b].offset : NULL;
     switch (o->kind) {
     case OP_CONV:
-        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, m->col, m->col_cap);
+        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
         break;
     case OP_MAXPOOL:
     case OP_AVGPOOL:
@@ -765,7 +787,7 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
     switch (o->kind) {
     case OP_CONV:
         conv_backward(dx, dw, db, y->diff, o->relu ? y->data : NULL, x->data, w, &o->conv, n,
-                      o->accum_dx, m->col, m->col_cap);
+                      o->accum_dx, &o->plan, m->work, m->work_cap);
         break;
     case OP_MAXPOOL:
     case OP_AVGPOOL:
@@ -872,6 +894,207 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
         m->op_time[1][i] += dt;
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
     }
+}
+
+/* ---- the convolution plan ---- */
+
+static int op_has_choice(const Op *o)
+{
+    if (o->kind != OP_CONV) return 0;
+    for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++)
+        if (conv_algo_applies((ConvAlgo)a, &o->conv)) return 1;
+    return 0;
+}
+
+int model_conv_plan_format(const Model *m, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = '\0';
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!op_has_choice(o)) continue;
+        int w = snprintf(buf + at, len - at, "%s%s=", at ? ";" : "", o->name);
+        for (int k = 0; k < CONV_PASSES && w >= 0 && at + w < len; k++)
+            w += snprintf(buf + at + w, len - at - w, "%s%s.%d", k ? "," : "",
+                          conv_algo_name((ConvAlgo)o->plan.algo[k]), o->plan.block[k]);
+        if (w < 0 || at + w >= len) return -1;
+        at += (size_t)w;
+    }
+    return (int)at;
+}
+
+/* "f4x3.64" -> algorithm and block; -1 when malformed. */
+static int parse_pass(const char *p, size_t len, ConvAlgo *a, int *block)
+{
+    char name[16];
+    const char *dot = memchr(p, '.', len);
+    size_t nl = dot ? (size_t)(dot - p) : len;
+    if (nl == 0 || nl >= sizeof name) return -1;
+    memcpy(name, p, nl);
+    name[nl] = '\0';
+    int ai = conv_algo_parse(name);
+    if (ai < 0) return -1;
+    *a = (ConvAlgo)ai;
+    *block = 0;
+    if (!dot) return ai == CONV_GEMM ? 0 : -1;
+    for (const char *q = dot + 1; q < p + len; q++) {
+        if (*q < '0' || *q > '9' || *block > 100000) return -1;
+        *block = *block * 10 + (*q - '0');
+    }
+    return dot + 1 < p + len ? 0 : -1;
+}
+
+int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen)
+{
+    ConvPlan next[MAX_OPS];
+    char seen[MAX_OPS] = {0};
+    for (int i = 0; i < m->nop; i++) next[i] = m->op[i].plan;
+    for (const char *p = plan; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) {
+            snprintf(err, errlen, "convolution plan entry '%.*s' is not layer=algo.block,...", (int)(end - p), p);
+            return -1;
+        }
+        int i = 0;
+        while (i < m->nop && !(op_has_choice(&m->op[i]) && strlen(m->op[i].name) == (size_t)(eq - p) &&
+                               strncmp(m->op[i].name, p, (size_t)(eq - p)) == 0))
+            i++;
+        if (i == m->nop) {
+            snprintf(err, errlen, "convolution plan names '%.*s', not a layer of this model with a choice of algorithm",
+                     (int)(eq - p), p);
+            return -1;
+        }
+        const char *q = eq + 1;
+        for (int k = 0; k < CONV_PASSES; k++) {
+            const char *c = memchr(q, ',', (size_t)(end - q));
+            const char *stop = c && k < CONV_PASSES - 1 ? c : end;
+            ConvAlgo a;
+            int block;
+            if (parse_pass(q, (size_t)(stop - q), &a, &block) != 0 || (k < CONV_PASSES - 1 && !c)) {
+                snprintf(err, errlen, "convolution plan entry for %s is not algo.block,algo.block,algo.block",
+                         m->op[i].name);
+                return -1;
+            }
+            next[i].algo[k] = (uint8_t)a;
+            next[i].block[k] = (uint16_t)block;
+            q = stop + 1;
+        }
+        if (conv_plan_valid(&next[i], &m->op[i].conv) != 0) {
+            snprintf(err, errlen, "convolution plan for %s cannot run it (algorithm or block size)", m->op[i].name);
+            return -1;
+        }
+        seen[i] = 1;
+        p = *end ? end + 1 : end;
+    }
+    for (int i = 0; i < m->nop; i++)
+        if (op_has_choice(&m->op[i]) && !seen[i]) {
+            snprintf(err, errlen, "convolution plan does not name %s", m->op[i].name);
+            return -1;
+        }
+    for (int i = 0; i < m->nop; i++) m->op[i].plan = next[i];
+    return work_alloc(m, err, errlen);
+}
+
+/* Best of two runs of one pass of conv o under plan p (after one untimed run). */
+static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
+{
+    Tensor *x = &m->t[o->in], *y = &m->t[o->out];
+    const float *w = m->params + m->pt[o->w].offset, *b = m->params + m->pt[o->b].offset;
+    float *dw = m->grads + m->pt[o->w].offset;
+    int n = m->cfg.batch;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        if (pass == CONV_FWD) conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+        else if (pass == CONV_BWD_DATA) conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
+        else conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
+        double dt = now() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
+/* Candidates of one pass: GEMM, and each Winograd algorithm that applies with
+ * half, once and twice its default block. */
+static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *block)
+{
+    int c = 0;
+    algo[c] = CONV_GEMM;
+    block[c++] = 0;
+    for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++) {
+        if (!conv_algo_applies((ConvAlgo)a, &o->conv)) continue;
+        int d = conv_default_block((ConvAlgo)a, &o->conv, n, pass);
+        int tries[3] = {d / 2 / 16 * 16, d, 2 * d > 1024 ? 1024 : 2 * d};
+        for (int t = 0; t < 3; t++) {
+            if (tries[t] < 16 || (t > 0 && tries[t] == tries[t - 1])) continue;
+            algo[c] = (ConvAlgo)a;
+            block[c++] = tries[t];
+        }
+    }
+    return c;
+}
+
+double model_conv_tune(Model *m, char *err, size_t errlen)
+{
+    double t0 = now();
+    int n = m->cfg.batch, passes = m->cfg.training ? CONV_PASSES : 1;
+    ConvAlgo algo[16];
+    int block[16];
+    /* scratch for the largest candidate */
+    size_t need = m->work_cap;
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!op_has_choice(o) || !op_planned(m, o)) continue;
+        for (int k = 0; k < passes; k++) {
+            int nc = candidates(o, (ConvPass)k, n, algo, block);
+            for (int c = 0; c < nc; c++) {
+                ConvPlan p = {{algo[c], algo[c], algo[c]}, {block[c], block[c], block[c]}};
+                size_t f = conv_work_floats(&o->conv, &p, n, parallel_threads(), m->cfg.training);
+                if (f > need) need = f;
+            }
+        }
+    }
+    if (need > m->work_cap) {
+        free(m->work);
+        m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
+        m->work_cap = m->work ? need : 0;
+        if (!m->work) {
+            snprintf(err, errlen, "cannot allocate %.0f MB to time the convolution algorithms", need * 4.0 / 1e6);
+            return -1;
+        }
+    }
+    /* benign data: zeros take the same time as any other numbers here */
+    memset(m->arena, 0, m->arena_floats * sizeof(float));
+    bind_views(m, n);
+    for (int i = 0; i < m->nop; i++) {
+        Op *o = &m->op[i];
+        if (!op_has_choice(o) || !op_planned(m, o)) continue;
+        ConvPlan best = o->plan;
+        for (int k = 0; k < passes; k++) {
+            if (k == CONV_BWD_DATA && o->in == 0) continue;
+            int nc = candidates(o, (ConvPass)k, n, algo, block);
+            double tbest = 1e30;
+            for (int c = 0; c < nc; c++) {
+                ConvPlan p = best;
+                p.algo[k] = (uint8_t)algo[c];
+                p.block[k] = (uint16_t)block[c];
+                double t = time_pass(m, o, (ConvPass)k, &p);
+                if (t < tbest) {
+                    tbest = t;
+                    best = p;
+                }
+            }
+        }
+        o->plan = best;
+    }
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    /* shrink the scratch to what the chosen plan needs */
+    free(m->work);
+    m->work = NULL;
+    m->work_cap = 0;
+    if (work_alloc(m, err, errlen) != 0) return -1;
+    return now() - t0;
 }
 
 /* ---- activations, for tests against another implementation ---- */

@@ -26,6 +26,8 @@ typedef struct {
     int training;       /* 1: plan memory for backward; 0: inference only */
     float head_dropout; /* 0.4 in the paper */
     float aux_dropout;  /* 0.7 in the paper */
+    int conv_gemm;      /* 1: every convolution by GEMM; 0: Winograd where it applies
+                           (the starting plan; model_conv_tune or a given plan may change it) */
 } ModelConfig;
 
 /* The paper's settings: 1000 classes, crop 224, aux heads, dropout 0.4/0.7. */
@@ -92,6 +94,25 @@ int model_tensor_shape(const Model *m, const char *name, int *c, int *h, int *w)
 /* The smallest crop the network accepts (with aux heads: 4a must be at least 4x4). */
 int model_min_crop(int aux);
 
+/* ---- the convolution plan (nn/conv.h): which algorithm runs each pass ----
+ * Only convolutions where more than GEMM applies (3x3 and 5x5, stride 1) have
+ * a choice. A plan is text, "conv2/3x3=f4x3.64,f4x3.64,f4x3.256;...", one entry
+ * per such layer (forward, backward data, backward weights; algorithm.block),
+ * so that a trainer can broadcast it and keep it in a checkpoint: the same plan
+ * gives the same bits. */
+
+/* Writes the plan; returns its length, or -1 when it does not fit in len. */
+int model_conv_plan_format(const Model *m, char *buf, size_t len);
+/* Replaces the plan by a formatted one; it must name every layer with a
+ * choice. Reallocates the scratch. 0, or -1 with a one-line message. */
+int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen);
+/* Times every candidate (GEMM; each Winograd algorithm with three block sizes)
+ * of every pass the model runs, on its real shapes and batch, and keeps the
+ * fastest: FFTW's planner, cuDNN's algorithm search. Overwrites activations
+ * and zeroes the gradient buffer: call it before training. Returns the
+ * seconds it took, or -1 with a message (out of memory). */
+double model_conv_tune(Model *m, char *err, size_t errlen);
+
 /* input: (n, 3, crop, crop), n <= batch. labels: n class indices, or NULL in
  * MODEL_EVAL (no loss). dropout_key seeds dropout (MODEL_TRAIN only). */
 void model_forward(Model *m, const float *input, const int *labels, int n, ModelMode mode,
@@ -113,6 +134,7 @@ typedef struct {
     OpKind kind;
     double forward_s, backward_s;
     double forward_macs_per_image, backward_macs_per_image;
+    char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "" */
 } ModelOpProfile;
 int model_num_ops(const Model *m);
 void model_op_profile(const Model *m, int i, ModelOpProfile *p);

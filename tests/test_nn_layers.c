@@ -87,6 +87,7 @@ static double gradcheck(const Layer *l, float *x, float *p, float eps, double fl
 typedef struct {
     ConvShape s;
     int n, relu;
+    ConvPlan plan;
     float *col;
     size_t cap;
 } ConvCtx;
@@ -95,34 +96,43 @@ static void conv_f(void *c, const float *x, const float *p, float *y)
 {
     ConvCtx *k = c;
     size_t nw = (size_t)k->s.cout * k->s.cin * k->s.k * k->s.k;
-    conv_forward(y, x, p, p + nw, &k->s, k->n, k->relu, k->col, k->cap);
+    conv_forward(y, x, p, p + nw, &k->s, k->n, k->relu, &k->plan, k->col, k->cap);
 }
 
 static void conv_b(void *c, const float *x, const float *p, const float *y, float *dy, float *dx, float *dp)
 {
     ConvCtx *k = c;
     size_t nw = (size_t)k->s.cout * k->s.cin * k->s.k * k->s.k;
-    conv_backward(dx, dp, dp + nw, dy, k->relu ? y : NULL, x, p, &k->s, k->n, 0, k->col, k->cap);
+    conv_backward(dx, dp, dp + nw, dy, k->relu ? y : NULL, x, p, &k->s, k->n, 0, &k->plan, k->col, k->cap);
 }
 
+/* The gradient check of one shape by GEMM (im2col scratch of cap_images
+ * images) and by every Winograd algorithm that applies to it. */
 static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int relu,
                        size_t cap_images)
 {
-    ConvCtx c = {.n = n, .relu = relu};
-    conv_shape_init(&c.s, cin, cout, k, stride, pad, h, w);
-    c.cap = conv_col_floats(&c.s, (int)cap_images);
-    c.col = malloc((c.cap ? c.cap : 1) * sizeof(float));
-    Layer l = {conv_f, conv_b, &c, (size_t)cin * n * h * w,
-               (size_t)cout * cin * k * k + cout, (size_t)cout * n * c.s.ho * c.s.wo};
-    float *x = malloc(l.nx * sizeof(float)), *p = malloc(l.np * sizeof(float));
-    fill(x, l.nx, 1, -1, 1);
-    fill(p, l.np, 2, -0.5f, 0.5f);
-    /* a smaller step with ReLU, so few outputs cross the kink */
-    double e = gradcheck(&l, x, p, relu ? 2e-3f : 1e-2f, 1e-2, 60);
-    if (e > 2e-2) fail_msg("conv %dx%d/%d pad %d relu %d: gradient error %g", k, k, stride, pad, relu, e);
-    free(x);
-    free(p);
-    free(c.col);
+    for (int a = 0; a < CONV_ALGOS; a++) {
+        ConvCtx c = {.n = n, .relu = relu};
+        conv_shape_init(&c.s, cin, cout, k, stride, pad, h, w);
+        if (!conv_algo_applies((ConvAlgo)a, &c.s)) continue;
+        c.plan = conv_plan_uniform((ConvAlgo)a, &c.s, n);
+        c.cap = a == CONV_GEMM ? conv_col_floats(&c.s, (int)cap_images)
+                               : conv_work_floats(&c.s, &c.plan, n, parallel_threads(), 1);
+        c.col = malloc((c.cap ? c.cap : 1) * sizeof(float));
+        Layer l = {conv_f, conv_b, &c, (size_t)cin * n * h * w,
+                   (size_t)cout * cin * k * k + cout, (size_t)cout * n * c.s.ho * c.s.wo};
+        float *x = malloc(l.nx * sizeof(float)), *p = malloc(l.np * sizeof(float));
+        fill(x, l.nx, 1, -1, 1);
+        fill(p, l.np, 2, -0.5f, 0.5f);
+        /* a smaller step with ReLU, so few outputs cross the kink */
+        double e = gradcheck(&l, x, p, relu ? 2e-3f : 1e-2f, 1e-2, 60);
+        if (e > 2e-2)
+            fail_msg("conv %dx%d/%d pad %d relu %d by %s: gradient error %g", k, k, stride, pad, relu,
+                     conv_algo_name((ConvAlgo)a), e);
+        free(x);
+        free(p);
+        free(c.col);
+    }
 }
 
 static void test_conv_gradients(void **state)
@@ -148,12 +158,15 @@ static void compare(const float *a, const float *b, size_t n, double tol, const 
     if (worst > tol) fail_msg("%s: max error %g relative to max |ref| %g", what, worst, scale);
 }
 
-static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int chunk)
+static void fast_vs_naive_by(int cin, int cout, int k, int stride, int pad, int h, int w, int n,
+                             int chunk, ConvAlgo algo)
 {
     ConvShape s;
     conv_shape_init(&s, cin, cout, k, stride, pad, h, w);
+    ConvPlan plan = conv_plan_uniform(algo, &s, n);
     size_t nx = (size_t)cin * n * h * w, nw = (size_t)cout * cin * k * k,
-           ny = (size_t)cout * n * s.ho * s.wo, cap = conv_col_floats(&s, chunk);
+           ny = (size_t)cout * n * s.ho * s.wo,
+           cap = algo == CONV_GEMM ? conv_col_floats(&s, chunk) : conv_work_floats(&s, &plan, n, parallel_threads(), 1);
     float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(cout * 4), *y1 = malloc(ny * 4),
           *y2 = malloc(ny * 4), *col = malloc((cap ? cap : 1) * 4), *dy1 = malloc(ny * 4),
           *dy2 = malloc(ny * 4), *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4),
@@ -163,13 +176,13 @@ static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, 
     fill(b, cout, 5, -1, 1);
     fill(dy1, ny, 6, -1, 1);
     memcpy(dy2, dy1, ny * 4);
-    conv_forward(y1, x, wt, b, &s, n, 1, col, cap);
+    conv_forward(y1, x, wt, b, &s, n, 1, &plan, col, cap);
     conv_forward_naive(y2, x, wt, b, &s, n, 1);
     compare(y1, y2, ny, 1e-5, "conv forward vs naive");
     /* accumulate into a non-zero dx to exercise accum_dx */
     fill(dx1, nx, 7, -1, 1);
     memcpy(dx2, dx1, nx * 4);
-    conv_backward(dx1, dw1, db1, dy1, y1, x, wt, &s, n, 1, col, cap);
+    conv_backward(dx1, dw1, db1, dy1, y1, x, wt, &s, n, 1, &plan, col, cap);
     relu_backward(dy2, y2, ny);
     conv_backward_naive(dx2, dw2, db2, dy2, x, wt, &s, n, 1);
     compare(dx1, dx2, nx, 1e-5, "conv dx vs naive");
@@ -179,6 +192,15 @@ static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, 
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
 }
 
+/* GEMM, and every Winograd algorithm that applies (the block a plan picks). */
+static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int chunk)
+{
+    ConvShape s;
+    conv_shape_init(&s, cin, cout, k, stride, pad, h, w);
+    for (int a = 0; a < CONV_ALGOS; a++)
+        if (conv_algo_applies((ConvAlgo)a, &s)) fast_vs_naive_by(cin, cout, k, stride, pad, h, w, n, chunk, (ConvAlgo)a);
+}
+
 static void test_conv_fast_vs_naive(void **state)
 {
     (void)state;
@@ -186,7 +208,9 @@ static void test_conv_fast_vs_naive(void **state)
         parallel_set_threads(threads);
         fast_vs_naive(3, 8, 7, 2, 3, 17, 15, 3, 2);
         fast_vs_naive(16, 12, 3, 1, 1, 9, 9, 4, 3);
+        fast_vs_naive(16, 12, 3, 1, 1, 14, 13, 2, 3); /* tiles that cross image edges, F(4x4) and F(2x2) */
         fast_vs_naive(6, 5, 5, 1, 2, 7, 8, 2, 1);
+        fast_vs_naive(5, 7, 3, 1, 0, 11, 10, 2, 1);   /* no padding: the output is smaller */
         fast_vs_naive(32, 16, 1, 1, 0, 5, 5, 3, 1);
     }
     parallel_set_threads(1);

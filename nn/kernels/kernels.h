@@ -1,0 +1,84 @@
+/* kernels.h: the inner loops that run at the CPU's widest SIMD width, as one
+ * table of function pointers per instruction set (ggml's backends, in small).
+ *
+ * Every .c file in nn/kernels/ is compiled twice: for AVX2 + FMA (8 floats a
+ * vector) and for AVX-512 (16 floats), each copy exporting its table
+ * (nn_kernels_avx2, nn_kernels_avx512). nn_kernels() hands out the widest one
+ * the CPU and the OS support, chosen once at run time, so one binary runs on
+ * any x86-64 with AVX2 and uses AVX-512 where it exists. GOOGLENET_SIMD=avx2
+ * (or avx512) in the environment forces a table, for tests and benchmarks.
+ *
+ * The kernels are maths on plain float buffers: no threads, no allocation, no
+ * I/O. Callers split work between threads; a kernel never depends on how.
+ * Every result is independent of the table chosen except for rounding: both
+ * tables add in the same order, but FMA contraction may differ.
+ */
+#ifndef NN_KERNELS_H
+#define NN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Winograd convolution (nn/winograd.c drives these) ---- */
+
+typedef enum { WINO_F2X3, WINO_F4X3, WINO_F2X5, WINO_ALGS } WinoAlg;
+
+/* The tiles of one block, in the lanes the kernels work on: tile t covers output
+ * rows oy[t]..oy[t]+m-1 and columns ox[t]..ox[t]+m-1 of image img[t]. Arrays
+ * hold at least round_up(count, 16) entries; entries past count are ignored. */
+typedef struct {
+    int32_t *img, *oy, *ox;
+    int count;
+} WinoTiles;
+
+/* Geometry of a stride-1 convolution as the tile kernels see it: input planes
+ * h x w read at (oy - pad + i, ox - pad + j), zero outside; output ho x wo. */
+typedef struct {
+    int h, w, ho, wo, pad;
+    size_t in_cstride;  /* floats from one channel's planes to the next: n*h*w */
+    size_t out_cstride; /* n*ho*wo */
+} WinoGeom;
+
+typedef struct {
+    const char *name; /* "avx2", "avx512" */
+    int lanes;        /* floats per vector */
+
+    /* V[xi*ldxi + c*ldc + t] = (BT d B)[xi] of input channel c (c < nc) for
+     * every tile t of the block. x points at channel 0. */
+    void (*wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *x, int nc,
+                       const WinoGeom *g, const WinoTiles *t);
+    /* y[k] (= or +=) (AT M A) of M[xi*ldxi + k*ldk + t], k < nk, then + bias[k]
+     * and ReLU when given; only the outputs inside ho x wo are written. */
+    void (*wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
+                        const WinoGeom *g, const WinoTiles *t, const float *bias, int relu,
+                        int accum);
+    /* dM[xi*ldxi + k*ldk + t] = (A dY AT)[xi] of output-gradient channel k
+     * (zero outside ho x wo): the weight gradient's transform of dY. */
+    void (*wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy, int nk,
+                    const WinoGeom *g, const WinoTiles *t);
+    /* U[xi*ldxi + e] = (G g G^T)[xi] for e in [e0, e1), where g is filter e of
+     * wt (cout, cin, r, r), e = k*cin + c; with flip, g for e = c*cout + k is
+     * wt[k][c] rotated by 180 degrees (backward data as a convolution of dY). */
+    void (*wino_filter)(WinoAlg a, float *u, size_t ldxi, const float *wt, int cout, int cin,
+                        int flip, size_t e0, size_t e1);
+    /* dw[e] (r x r) += (G^T dU G) of dU[xi*ldxi + e] for e in [e0, e1). */
+    void (*wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, size_t e0,
+                             size_t e1);
+} NnKernels;
+
+extern const NnKernels nn_kernels_avx2, nn_kernels_avx512;
+
+/* The table for this CPU (or GOOGLENET_SIMD), chosen on first use. */
+const NnKernels *nn_kernels(void);
+/* Selects a table by name ("avx2", "avx512"); -1 when this CPU cannot run it. */
+int nn_kernels_select(const char *name);
+/* 1 when this CPU and OS can run the named table. */
+int nn_kernels_supported(const char *name);
+
+/* Winograd algorithm parameters: output tile m, filter r, tile alpha = m + r - 1. */
+int wino_m(WinoAlg a);
+int wino_r(WinoAlg a);
+int wino_alpha(WinoAlg a);
+const char *wino_name(WinoAlg a);
+
+#endif

@@ -1,0 +1,309 @@
+/* winograd.c: Winograd convolution, the three passes (see winograd.h).
+ *
+ * Forward and backward data: each thread takes whole blocks of tiles (an
+ * atomic counter hands them out), transforms the block's input into its own V,
+ * runs the alpha^2 GEMMs into its own M and transforms M into the output; no
+ * two blocks write the same output, so the threads never meet. Backward
+ * weights: every block's V and dM are made by all threads (split over
+ * channels), then the alpha^2 GEMMs are split over the threads, each adding
+ * the block into its own slices of dU: dU sums the blocks in block order
+ * whatever the thread count.
+ */
+#include "nn/winograd.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nn/parallel.h"
+
+/* Tile arrays and blocks are padded to the widest table's lanes. */
+#define LANES 16
+/* Scratch aimed at per block: one thread's V and M (forward, backward data),
+ * and the shared V and dM of the weight gradient. */
+#define BLOCK_BUDGET_FLOATS ((size_t)384 << 10)
+#define BLOCK_BUDGET_FLOATS_DW ((size_t)2 << 20)
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+int wino_applies(WinoAlg a, const ConvShape *s)
+{
+    return a < WINO_ALGS && s->stride == 1 && s->k == wino_r(a) && s->pad < s->k &&
+           s->ho >= 1 && s->wo >= 1;
+}
+
+/* A convolution as the tile kernels run it: backward data is a convolution of
+ * dY (cout channels, ho x wo) into dX (cin channels, h x w). */
+typedef struct {
+    WinoAlg a;
+    int A, M;
+    int cin, cout;
+    WinoGeom g;
+    long tw, per_image, tiles;
+    int block;
+    long blocks;
+} Tiling;
+
+static void tiling_init(Tiling *t, WinoAlg a, int cin, int cout, int h, int w, int ho, int wo,
+                        int pad, int n, int block)
+{
+    t->a = a;
+    t->A = wino_alpha(a);
+    t->M = wino_m(a);
+    t->cin = cin;
+    t->cout = cout;
+    t->g = (WinoGeom){.h = h, .w = w, .ho = ho, .wo = wo, .pad = pad,
+                      .in_cstride = (size_t)n * h * w, .out_cstride = (size_t)n * ho * wo};
+    long th = (ho + t->M - 1) / t->M;
+    t->tw = (wo + t->M - 1) / t->M;
+    t->per_image = th * t->tw;
+    t->tiles = t->per_image * n;
+    t->block = block;
+    t->blocks = (t->tiles + block - 1) / block;
+    /* the kernels index a channel's planes with 32-bit offsets */
+    assert((size_t)n * h * w < INT32_MAX && (size_t)n * ho * wo < INT32_MAX);
+}
+
+static void tiling_forward(Tiling *t, const ConvShape *s, WinoAlg a, int n, int block)
+{
+    tiling_init(t, a, s->cin, s->cout, s->h, s->w, s->ho, s->wo, s->pad, n, block);
+}
+
+static void tiling_backward_data(Tiling *t, const ConvShape *s, WinoAlg a, int n, int block)
+{
+    tiling_init(t, a, s->cout, s->cin, s->ho, s->wo, s->h, s->w, s->k - 1 - s->pad, n, block);
+}
+
+/* Tiles of block bi, in row-major order over (image, tile row, tile column). */
+static void tiles_fill(const Tiling *t, long bi, WinoTiles *tl)
+{
+    long p0 = bi * t->block;
+    int cnt = (int)(t->tiles - p0 < t->block ? t->tiles - p0 : t->block);
+    long img = p0 / t->per_image, r = p0 % t->per_image;
+    long ty = r / t->tw, tx = r % t->tw;
+    for (int i = 0; i < cnt; i++) {
+        tl->img[i] = (int32_t)img;
+        tl->oy[i] = (int32_t)(ty * t->M);
+        tl->ox[i] = (int32_t)(tx * t->M);
+        if (++tx == t->tw) {
+            tx = 0;
+            if (++ty * t->tw == t->per_image) {
+                ty = 0;
+                img++;
+            }
+        }
+    }
+    for (int i = cnt; i < (int)round_up((size_t)cnt, LANES); i++) tl->img[i] = tl->oy[i] = tl->ox[i] = 0;
+    tl->count = cnt;
+}
+
+/* ---- scratch ---- */
+
+static size_t u_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * t->cin * t->cout, 16); }
+
+static size_t slot_floats(const Tiling *t)
+{
+    size_t aa = (size_t)t->A * t->A;
+    return round_up(aa * (t->cin + t->cout) * t->block, 16) + round_up(3 * (size_t)t->block, 16);
+}
+
+static void slot_views(const Tiling *t, float *slot, float **v, float **m, WinoTiles *tl)
+{
+    size_t aa = (size_t)t->A * t->A;
+    *v = slot;
+    *m = slot + aa * t->cin * t->block;
+    int32_t *ints = (int32_t *)(slot + round_up(aa * (t->cin + t->cout) * t->block, 16));
+    *tl = (WinoTiles){ints, ints + t->block, ints + 2 * t->block, 0};
+}
+
+int wino_default_block(WinoAlg a, const ConvShape *s, int n, int pass)
+{
+    int A = wino_alpha(a), M = wino_m(a);
+    size_t budget = pass == 2 ? BLOCK_BUDGET_FLOATS_DW : BLOCK_BUDGET_FLOATS;
+    size_t b = budget / ((size_t)A * A * (s->cin + s->cout));
+    int oh = pass == 1 ? s->h : s->ho, ow = pass == 1 ? s->w : s->wo;
+    size_t tiles = (size_t)n * ((oh + M - 1) / M) * ((ow + M - 1) / M);
+    b = b / LANES * LANES;
+    if (b < 2 * LANES) b = 2 * LANES;
+    if (b > 1024) b = 1024;
+    if (b > round_up(tiles, LANES)) b = round_up(tiles, LANES);
+    return (int)b;
+}
+
+size_t wino_scratch_floats(WinoAlg a, const ConvShape *s, int n, int block, int threads, int pass)
+{
+    Tiling t;
+    if (pass == 1) tiling_backward_data(&t, s, a, n, block);
+    else tiling_forward(&t, s, a, n, block);
+    if (pass == 2) return u_floats(&t) + slot_floats(&t);
+    long slots = threads < t.blocks ? threads : t.blocks;
+    return u_floats(&t) + (size_t)slots * slot_floats(&t);
+}
+
+/* ---- filters ---- */
+
+typedef struct {
+    const NnKernels *kn;
+    WinoAlg a;
+    float *u;
+    const float *wt;
+    int cout, cin, flip; /* of wt */
+    size_t total;
+} FilterJob;
+
+static void filter_range(void *ctx, long b, long e)
+{
+    const FilterJob *j = ctx;
+    size_t e0 = (size_t)b * LANES, e1 = (size_t)e * LANES;
+    if (e1 > j->total) e1 = j->total;
+    j->kn->wino_filter(j->a, j->u, j->total, j->wt, j->cout, j->cin, j->flip, e0, e1);
+}
+
+static void filters(const NnKernels *kn, WinoAlg a, float *u, const float *wt, int cout, int cin, int flip)
+{
+    FilterJob j = {kn, a, u, wt, cout, cin, flip, (size_t)cout * cin};
+    parallel_for((long)((j.total + LANES - 1) / LANES), 4, filter_range, &j);
+}
+
+/* ---- forward and backward data: blocks per thread ---- */
+
+typedef struct {
+    const Tiling *t;
+    const NnKernels *kn;
+    const float *in, *u, *bias;
+    float *out, *slots;
+    size_t slot;
+    int relu, accum;
+    atomic_long next;
+} ConvJob;
+
+static void conv_block(const ConvJob *j, long bi, float *v, float *m, WinoTiles *tl)
+{
+    const Tiling *t = j->t;
+    /* V (cin, alpha^2, block) and M (cout, alpha^2, block): one channel's
+     * transformed tiles are contiguous for the kernels, and the GEMMs read and
+     * write them with a leading dimension of alpha^2 * block */
+    size_t aa = (size_t)t->A * t->A, blk = (size_t)t->block, ld = aa * blk;
+    tiles_fill(t, bi, tl);
+    j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, tl);
+    for (size_t xi = 0; xi < aa; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t->cout, tl->count, t->cin, 1.0f,
+                    j->u + xi * t->cout * t->cin, t->cin, v + xi * blk, (int)ld, 0.0f,
+                    m + xi * blk, (int)ld);
+    j->kn->wino_output(t->a, j->out, t->cout, m, blk, ld, &t->g, tl, j->bias, j->relu, j->accum);
+}
+
+static void conv_slots(void *ctx, long s0, long s1)
+{
+    ConvJob *j = ctx;
+    float *v, *m;
+    WinoTiles tl;
+    slot_views(j->t, j->slots + (size_t)s0 * j->slot, &v, &m, &tl);
+    (void)s1;
+    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, m, &tl);
+}
+
+static void run_conv(const Tiling *t, const float *in, const float *wt, int flip, const float *bias,
+                     float *out, int relu, int accum, float *work, size_t work_floats)
+{
+    const NnKernels *kn = nn_kernels();
+    float *u = work;
+    /* as the kernels see it: filters (cout x cin) of this convolution; flipped,
+     * they come from the forward layer's (cin x cout) */
+    if (flip) filters(kn, t->a, u, wt, t->cin, t->cout, 1);
+    else filters(kn, t->a, u, wt, t->cout, t->cin, 0);
+    size_t slot = slot_floats(t);
+    assert(work_floats >= u_floats(t) + slot);
+    long slots = (long)((work_floats - u_floats(t)) / slot);
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > t->blocks) slots = t->blocks;
+    ConvJob j = {.t = t, .kn = kn, .in = in, .u = u, .bias = bias, .out = out,
+                 .slots = work + u_floats(t), .slot = slot, .relu = relu, .accum = accum};
+    atomic_init(&j.next, 0);
+    parallel_for(slots, 1, conv_slots, &j);
+}
+
+void wino_forward(float *y, const float *x, const float *wt, const float *b, const ConvShape *s,
+                  int n, int relu, WinoAlg a, int block, float *work, size_t work_floats)
+{
+    Tiling t;
+    tiling_forward(&t, s, a, n, block);
+    run_conv(&t, x, wt, 0, b, y, relu, 0, work, work_floats);
+}
+
+void wino_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
+                        int accum, WinoAlg a, int block, float *work, size_t work_floats)
+{
+    Tiling t;
+    tiling_backward_data(&t, s, a, n, block);
+    run_conv(&t, dy, wt, 1, NULL, dx, 0, accum, work, work_floats);
+}
+
+/* ---- backward weights: blocks in order, work within a block shared ---- */
+
+typedef struct {
+    const Tiling *t;
+    const NnKernels *kn;
+    const float *x, *dy;
+    float *v, *dm, *du, *dw;
+    WinoTiles tl;
+} GradJob;
+
+/* Transforms of the block: input channels [0, cin), then dY channels. */
+static void grad_transform_range(void *ctx, long b, long e)
+{
+    const GradJob *j = ctx;
+    const Tiling *t = j->t;
+    size_t blk = (size_t)t->block, ld = (size_t)t->A * t->A * blk;
+    long c0 = b, c1 = e < t->cin ? e : t->cin;
+    if (c1 > c0)
+        j->kn->wino_input(t->a, j->v + c0 * ld, blk, ld, j->x + c0 * t->g.in_cstride,
+                          (int)(c1 - c0), &t->g, &j->tl);
+    long k0 = b > t->cin ? b - t->cin : 0, k1 = e - t->cin;
+    if (k1 > k0)
+        j->kn->wino_dy(t->a, j->dm + k0 * ld, blk, ld, j->dy + k0 * t->g.out_cstride,
+                       (int)(k1 - k0), &t->g, &j->tl);
+}
+
+static void grad_gemm_range(void *ctx, long b, long e)
+{
+    const GradJob *j = ctx;
+    const Tiling *t = j->t;
+    size_t blk = (size_t)t->block, kc = (size_t)t->cout * t->cin, ld = (size_t)t->A * t->A * blk;
+    for (long xi = b; xi < e; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->cout, t->cin, j->tl.count, 1.0f,
+                    j->dm + xi * blk, (int)ld, j->v + xi * blk, (int)ld, 1.0f, j->du + xi * kc, t->cin);
+}
+
+static void grad_filter_range(void *ctx, long b, long e)
+{
+    const GradJob *j = ctx;
+    size_t kc = (size_t)j->t->cout * j->t->cin, e0 = (size_t)b * LANES, e1 = (size_t)e * LANES;
+    if (e1 > kc) e1 = kc;
+    j->kn->wino_filter_grad(j->t->a, j->dw, j->du, kc, e0, e1);
+}
+
+static void zero_range(void *ctx, long b, long e)
+{
+    memset((float *)ctx + b * 4096, 0, sizeof(float) * 4096 * (size_t)(e - b));
+}
+
+void wino_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                           WinoAlg a, int block, float *work, size_t work_floats)
+{
+    Tiling t;
+    tiling_forward(&t, s, a, n, block);
+    assert(work_floats >= u_floats(&t) + slot_floats(&t));
+    GradJob j = {.t = &t, .kn = nn_kernels(), .x = x, .dy = dy, .du = work, .dw = dw};
+    slot_views(&t, work + u_floats(&t), &j.v, &j.dm, &j.tl);
+    parallel_for((long)(u_floats(&t) / 4096), 1, zero_range, work);
+    memset(work + u_floats(&t) / 4096 * 4096, 0, sizeof(float) * (u_floats(&t) % 4096));
+    for (long bi = 0; bi < t.blocks; bi++) {
+        tiles_fill(&t, bi, &j.tl);
+        parallel_for(t.cin + t.cout, 1, grad_transform_range, &j);
+        parallel_for((long)t.A * t.A, 1, grad_gemm_range, &j);
+    }
+    parallel_for((long)((size_t)t.cout * t.cin + LANES - 1) / LANES, 4, grad_filter_range, &j);
+}
