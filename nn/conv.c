@@ -199,7 +199,7 @@ static void bias_relu_range(void *ctx, long b, long e)
 {
     const RowJob *j = ctx;
     for (long c = b; c < e; c++) {
-        float *row = j->y + (size_t)c * j->len, bias = j->b[c];
+        float *row = j->y + (size_t)c * j->len, bias = j->b ? j->b[c] : 0.0f;
         if (j->relu) {
             for (size_t i = 0; i < j->len; i++) {
                 float v = row[i] + bias;
@@ -254,7 +254,7 @@ static void gemm_forward(float *y, const float *x, const float *wt, const float 
         }
     }
     RowJob rj = {.y = y, .b = b, .len = ld, .relu = relu};
-    parallel_for(s->cout, 1, bias_relu_range, &rj);
+    if (b || relu) parallel_for(s->cout, 1, bias_relu_range, &rj);
 }
 
 /* dw (when given) += dY . im2col(x)^T; dx (when given) = or += col2im(W^T dY). */

@@ -76,27 +76,26 @@ static void tiling_backward_data(Tiling *t, const ConvShape *s, WinoAlg a, int n
     tiling_init(t, a, s->cout, s->cin, s->ho, s->wo, s->h, s->w, s->k - 1 - s->pad, n, block);
 }
 
-/* Tiles of block bi, in row-major order over (image, tile row, tile column). */
-static void tiles_fill(const Tiling *t, long bi, WinoTiles *tl)
+/* Tiles of block bi, in row-major order over (image, tile row, tile column),
+ * as runs along tile rows. */
+static void tiles_fill(const Tiling *t, long bi, WinoTiles *tl, WinoRun *runs)
 {
     long p0 = bi * t->block;
     int cnt = (int)(t->tiles - p0 < t->block ? t->tiles - p0 : t->block);
     long img = p0 / t->per_image, r = p0 % t->per_image;
     long ty = r / t->tw, tx = r % t->tw;
-    for (int i = 0; i < cnt; i++) {
-        tl->img[i] = (int32_t)img;
-        tl->oy[i] = (int32_t)(ty * t->M);
-        tl->ox[i] = (int32_t)(tx * t->M);
-        if (++tx == t->tw) {
-            tx = 0;
-            if (++ty * t->tw == t->per_image) {
-                ty = 0;
-                img++;
-            }
+    int nr = 0;
+    for (int done = 0; done < cnt;) {
+        int len = (int)(t->tw - tx < cnt - done ? t->tw - tx : cnt - done);
+        runs[nr++] = (WinoRun){(int32_t)img, (int32_t)ty, (int32_t)tx, len, done};
+        done += len;
+        tx = 0;
+        if (++ty * t->tw == t->per_image) {
+            ty = 0;
+            img++;
         }
     }
-    for (int i = cnt; i < (int)round_up((size_t)cnt, LANES); i++) tl->img[i] = tl->oy[i] = tl->ox[i] = 0;
-    tl->count = cnt;
+    *tl = (WinoTiles){runs, nr, cnt};
 }
 
 /* ---- scratch ---- */
@@ -106,16 +105,16 @@ static size_t u_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * 
 static size_t slot_floats(const Tiling *t)
 {
     size_t aa = (size_t)t->A * t->A;
-    return round_up(aa * (t->cin + t->cout) * t->block, 16) + round_up(3 * (size_t)t->block, 16);
+    size_t run_floats = sizeof(WinoRun) / sizeof(float) * (size_t)t->block;
+    return round_up(aa * (t->cin + t->cout) * t->block, 16) + round_up(run_floats, 16);
 }
 
-static void slot_views(const Tiling *t, float *slot, float **v, float **m, WinoTiles *tl)
+static void slot_views(const Tiling *t, float *slot, float **v, float **m, WinoRun **runs)
 {
     size_t aa = (size_t)t->A * t->A;
     *v = slot;
     *m = slot + aa * t->cin * t->block;
-    int32_t *ints = (int32_t *)(slot + round_up(aa * (t->cin + t->cout) * t->block, 16));
-    *tl = (WinoTiles){ints, ints + t->block, ints + 2 * t->block, 0};
+    *runs = (WinoRun *)(slot + round_up(aa * (t->cin + t->cout) * t->block, 16));
 }
 
 int wino_default_block(WinoAlg a, const ConvShape *s, int n, int pass)
@@ -179,30 +178,31 @@ typedef struct {
     atomic_long next;
 } ConvJob;
 
-static void conv_block(const ConvJob *j, long bi, float *v, float *m, WinoTiles *tl)
+static void conv_block(const ConvJob *j, long bi, float *v, float *m, WinoRun *runs)
 {
     const Tiling *t = j->t;
     /* V (cin, alpha^2, block) and M (cout, alpha^2, block): one channel's
      * transformed tiles are contiguous for the kernels, and the GEMMs read and
      * write them with a leading dimension of alpha^2 * block */
     size_t aa = (size_t)t->A * t->A, blk = (size_t)t->block, ld = aa * blk;
-    tiles_fill(t, bi, tl);
-    j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, tl);
+    WinoTiles tl;
+    tiles_fill(t, bi, &tl, runs);
+    j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, &tl);
     for (size_t xi = 0; xi < aa; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t->cout, tl->count, t->cin, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t->cout, tl.count, t->cin, 1.0f,
                     j->u + xi * t->cout * t->cin, t->cin, v + xi * blk, (int)ld, 0.0f,
                     m + xi * blk, (int)ld);
-    j->kn->wino_output(t->a, j->out, t->cout, m, blk, ld, &t->g, tl, j->bias, j->relu, j->accum);
+    j->kn->wino_output(t->a, j->out, t->cout, m, blk, ld, &t->g, &tl, j->bias, j->relu, j->accum);
 }
 
 static void conv_slots(void *ctx, long s0, long s1)
 {
     ConvJob *j = ctx;
     float *v, *m;
-    WinoTiles tl;
-    slot_views(j->t, j->slots + (size_t)s0 * j->slot, &v, &m, &tl);
+    WinoRun *runs;
+    slot_views(j->t, j->slots + (size_t)s0 * j->slot, &v, &m, &runs);
     (void)s1;
-    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, m, &tl);
+    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, m, runs);
 }
 
 static void run_conv(const Tiling *t, const float *in, const float *wt, int flip, const float *bias,
@@ -248,6 +248,7 @@ typedef struct {
     const NnKernels *kn;
     const float *x, *dy;
     float *v, *dm, *du, *dw;
+    WinoRun *runs;
     WinoTiles tl;
 } GradJob;
 
@@ -297,11 +298,11 @@ void wino_backward_weights(float *dw, const float *dy, const float *x, const Con
     tiling_forward(&t, s, a, n, block);
     assert(work_floats >= u_floats(&t) + slot_floats(&t));
     GradJob j = {.t = &t, .kn = nn_kernels(), .x = x, .dy = dy, .du = work, .dw = dw};
-    slot_views(&t, work + u_floats(&t), &j.v, &j.dm, &j.tl);
+    slot_views(&t, work + u_floats(&t), &j.v, &j.dm, &j.runs);
     parallel_for((long)(u_floats(&t) / 4096), 1, zero_range, work);
     memset(work + u_floats(&t) / 4096 * 4096, 0, sizeof(float) * (u_floats(&t) % 4096));
     for (long bi = 0; bi < t.blocks; bi++) {
-        tiles_fill(&t, bi, &j.tl);
+        tiles_fill(&t, bi, &j.tl, j.runs);
         parallel_for(t.cin + t.cout, 1, grad_transform_range, &j);
         parallel_for((long)t.A * t.A, 1, grad_gemm_range, &j);
     }

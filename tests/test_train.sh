@@ -17,7 +17,9 @@ ok() { echo "ok: $*"; }
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 24 --size 32 --seed 1 || fail "dataset"
 "$B/tests/helper_gen_dataset" --out "$T/val" --classes 4 --per-class 6 --size 32 --seed 2 || fail "val dataset"
-COMMON=(--data "$T/data" --crop 64 --threads 1 --workers 1 --eval-every 0 --ckpt-every 0 --log-every 0)
+# a fixed convolution plan: runs compared bit for bit must not each time their own
+COMMON=(--data "$T/data" --crop 64 --threads 1 --workers 1 --eval-every 0 --ckpt-every 0 --log-every 0
+        --conv-algo winograd)
 NODROP=(--dropout 0 --aux-dropout 0)
 
 weights() { # run dir -> weights.npy of its final checkpoint

@@ -636,7 +636,7 @@ static int conv_plan_setup(Run *r, const char *from_ckpt, char *err)
         snprintf(err, ERR_LEN, "%s; pass --conv-algo auto, winograd or gemm to choose another plan", why);
     }
     if (agree(c, rc, err) != 0) return -1;
-    if (r->rank == 0 && !cfg->quiet) {
+    if (r->rank == 0) {
         char f[128], d[128], w[128];
         plan_summary(plan, 0, f, sizeof f);
         plan_summary(plan, 1, d, sizeof d);

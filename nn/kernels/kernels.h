@@ -23,12 +23,18 @@
 
 typedef enum { WINO_F2X3, WINO_F4X3, WINO_F2X5, WINO_ALGS } WinoAlg;
 
-/* The tiles of one block, in the lanes the kernels work on: tile t covers output
- * rows oy[t]..oy[t]+m-1 and columns ox[t]..ox[t]+m-1 of image img[t]. Arrays
- * hold at least round_up(count, 16) entries; entries past count are ignored. */
+/* The tiles of one block, as runs of consecutive tiles of one tile row: run r
+ * covers tiles tx..tx+len-1 of tile row ty of image img (output rows ty*m..,
+ * columns tx*m..), which are columns col..col+len-1 of the block's operands.
+ * Runs are in column order and cover columns 0..count-1. */
 typedef struct {
-    int32_t *img, *oy, *ox;
-    int count;
+    int32_t img, ty, tx, len, col;
+} WinoRun;
+
+typedef struct {
+    const WinoRun *runs;
+    int nruns;
+    int count; /* tiles in the block */
 } WinoTiles;
 
 /* Geometry of a stride-1 convolution as the tile kernels see it: input planes

@@ -1,7 +1,7 @@
 /* winograd.c (kernels): the tile transforms of Winograd convolution, vectorised
- * across tiles: lane l of every vector is tile l of a block, so the 36 (or 16)
+ * across tiles: lane l of every vector is one tile of a block, so the 36 (or 16)
  * transformed values of a tile land in 36 rows of the GEMM operands with one
- * full-width store each. The transforms are written once, generically over the
+ * vector store each. The transforms are written once, generically over the
  * matrices of nn/winograd_tf.h; with the matrices known at compile time the
  * multiplications by 0 and +-1 fold away. Compiled once per instruction set
  * (kernels.h). No threads, no allocation. */
@@ -33,84 +33,139 @@ INLINE void tf(const float *t, int rows, int cols, int trans, const vf *in, int 
     }
 }
 
+/* ---- tiles in lanes ----
+ * The tiles of a block are loaded run by run: the rows a run of tiles reads
+ * are contiguous, so each is loaded with (masked) vector loads and split into
+ * its m phases with constant shuffles; lane l of phase j then holds input
+ * column m*l + j of the run. Tile l's column s (s < p, its patch width) is
+ * phase s % m at lane l + s / m, so a run needs e = (p - 1) / m lanes beyond
+ * its tiles: runs are packed into groups of VL lanes as pieces of at most
+ * VL - e tiles with e idle lanes after each. Results go back piece by piece
+ * with masked stores. */
+
+typedef struct {
+    int32_t img, ty, tx, len, col; /* as WinoRun, for a part of one */
+    int32_t slot;                  /* first lane */
+} Piece;
+
+/* Cuts the runs into pieces packed into groups of VL lanes with e idle lanes
+ * after each piece; group g is pieces [gs[g], gs[g + 1]). Returns the groups. */
+static int pack(const WinoTiles *t, int e, Piece *pc, int *gs)
+{
+    int np = 0, ng = 0, slot = VL;
+    for (int r = 0; r < t->nruns; r++) {
+        const WinoRun *run = &t->runs[r];
+        for (int done = 0; done < run->len;) {
+            if (VL - slot - e <= 0) {
+                gs[ng++] = np;
+                slot = 0;
+            }
+            int take = run->len - done < VL - slot - e ? run->len - done : VL - slot - e;
+            pc[np++] = (Piece){run->img, run->ty, run->tx + done, take, run->col + done, slot};
+            slot += take + e;
+            done += take;
+        }
+    }
+    gs[ng] = np;
+    return ng;
+}
+
+#define MAX_PIECES(t, e) ((t)->nruns + (t)->count / (VL - (e)) + 2)
+
+/* d[r*P + s] = the input at row r, column s of the patch of every tile of
+ * the group (P x P patches, tiles m apart, origin at -pad; zero outside h x w).
+ * ph: scratch of P * m * 2 * VL floats. */
+INLINE void load_patches(const int P, const int M, vf *d, const float *plane, int h, int w,
+                         size_t plane_floats, int pad, const Piece *pc, int npc, float *ph)
+{
+    const int e = (P - 1) / M;
+    for (int i = 0; i < npc; i++) {
+        const Piece *q = &pc[i];
+        int x0 = q->tx * M - pad, nfl = (q->len + e) * M;
+        vi on[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < M; j++) {
+            vi x = viota() + (x0 + j * VL);
+            on[j] = (x >= 0) & (x < w) & (viota() + j * VL < nfl);
+        }
+        const float *img = plane + q->img * plane_floats;
+#pragma GCC unroll 8
+        for (int r = 0; r < P; r++) {
+            int y = q->ty * M - pad + r;
+            vf ps[4];
+            if (y < 0 || y >= h) {
+#pragma GCC unroll 4
+                for (int j = 0; j < M; j++) ps[j] = vzero();
+            } else {
+                vf sv[4];
+                const float *row = img + (size_t)y * w + x0;
+#pragma GCC unroll 4
+                for (int j = 0; j < M; j++) sv[j] = vload_mask(row + j * VL, on[j]);
+                vdeinterleave(M, sv, ps);
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < M; j++) vstore(ph + (r * M + j) * 2 * VL + q->slot, ps[j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < P; r++)
+#pragma GCC unroll 8
+        for (int s = 0; s < P; s++) d[r * P + s] = vload(ph + (r * M + s % M) * 2 * VL + s / M);
+}
+
+/* out[xi*ldxi + col] = o[xi] for the tiles of the group's pieces. */
+INLINE void store_pieces(const int n, const vf *o, float *out, size_t ldxi, const Piece *pc, int npc)
+{
+    for (int i = 0; i < npc; i++) {
+        vi on = vlanes(pc[i].slot, pc[i].slot + pc[i].len);
+        float *base = out + pc[i].col - pc[i].slot;
+#pragma GCC unroll 8
+        for (int xi = 0; xi < n; xi++) vstore_mask(base + xi * ldxi, on, o[xi]);
+    }
+}
+
 /* ---- input tiles: V = BT d B ---- */
 
-INLINE void input_tpl(const float *bt, const int A, float *v, size_t ldxi, size_t ldc,
+INLINE void input_tpl(const float *bt, const int A, const int M, float *v, size_t ldxi, size_t ldc,
                       const float *x, int nc, const WinoGeom *g, const WinoTiles *t)
 {
+    const int e = (A - 1) / M;
+    Piece pc[MAX_PIECES(t, e)];
+    int gs[t->count + 2];
+    int ng = pack(t, e, pc, gs);
+    float ph[8 * 4 * 2 * VL];
+    memset(ph, 0, sizeof ph);
     /* channel by channel, so that the reads of one plane stream */
     for (int c = 0; c < nc; c++) {
         const float *xc = x + c * g->in_cstride;
-        for (int t0 = 0; t0 < t->count; t0 += VL) {
-            vi live = (viota() + t0) < t->count;
-            vi iy = viload(t->oy + t0) - g->pad, ix = viload(t->ox + t0) - g->pad;
-            vi base = viload(t->img + t0) * (g->h * g->w) + iy * g->w + ix;
-            vi okr[8], okc[8];
-#pragma GCC unroll 8
-            for (int r = 0; r < A; r++) {
-                okr[r] = live & (iy + r >= 0) & (iy + r < g->h);
-                okc[r] = (ix + r >= 0) & (ix + r < g->w);
-            }
+        for (int gi = 0; gi < ng; gi++) {
             vf d[64], tmp[64], o[64];
-#pragma GCC unroll 8
-            for (int r = 0; r < A; r++)
-#pragma GCC unroll 8
-                for (int s = 0; s < A; s++) d[r * A + s] = vgather(xc, base + (r * g->w + s), okr[r] & okc[s]);
+            load_patches(A, M, d, xc, g->h, g->w, (size_t)g->h * g->w, g->pad, pc + gs[gi], gs[gi + 1] - gs[gi], ph);
 #pragma GCC unroll 8
             for (int s = 0; s < A; s++) tf(bt, A, A, 0, &d[s], A, &tmp[s], A);
 #pragma GCC unroll 8
             for (int i = 0; i < A; i++) tf(bt, A, A, 0, &tmp[i * A], 1, &o[i * A], 1);
-            float *vc = v + c * ldc + t0;
-#pragma GCC unroll 8
-            for (int xi = 0; xi < A * A; xi++) vstore(vc + xi * ldxi, o[xi]);
+            store_pieces(A * A, o, v + c * ldc, ldxi, pc + gs[gi], gs[gi + 1] - gs[gi]);
         }
     }
 }
 
 /* ---- output tiles: y = AT M A (+ bias, ReLU) ---- */
 
-/* One output row (a) of the VL tiles of a group: row a of tile l is
- * o[a*M + 0..M-1][l], written to p[l] (M floats) for every full tile l. */
-INLINE void store_rows_full(const int M, const vf *o, float *const *p, int cnt, int accum)
-{
-    if (M == 4) {
-        /* a 4 x VL transpose, within each 128-bit lane L (tiles 4L..4L+3) */
-        vf t0 = __builtin_shufflevector(o[0], o[1], UNPACK_LO), t1 = __builtin_shufflevector(o[0], o[1], UNPACK_HI);
-        vf t2 = __builtin_shufflevector(o[2], o[3], UNPACK_LO), t3 = __builtin_shufflevector(o[2], o[3], UNPACK_HI);
-        /* in each 128-bit lane L: t0 = (o0[4L], o1[4L], o0[4L+1], o1[4L+1]), t1 the same for 4L+2, 4L+3 */
-        vf r[4] = {__builtin_shufflevector(t0, t2, MOVE_LH), __builtin_shufflevector(t0, t2, MOVE_HL),
-                   __builtin_shufflevector(t1, t3, MOVE_LH), __builtin_shufflevector(t1, t3, MOVE_HL)};
-        /* 128-bit lane L of r[q] is tile 4L + q's row */
-        for (int l = 0; l < cnt; l++) {
-            v4 row;
-            memcpy(&row, (const float *)&r[l & 3] + 4 * (l >> 2), sizeof row);
-            if (accum) {
-                v4 old;
-                memcpy(&old, p[l], sizeof old);
-                row += old;
-            }
-            memcpy(p[l], &row, sizeof row);
-        }
-    } else {
-        for (int l = 0; l < cnt; l++)
-            for (int b = 0; b < M; b++) {
-                if (accum) p[l][b] += o[b][l];
-                else p[l][b] = o[b][l];
-            }
-    }
-}
-
 INLINE void output_tpl(const float *at, const int A, const int M, float *y, int nk,
                        const float *mb, size_t ldxi, size_t ldk, const WinoGeom *g,
                        const WinoTiles *t, const float *bias, int relu, int accum)
 {
+    /* no idle lanes: lane l is column t0 + l of M */
+    Piece pc[MAX_PIECES(t, 0)];
+    int gs[t->count + 2];
+    int ng = pack(t, 0, pc, gs);
     /* channel by channel, so that the writes of one plane stream */
     for (int k = 0; k < nk; k++) {
         float *yk = y + k * g->out_cstride;
-        for (int t0 = 0; t0 < t->count; t0 += VL) {
-            int cnt = t->count - t0 < VL ? t->count - t0 : VL;
+        for (int gi = 0; gi < ng; gi++) {
             vf mm[64], tmp[64], o[64];
-            const float *mk = mb + k * ldk + t0;
+            const float *mk = mb + k * ldk + gi * VL;
 #pragma GCC unroll 8
             for (int xi = 0; xi < A * A; xi++) mm[xi] = vload(mk + xi * ldxi);
 #pragma GCC unroll 8
@@ -126,29 +181,27 @@ INLINE void output_tpl(const float *at, const int A, const int M, float *y, int 
 #pragma GCC unroll 8
                 for (int q = 0; q < M * M; q++) o[q] = vmax0(o[q]);
             }
-            float *p[VL];
-            int full = 1;
-            for (int l = 0; l < cnt; l++) {
-                int oy = t->oy[t0 + l], ox = t->ox[t0 + l];
-                p[l] = yk + ((size_t)t->img[t0 + l] * g->ho + oy) * g->wo + ox;
-                full &= oy + M <= g->ho && ox + M <= g->wo;
-            }
-            if (full) {
-#pragma GCC unroll 8
-                for (int a = 0; a < M; a++) {
-                    store_rows_full(M, &o[a * M], p, cnt, accum);
-                    for (int l = 0; l < cnt; l++) p[l] += g->wo;
-                }
-                continue;
-            }
-            for (int l = 0; l < cnt; l++) {
-                int oy = t->oy[t0 + l], ox = t->ox[t0 + l];
-                int nr = g->ho - oy < M ? g->ho - oy : M, ncol = g->wo - ox < M ? g->wo - ox : M;
-                for (int a = 0; a < nr; a++)
-                    for (int b = 0; b < ncol; b++) {
-                        if (accum) p[l][a * g->wo + b] += o[a * M + b][l];
-                        else p[l][a * g->wo + b] = o[a * M + b][l];
+            for (int a = 0; a < M; a++) {
+                /* row a of every tile, in the order of the output row: float
+                 * M*l + b of sv is row a, column b of the tile in lane l */
+                vf sv[4];
+                vinterleave(M, &o[a * M], sv);
+                for (int i = gs[gi]; i < gs[gi + 1]; i++) {
+                    const Piece *q = &pc[i];
+                    int oy = q->ty * M + a;
+                    if (oy >= g->ho) continue;
+                    int f0 = q->slot * M, f1 = (q->slot + q->len) * M, ox0 = q->tx * M;
+                    if (f1 - f0 > g->wo - ox0) f1 = f0 + g->wo - ox0;
+                    float *row = yk + ((size_t)q->img * g->ho + oy) * g->wo + ox0 - f0;
+#pragma GCC unroll 4
+                    for (int j = 0; j < M; j++) {
+                        if (f1 <= j * VL || f0 >= (j + 1) * VL) continue;
+                        vi on = vlanes(f0 - j * VL, f1 - j * VL);
+                        vf val = sv[j];
+                        if (accum) val += vload_mask(row + j * VL, on);
+                        vstore_mask(row + j * VL, on, val);
                     }
+                }
             }
         }
     }
@@ -159,30 +212,22 @@ INLINE void output_tpl(const float *at, const int A, const int M, float *y, int 
 INLINE void dy_tpl(const float *at, const int A, const int M, float *dm, size_t ldxi, size_t ldk,
                    const float *dy, int nk, const WinoGeom *g, const WinoTiles *t)
 {
+    Piece pc[MAX_PIECES(t, 0)];
+    int gs[t->count + 2];
+    int ng = pack(t, 0, pc, gs);
+    float ph[4 * 4 * 2 * VL];
+    memset(ph, 0, sizeof ph);
     for (int k = 0; k < nk; k++) {
         const float *dk = dy + k * g->out_cstride;
-        for (int t0 = 0; t0 < t->count; t0 += VL) {
-            vi live = (viota() + t0) < t->count;
-            vi oy = viload(t->oy + t0), ox = viload(t->ox + t0);
-            vi base = (viload(t->img + t0) * g->ho + oy) * g->wo + ox;
-            vi okr[8], okc[8];
-#pragma GCC unroll 8
-            for (int a = 0; a < M; a++) {
-                okr[a] = live & (oy + a < g->ho);
-                okc[a] = ox + a < g->wo;
-            }
+        for (int gi = 0; gi < ng; gi++) {
             vf d[64], tmp[64], o[64];
-#pragma GCC unroll 8
-            for (int a = 0; a < M; a++)
-#pragma GCC unroll 8
-                for (int b = 0; b < M; b++) d[a * M + b] = vgather(dk, base + (a * g->wo + b), okr[a] & okc[b]);
+            /* an M x M patch of dY at the tile's own outputs: zero past ho x wo */
+            load_patches(M, M, d, dk, g->ho, g->wo, (size_t)g->ho * g->wo, 0, pc + gs[gi], gs[gi + 1] - gs[gi], ph);
 #pragma GCC unroll 8
             for (int b = 0; b < M; b++) tf(at, M, A, 1, &d[b], M, &tmp[b], M);
 #pragma GCC unroll 8
             for (int i = 0; i < A; i++) tf(at, M, A, 1, &tmp[i * M], 1, &o[i * A], 1);
-            float *out = dm + k * ldk + t0;
-#pragma GCC unroll 8
-            for (int xi = 0; xi < A * A; xi++) vstore(out + xi * ldxi, o[xi]);
+            store_pieces(A * A, o, dm + k * ldk, ldxi, pc + gs[gi], gs[gi + 1] - gs[gi]);
         }
     }
 }
@@ -194,27 +239,23 @@ INLINE void filter_tpl(const float *gm, const int A, const int R, float *u, size
 {
     for (size_t e = e0; e < e1; e += VL) {
         int cnt = e1 - e < VL ? (int)(e1 - e) : VL;
-        vi src = {0}, live = {0};
+        float in[25][VL];
+        memset(in, 0, sizeof in);
         for (int l = 0; l < cnt; l++) {
             size_t f = e + l;
-            size_t w = flip ? (f % cout) * cin + f / cout : f;
-            src[l] = (int32_t)(w * R * R);
-            live[l] = -1;
+            const float *src = wt + (flip ? (f % cout) * cin + f / cout : f) * R * R;
+            for (int q = 0; q < R * R; q++) in[q][l] = src[flip ? R * R - 1 - q : q];
         }
         vf gg[64], tmp[64], o[64];
 #pragma GCC unroll 8
-        for (int q = 0; q < R * R; q++) gg[q] = vgather(wt, src + (flip ? R * R - 1 - q : q), live);
+        for (int q = 0; q < R * R; q++) gg[q] = vload(in[q]);
 #pragma GCC unroll 8
         for (int k = 0; k < R; k++) tf(gm, A, R, 0, &gg[k], R, &tmp[k], R);
 #pragma GCC unroll 8
         for (int i = 0; i < A; i++) tf(gm, A, R, 0, &tmp[i * R], 1, &o[i * A], 1);
-        if (cnt == VL) {
+        vi on = vlanes(0, cnt);
 #pragma GCC unroll 8
-            for (int xi = 0; xi < A * A; xi++) vstore(u + xi * ldxi + e, o[xi]);
-        } else {
-            for (int xi = 0; xi < A * A; xi++)
-                for (int l = 0; l < cnt; l++) u[xi * ldxi + e + l] = o[xi][l];
-        }
+        for (int xi = 0; xi < A * A; xi++) vstore_mask(u + xi * ldxi + e, on, o[xi]);
     }
 }
 
@@ -223,23 +264,20 @@ INLINE void filter_grad_tpl(const float *gm, const int A, const int R, float *dw
 {
     for (size_t e = e0; e < e1; e += VL) {
         int cnt = e1 - e < VL ? (int)(e1 - e) : VL;
+        vi on = vlanes(0, cnt);
         vf d[64], tmp[64], o[64];
-        if (cnt == VL) {
 #pragma GCC unroll 8
-            for (int xi = 0; xi < A * A; xi++) d[xi] = vload(du + xi * ldxi + e);
-        } else {
-            for (int xi = 0; xi < A * A; xi++) {
-                d[xi] = vzero();
-                for (int l = 0; l < cnt; l++) d[xi][l] = du[xi * ldxi + e + l];
-            }
-        }
+        for (int xi = 0; xi < A * A; xi++) d[xi] = vload_mask(du + xi * ldxi + e, on);
 #pragma GCC unroll 8
         for (int j = 0; j < A; j++) tf(gm, A, R, 1, &d[j], A, &tmp[j], A);
 #pragma GCC unroll 8
         for (int k = 0; k < R; k++) tf(gm, A, R, 1, &tmp[k * A], 1, &o[k * R], 1);
+        float out[25][VL];
+#pragma GCC unroll 8
+        for (int q = 0; q < R * R; q++) vstore(out[q], o[q]);
         for (int l = 0; l < cnt; l++) {
             float *p = dw + (e + l) * R * R;
-            for (int q = 0; q < R * R; q++) p[q] += o[q][l];
+            for (int q = 0; q < R * R; q++) p[q] += out[q][l];
         }
     }
 }
@@ -252,9 +290,9 @@ void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *
                        const WinoGeom *g, const WinoTiles *t)
 {
     switch (a) {
-    case WINO_F2X3: input_tpl(MAT(F2x3_BT), 4, v, ldxi, ldc, x, nc, g, t); break;
-    case WINO_F4X3: input_tpl(MAT(F4x3_BT), 6, v, ldxi, ldc, x, nc, g, t); break;
-    case WINO_F2X5: input_tpl(MAT(F2x5_BT), 6, v, ldxi, ldc, x, nc, g, t); break;
+    case WINO_F2X3: input_tpl(MAT(F2x3_BT), 4, 2, v, ldxi, ldc, x, nc, g, t); break;
+    case WINO_F4X3: input_tpl(MAT(F4x3_BT), 6, 4, v, ldxi, ldc, x, nc, g, t); break;
+    case WINO_F2X5: input_tpl(MAT(F2x5_BT), 6, 2, v, ldxi, ldc, x, nc, g, t); break;
     default: break;
     }
 }
