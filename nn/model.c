@@ -914,9 +914,11 @@ int model_conv_plan_format(const Model *m, char *buf, size_t len)
         const Op *o = &m->op[i];
         if (!op_has_choice(o)) continue;
         int w = snprintf(buf + at, len - at, "%s%s=", at ? ";" : "", o->name);
-        for (int k = 0; k < CONV_PASSES && w >= 0 && at + w < len; k++)
-            w += snprintf(buf + at + w, len - at - w, "%s%s.%d", k ? "," : "",
-                          conv_algo_name((ConvAlgo)o->plan.algo[k]), o->plan.block[k]);
+        for (int k = 0; k < CONV_PASSES && w >= 0 && at + w < len; k++) {
+            ConvAlgo a = (ConvAlgo)o->plan.algo[k];
+            if (a == CONV_GEMM) w += snprintf(buf + at + w, len - at - w, "%sgemm", k ? "," : "");
+            else w += snprintf(buf + at + w, len - at - w, "%s%s.%d", k ? "," : "", conv_algo_name(a), o->plan.block[k]);
+        }
         if (w < 0 || at + w >= len) return -1;
         at += (size_t)w;
     }
