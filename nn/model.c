@@ -94,6 +94,7 @@ typedef struct {
     ConvShape conv;
     ConvPlan plan; /* OP_CONV: the algorithm of each pass */
     PoolShape pool;
+    unsigned char *arg; /* OP_MAXPOOL in training: each output's argmax, (c, batch, ho, wo) */
 } Op;
 
 struct Model {
@@ -420,7 +421,7 @@ static int op_planned(const Model *m, const Op *o) { return m->cfg.training || o
 typedef struct {
     size_t size, off;
     int lo, hi;
-    int tensor, is_diff;
+    int tensor, is_diff; /* is_diff 2: tensor is an op, the block its argmax record */
 } Block;
 
 static int by_size_desc(const void *a, const void *b)
@@ -520,7 +521,7 @@ static int plan(Model *m, char *err, size_t errlen)
             written[r] = 1;
         }
     }
-    Block *blk = calloc((size_t)m->nt * 2, sizeof *blk);
+    Block *blk = calloc((size_t)m->nt * 2 + (size_t)m->nop, sizeof *blk);
     if (!blk) {
         snprintf(err, errlen, "out of memory planning activations");
         return -1;
@@ -535,6 +536,14 @@ static int plan(Model *m, char *err, size_t errlen)
         if (t->d_lo >= 0) blk[nb++] = (Block){size, 0, t->d_lo, t->d_hi, i, 0};
         if (t->g_lo >= 0) blk[nb++] = (Block){size, 0, t->g_lo, t->g_hi, i, 1};
     }
+    /* max pooling records where each maximum was, from its forward to its backward */
+    for (int k = 0; k < F && m->cfg.training; k++) {
+        const Op *o = &m->op[order[k]];
+        if (o->kind != OP_MAXPOOL) continue;
+        const Tensor *y = &m->t[o->out];
+        size_t bytes = (size_t)y->c * batch * y->h * y->w, floats = ((bytes + 3) / 4 + 15) & ~(size_t)15;
+        blk[nb++] = (Block){floats, 0, k, 2 * F - 1 - k, order[k], 2};
+    }
     m->arena_floats = place_blocks(blk, nb);
     m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float));
     if (!m->arena) {
@@ -544,6 +553,10 @@ static int plan(Model *m, char *err, size_t errlen)
         return -1;
     }
     for (int i = 0; i < nb; i++) {
+        if (blk[i].is_diff == 2) {
+            m->op[blk[i].tensor].arg = (unsigned char *)(m->arena + blk[i].off);
+            continue;
+        }
         Tensor *t = &m->t[blk[i].tensor];
         if (blk[i].is_diff) t->diff = m->arena + blk[i].off;
         else t->data = m->arena + blk[i].off;
@@ -745,6 +758,11 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
         conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
         break;
     case OP_MAXPOOL:
+        if (m->mode == MODEL_TRAIN && o->arg) {
+            pool_forward_argmax(y->data, o->arg, x->data, &o->pool, (long)x->c * n);
+            break;
+        }
+        /* fall through */
     case OP_AVGPOOL:
         pool_forward(y->data, x->data, &o->pool, (long)x->c * n);
         break;
@@ -790,6 +808,11 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
                       o->accum_dx, &o->plan, m->work, m->work_cap);
         break;
     case OP_MAXPOOL:
+        if (o->arg) {
+            pool_backward_argmax(dx, y->diff, o->arg, &o->pool, (long)x->c * n, o->accum_dx);
+            break;
+        }
+        /* fall through */
     case OP_AVGPOOL:
         pool_backward(dx, y->diff, x->data, y->data, &o->pool, (long)x->c * n, o->accum_dx);
         break;

@@ -64,6 +64,8 @@ typedef struct {
     const PoolShape *s;
     const float *x, *y, *dy;
     float *out;
+    unsigned char *arg;      /* pool_forward_argmax's records */
+    const unsigned char *carg;
     int accum;
     const Window *th, *tw;
 } PoolJob;
@@ -244,6 +246,93 @@ static void backward_range(void *ctx, long b, long e)
             }
         }
     }
+}
+
+/* The first maximum of every window of one plane, as max_backward_plane finds
+ * it, kept: y = the maximum, arg = its position dh * k + dw in the window. */
+static void max_argmax_plane(const PoolJob *j, const float *x, float *y, unsigned char *arg, float *hm,
+                             int *hc, float *mx, int *ci, unsigned char *ri)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
+    for (int oh = 0; oh < s->ho; oh++) {
+        const Window *r = &j->th[oh];
+        const float *v0 = hm + (size_t)r->lo * wo;
+        const int *c0 = hc + (size_t)r->lo * wo;
+        for (int ow = 0; ow < wo; ow++) {
+            mx[ow] = v0[ow];
+            ci[ow] = c0[ow];
+            ri[ow] = (unsigned char)(r->lo - (oh * s->stride - s->pad));
+        }
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *v = hm + (size_t)ih * wo;
+            const int *c = hc + (size_t)ih * wo;
+            unsigned char dh = (unsigned char)(ih - (oh * s->stride - s->pad));
+            for (int ow = 0; ow < wo; ow++) {
+                int better = v[ow] > mx[ow];
+                ci[ow] = better ? c[ow] : ci[ow];
+                ri[ow] = better ? dh : ri[ow];
+                mx[ow] = better ? v[ow] : mx[ow];
+            }
+        }
+        float *yr = y + (size_t)oh * wo;
+        unsigned char *ar = arg + (size_t)oh * wo;
+        for (int ow = 0; ow < wo; ow++) {
+            yr[ow] = mx[ow];
+            ar[ow] = (unsigned char)(ri[ow] * s->k + (ci[ow] - (ow * s->stride - s->pad)));
+        }
+    }
+}
+
+static void argmax_range(void *ctx, long b, long e)
+{
+    const PoolJob *j = ctx;
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    float hm[(size_t)s->h * s->wo], mx[s->wo];
+    int hc[(size_t)s->h * s->wo], ci[s->wo];
+    unsigned char ri[s->wo];
+    for (long p = b; p < e; p++)
+        max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc, mx, ci, ri);
+}
+
+/* dx[the recorded position] += dy, output by output: windows overlap, so a
+ * plane is one thread's. */
+static void backward_argmax_range(void *ctx, long b, long e)
+{
+    const PoolJob *j = ctx;
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    int off[256];
+    for (int q = 0; q < s->k * s->k; q++) off[q] = (q / s->k) * s->w + q % s->k;
+    for (long p = b; p < e; p++) {
+        const float *dy = j->dy + p * op;
+        const unsigned char *arg = j->carg + p * op;
+        float *dx = j->out + p * ip;
+        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        for (int oh = 0; oh < s->ho; oh++) {
+            long base = (long)(oh * s->stride - s->pad) * s->w - s->pad;
+            for (int ow = 0; ow < s->wo; ow++, base += s->stride) dx[base + off[*arg++]] += *dy++;
+        }
+    }
+}
+
+void pool_forward_argmax(float *y, unsigned char *arg, const float *x, const PoolShape *s, long planes)
+{
+    Window th[s->ho], tw[s->wo];
+    window_table(s, s->h, s->ho, th);
+    window_table(s, s->w, s->wo, tw);
+    PoolJob j = {.s = s, .x = x, .out = y, .arg = arg, .th = th, .tw = tw};
+    parallel_for(planes, 1, argmax_range, &j);
+}
+
+void pool_backward_argmax(float *dx, const float *dy, const unsigned char *arg, const PoolShape *s,
+                          long planes, int accum_dx)
+{
+    PoolJob j = {.s = s, .dy = dy, .out = dx, .carg = arg, .accum = accum_dx};
+    parallel_for(planes, 1, backward_argmax_range, &j);
 }
 
 void pool_forward(float *y, const float *x, const PoolShape *s, long planes)

@@ -304,6 +304,49 @@ static void test_pool_values(void **state)
     assert_true(dx[0] == 1 && dx[2] == 2 + 0 && dx[8] == 3 && dx[10] == 4);
 }
 
+/* The argmax record of training gives what finding the maximum again gives,
+ * bit for bit, ties (ReLU zeros) included, accumulating or not. */
+static void argmax_vs_search(PoolShape s, long planes, int accum)
+{
+    size_t nx = (size_t)planes * s.h * s.w, ny = (size_t)planes * s.ho * s.wo;
+    float *x = malloc(nx * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4), *dy = malloc(ny * 4),
+          *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4);
+    unsigned char *arg = malloc(ny);
+    fill(x, nx, 31, -1, 1);
+    for (size_t i = 0; i < nx; i++) x[i] = x[i] < 0 ? 0 : (float)(int)(x[i] * 4); /* many ties */
+    fill(dy, ny, 32, -1, 1);
+    fill(dx1, nx, 33, -1, 1);
+    memcpy(dx2, dx1, nx * 4);
+    pool_forward(y1, x, &s, planes);
+    pool_forward_argmax(y2, arg, x, &s, planes);
+    assert_memory_equal(y1, y2, ny * 4);
+    pool_backward(dx1, dy, x, y1, &s, planes, accum);
+    pool_backward_argmax(dx2, dy, arg, &s, planes, accum);
+    assert_memory_equal(dx1, dx2, nx * 4);
+    free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2); free(arg);
+}
+
+static void test_pool_argmax(void **state)
+{
+    (void)state;
+    PoolShape s;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        parallel_set_threads(threads);
+        int sizes[] = {112, 56, 28, 14, 9, 8};
+        for (int i = 0; i < 6; i++) {
+            pool_shape_init(&s, POOL_MAX, 3, 2, 0, sizes[i], sizes[i]); /* GoogLeNet's, rounded up */
+            argmax_vs_search(s, 3, i & 1);
+            pool_shape_init(&s, POOL_MAX, 3, 1, 1, sizes[i], sizes[i]); /* the inception branch */
+            argmax_vs_search(s, 3, !(i & 1));
+        }
+        pool_shape_init(&s, POOL_MAX, 2, 2, 1, 7, 6);
+        argmax_vs_search(s, 2, 0);
+        pool_shape_init(&s, POOL_MAX, 5, 3, 2, 11, 10);
+        argmax_vs_search(s, 2, 1);
+    }
+    parallel_set_threads(1);
+}
+
 /* ---- LRN ---- */
 
 typedef struct {
@@ -487,6 +530,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_gradients),
         cmocka_unit_test(test_conv_fast_vs_naive),
+        cmocka_unit_test(test_pool_argmax),
         cmocka_unit_test(test_pool_shapes_and_gradients),
         cmocka_unit_test(test_pool_values),
         cmocka_unit_test(test_lrn),
