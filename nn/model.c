@@ -460,6 +460,19 @@ static size_t place_blocks(Block *blk, int nb)
     return total;
 }
 
+/* What each backward reads besides the output's gradient. Max pooling in
+ * training reads its argmax record, not its input; LRN recomputes its scales
+ * from its input; dropout regenerates its mask from its key. */
+static int backward_reads_input(const Op *o)
+{
+    return o->kind == OP_CONV || o->kind == OP_FC || o->kind == OP_LRN || o->kind == OP_LOSS;
+}
+
+static int backward_reads_output(const Op *o)
+{
+    return (o->kind == OP_CONV || o->kind == OP_FC) && o->relu;
+}
+
 /* Sizes the convolution scratch for the plans of the layers the model runs. */
 static int work_alloc(Model *m, char *err, size_t errlen)
 {
@@ -501,13 +514,12 @@ static int plan(Model *m, char *err, size_t errlen)
         }
         if (!m->cfg.training) continue;
         int b = 2 * F - 1 - k;
-        touch(&in->d_lo, &in->d_hi, b);
-        if (o->in != 0) {
-            touch(&in->g_lo, &in->g_hi, b);
-        }
+        /* data live into backward only where the backward reads them */
+        if (backward_reads_input(o) || m->cfg.keep_activations) touch(&in->d_lo, &in->d_hi, b);
+        if (o->in != 0) touch(&in->g_lo, &in->g_hi, b);
         if (o->out >= 0) {
             Tensor *out = &m->t[root_of(m, o->out)];
-            touch(&out->d_lo, &out->d_hi, b);
+            if (backward_reads_output(o) || m->cfg.keep_activations) touch(&out->d_lo, &out->d_hi, b);
             touch(&out->g_lo, &out->g_hi, b);
         }
     }
@@ -820,7 +832,7 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
         LrnShape s = LRN_PARAMS;
         s.c = x->c;
         s.plane = (size_t)n * x->h * x->w;
-        lrn_backward(dx, y->diff, x->data, y->data, &s, o->accum_dx);
+        lrn_backward(dx, y->diff, x->data, &s, o->accum_dx);
         break;
     }
     case OP_FLATTEN:

@@ -28,6 +28,8 @@ typedef struct {
     float aux_dropout;  /* 0.7 in the paper */
     int conv_gemm;      /* 1: every convolution by GEMM; 0: Winograd where it applies
                            (the starting plan; model_conv_tune or a given plan may change it) */
+    int keep_activations; /* 1: every activation survives a MODEL_TRAIN forward (tests that
+                             read them); 0: those backward does not read are reused early */
 } ModelConfig;
 
 /* The paper's settings: 1000 classes, crop 224, aux heads, dropout 0.4/0.7. */
@@ -141,9 +143,10 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p);
 
 /* The activations, for tests that hold them against another implementation:
  * tensor i's name and shape (C, H, W), and its data, (C, n, H, W) for the n of
- * the last forward. After a MODEL_TRAIN forward every tensor is intact until
- * backward starts; after MODEL_EVAL only the main path's are meaningful, and a
- * plan may have reused a tensor's memory for a later one. NULL: no such tensor,
+ * the last forward. After a MODEL_TRAIN forward of a model made with
+ * keep_activations every tensor is intact until backward starts; otherwise,
+ * and after MODEL_EVAL, a plan may have reused a tensor's memory for a later
+ * one. NULL: no such tensor,
  * or no memory planned for it. */
 int model_tensor_count(const Model *m);
 const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);

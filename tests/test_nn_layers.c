@@ -356,7 +356,7 @@ typedef struct {
 static void lrn_f(void *c, const float *x, const float *p, float *y) { lrn_forward(y, x, &((LrnCtx *)c)->s); }
 static void lrn_b(void *c, const float *x, const float *p, const float *y, float *dy, float *dx, float *dp)
 {
-    lrn_backward(dx, dy, x, y, &((LrnCtx *)c)->s, 0);
+    lrn_backward(dx, dy, x, &((LrnCtx *)c)->s, 0);
 }
 
 static void test_lrn(void **state)
