@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "nn/gemm.h"
+#include "nn/kernels/kernels.h"
 #include "nn/parallel.h"
 #include "nn/winograd.h"
 
@@ -65,37 +66,10 @@ typedef struct {
     int n, n0, nc;
 } ColJob;
 
-/* Adds the rows of channel ci back into dx (images n0..n0+nc). */
-static void col2im_channel(const ColJob *j, int ci)
-{
-    const ConvShape *s = j->s;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
-    for (int kh = 0; kh < s->k; kh++)
-        for (int kw = 0; kw < s->k; kw++) {
-            int row = (ci * s->k + kh) * s->k + kw;
-            int ow_lo = 0, ow_hi = s->wo;
-            while (ow_lo < s->wo && ow_lo * s->stride - s->pad + kw < 0) ow_lo++;
-            while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + kw >= s->w) ow_hi--;
-            const float *src = j->col + (size_t)row * j->nc * oplane;
-            for (int im = 0; im < j->nc; im++) {
-                float *dst = j->dx + ((size_t)ci * j->n + j->n0 + im) * plane;
-                for (int oh = 0; oh < s->ho; oh++, src += s->wo) {
-                    int ih = oh * s->stride - s->pad + kh;
-                    if (ih < 0 || ih >= s->h) continue;
-                    long base = (long)ih * s->w - s->pad + kw;
-                    if (s->stride == 1) {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + ow] += src[ow];
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + (long)ow * s->stride] += src[ow];
-                    }
-                }
-            }
-        }
-}
-
 static void col2im_range(void *ctx, long b, long e)
 {
-    for (long c = b; c < e; c++) col2im_channel(ctx, (int)c);
+    const ColJob *j = ctx;
+    nn_kernels()->col2im(j->s, j->dx, j->col, j->n, j->n0, j->nc, b, e);
 }
 
 /* ---- bias, ReLU, bias gradient: one pass over each output row ---- */
@@ -150,58 +124,6 @@ static long fwd_block(const ConvShape *s, long total)
     return b < total ? b : total;
 }
 
-/* col (cin*k*k, p1 - p0) = the patches of output positions [p0, p1) of the
- * flattened (n, ho, wo). A strided layer splits each input row once into its
- * `stride` phases, so that every kernel column is a contiguous copy. */
-static void im2col_block(const ConvShape *s, const float *x, int n, long p0, long p1, float *col)
-{
-    long cols = p1 - p0;
-    size_t oplane = (size_t)s->ho * s->wo;
-    int st = s->stride, wph = (s->w + st - 1) / st;
-    float phase[st * wph];
-    for (int ci = 0; ci < s->cin; ci++)
-        for (int kh = 0; kh < s->k; kh++) {
-            float *rows = col + (size_t)(ci * s->k + kh) * s->k * cols;
-            for (long p = p0; p < p1;) {
-                long img = p / (long)oplane, r = p % (long)oplane;
-                int oh = (int)(r / s->wo), ow0 = (int)(r % s->wo);
-                int ow1 = p1 - p < s->wo - ow0 ? ow0 + (int)(p1 - p) : s->wo;
-                long at = p - p0;
-                int ih = oh * st - s->pad + kh;
-                p += ow1 - ow0;
-                if (ih < 0 || ih >= s->h) {
-                    for (int kw = 0; kw < s->k; kw++) memset(rows + kw * cols + at, 0, sizeof(float) * (ow1 - ow0));
-                    continue;
-                }
-                const float *src = x + (((size_t)ci * n + img) * s->h + ih) * s->w;
-                int count = s->w; /* columns in the source row (phase) used */
-                if (st > 1) {
-                    for (int q = 0; q < st; q++)
-                        for (int i = 0; i * st + q < s->w; i++) phase[q * wph + i] = src[i * st + q];
-                }
-                for (int kw = 0; kw < s->k; kw++) {
-                    /* input column of output column ow: st * ow + d = st * (ow + off) + q */
-                    int d = kw - s->pad, q = ((d % st) + st) % st, off = (d - q) / st;
-                    const float *from = src + d;
-                    if (st > 1) {
-                        count = (s->w - q + st - 1) / st;
-                        from = phase + q * wph + off;
-                    }
-                    int lo = -off > ow0 ? -off : ow0, hi = count - off < ow1 ? count - off : ow1;
-                    if (st == 1) {
-                        lo = -d > ow0 ? -d : ow0;
-                        hi = s->w - d < ow1 ? s->w - d : ow1;
-                    }
-                    if (hi < lo) hi = lo;
-                    float *dst = rows + kw * cols + at - ow0;
-                    memset(dst + ow0, 0, sizeof(float) * (lo - ow0));
-                    memcpy(dst + lo, from + lo, sizeof(float) * (hi - lo));
-                    memset(dst + hi, 0, sizeof(float) * (ow1 - hi));
-                }
-            }
-        }
-}
-
 typedef struct {
     const ConvShape *s;
     const float *x, *wt, *b;
@@ -220,7 +142,7 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *col)
     const float *bm = j->x + p0;
     long ldb = j->total;
     if (!conv_is_pointwise(s)) {
-        im2col_block(s, j->x, j->n, p0, p1, col);
+        nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
         bm = col;
         ldb = cols;
     }
@@ -337,7 +259,7 @@ static void gemm_dw_slots(void *ctx, long s0, long s1)
         float *acc = j->partial + (size_t)g * s->cout * kdim;
         for (long bi = g; bi < j->blocks; bi += j->parts) {
             long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total;
-            im2col_block(s, j->x, j->n, p0, p1, col);
+            nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)(p1 - p0), 1.0f,
                         j->dy + p0, (int)j->total, col, (int)(p1 - p0), bi == g ? 0.0f : 1.0f, acc, kdim);
         }

@@ -15,5 +15,14 @@ void ISA(wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy
 void ISA(wino_filter)(WinoAlg a, float *u, size_t ldxi, const float *wt, int cout, int cin,
                       int flip, size_t e0, size_t e1);
 void ISA(wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, size_t e0, size_t e1);
+void ISA(pool_forward)(const PoolArgs *a, long b, long e);
+void ISA(pool_backward)(const PoolArgs *a, long b, long e);
+void ISA(pool_argmax)(const PoolArgs *a, long b, long e);
+void ISA(pool_backward_argmax)(const PoolArgs *a, long b, long e);
+void ISA(lrn_forward)(const LrnArgs *a, long b, long e);
+void ISA(lrn_backward)(const LrnArgs *a, long b, long e);
+void ISA(sgd_update)(const SgdArgs *a, long b, long e);
+void ISA(im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);
+void ISA(col2im)(const ConvShape *s, float *dx, const float *col, int n, int n0, int nc, long c0, long c1);
 
 #endif

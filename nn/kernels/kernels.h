@@ -19,6 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/conv.h"
+#include "nn/lrn.h"
+#include "nn/pool.h"
+
 /* ---- Winograd convolution (nn/winograd.c drives these) ---- */
 
 typedef enum { WINO_F2X3, WINO_F4X3, WINO_F2X5, WINO_ALGS } WinoAlg;
@@ -45,6 +49,43 @@ typedef struct {
     size_t out_cstride; /* n*ho*wo */
 } WinoGeom;
 
+/* ---- pooling (nn/pool.c drives these): planes [b, e) of one call ---- */
+
+/* The window of one output index along an axis: input [lo, hi), and the
+ * extent Caffe divides by. */
+typedef struct {
+    int lo, hi, extent;
+} PoolWindow;
+
+typedef struct {
+    const PoolShape *s;
+    const PoolWindow *th, *tw; /* per output row and column */
+    const float *x, *y, *dy;
+    float *out;                /* y forward, dx backward */
+    unsigned char *arg;        /* pool_argmax writes the argmax records */
+    const unsigned char *carg; /* pool_backward_argmax reads them */
+    int accum;
+} PoolArgs;
+
+/* ---- LRN (nn/lrn.c drives these): strips [b, e) of LRN_STRIP positions ---- */
+
+#define LRN_STRIP 256
+
+typedef struct {
+    const LrnShape *s;
+    const float *x, *dy;
+    float *out; /* y forward, dx backward */
+    int accum;
+} LrnArgs;
+
+/* ---- SGD with momentum and the Polyak average (nn/sgd.c): elements [b, e) ---- */
+
+typedef struct {
+    float *w, *v, *avg; /* avg may be NULL */
+    const float *g;
+    float lr, mom, wd, ema;
+} SgdArgs;
+
 typedef struct {
     const char *name; /* "avx2", "avx512" */
     int lanes;        /* floats per vector */
@@ -70,6 +111,25 @@ typedef struct {
     /* dw[e] (r x r) += (G^T dU G) of dU[xi*ldxi + e] for e in [e0, e1). */
     void (*wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, size_t e0,
                              size_t e1);
+
+    /* pooling: the forward; the backward finding each maximum again (or
+     * average); the max forward recording argmaxes; the backward from them */
+    void (*pool_forward)(const PoolArgs *a, long b, long e);
+    void (*pool_backward)(const PoolArgs *a, long b, long e);
+    void (*pool_argmax)(const PoolArgs *a, long b, long e);
+    void (*pool_backward_argmax)(const PoolArgs *a, long b, long e);
+
+    void (*lrn_forward)(const LrnArgs *a, long b, long e);
+    void (*lrn_backward)(const LrnArgs *a, long b, long e);
+
+    void (*sgd_update)(const SgdArgs *a, long b, long e);
+
+    /* col (cin*k*k, p1 - p0) = the im2col patches of output positions
+     * [p0, p1) of the flattened (n, ho, wo); x: (cin, n, h, w). */
+    void (*im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);
+    /* dx (cin, n, h, w) += col2im of col (cin*k*k, nc*ho*wo) for images
+     * [n0, n0 + nc), input channels [c0, c1). */
+    void (*col2im)(const ConvShape *s, float *dx, const float *col, int n, int n0, int nc, long c0, long c1);
 } NnKernels;
 
 extern const NnKernels nn_kernels_avx2, nn_kernels_avx512;

@@ -13,4 +13,13 @@ const NnKernels ISA(nn_kernels) = {
     .wino_dy = ISA(wino_dy),
     .wino_filter = ISA(wino_filter),
     .wino_filter_grad = ISA(wino_filter_grad),
+    .pool_forward = ISA(pool_forward),
+    .pool_backward = ISA(pool_backward),
+    .pool_argmax = ISA(pool_argmax),
+    .pool_backward_argmax = ISA(pool_backward_argmax),
+    .lrn_forward = ISA(lrn_forward),
+    .lrn_backward = ISA(lrn_backward),
+    .sgd_update = ISA(sgd_update),
+    .im2col = ISA(im2col),
+    .col2im = ISA(col2im),
 };

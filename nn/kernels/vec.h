@@ -61,6 +61,24 @@ INLINE vf vmax(vf a, vf b)
 }
 INLINE vf vmax0(vf a) { return vmax(a, vzero()); }
 
+/* 1/sqrt(a) to 14 (AVX-512) or 12 (AVX2) bits, and sqrt(a). */
+INLINE vf vrsqrt(vf a)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_rsqrt14_ps((__m512)a);
+#else
+    return (vf)_mm256_rsqrt_ps((__m256)a);
+#endif
+}
+INLINE vf vsqrt(vf a)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_sqrt_ps((__m512)a);
+#else
+    return (vf)_mm256_sqrt_ps((__m256)a);
+#endif
+}
+
 /* Lanes lo <= l < hi on (all bits set), the others off. */
 INLINE vi vlanes(int lo, int hi)
 {

@@ -1,0 +1,253 @@
+/* pool.c (kernels): max and average pooling of whole planes, forward and
+ * backward, for nn/pool.c, which hands each thread its planes. Compiled once
+ * per instruction set (kernels.h); the loops are written to vectorise. */
+#include <float.h>
+#include <string.h>
+
+#include "nn/kernels/isa.h"
+
+/* Max pooling of one plane, separably: the maximum over the window's rows
+ * (contiguous, vectorised) into v, then over the window's columns of v. */
+static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
+{
+    const PoolShape *s = j->s;
+    int w = s->w;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        memcpy(v, x + (size_t)r->lo * w, sizeof(float) * w);
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *xr = x + (size_t)ih * w;
+            for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
+        }
+        float *yr = y + (size_t)oh * s->wo;
+        int ow = 0;
+        if (!s->adaptive && s->k == 3) {
+            /* interior windows of three columns: branch-free */
+            int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
+            if (last > s->wo - 1) last = s->wo - 1;
+            for (; ow < first && ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float m = v[c->lo];
+                for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+                yr[ow] = m;
+            }
+            for (; ow <= last; ow++) {
+                const float *p = v + (ow * s->stride - s->pad);
+                float m = p[0] > p[1] ? p[0] : p[1];
+                yr[ow] = p[2] > m ? p[2] : m;
+            }
+        }
+        for (; ow < s->wo; ow++) {
+            const PoolWindow *c = &j->tw[ow];
+            float m = v[c->lo];
+            for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+            yr[ow] = m;
+        }
+    }
+}
+
+void ISA(pool_forward)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    float v[s->w];
+    for (long p = b; p < e; p++) {
+        const float *x = j->x + p * ip;
+        float *y = j->out + p * op;
+        if (s->kind == POOL_MAX) {
+            max_plane(j, x, y, v);
+            continue;
+        }
+        for (int oh = 0; oh < s->ho; oh++) {
+            const PoolWindow *r = &j->th[oh];
+            for (int ow = 0; ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float acc = 0.0f;
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) acc += x[ih * s->w + iw];
+                y[oh * s->wo + ow] = acc / (float)(r->extent * c->extent);
+            }
+        }
+    }
+}
+
+/* First maximum of the full 3-wide windows o in [first, last] of one input row,
+ * with the stride a compile-time constant so the loop vectorises. */
+static inline __attribute__((always_inline)) void row_max3(const float *xr, int first, int last,
+                                                           int st, int pad, float *hm, int *hc)
+{
+    for (int o = first; o <= last; o++) {
+        const float *p = xr + (o * st - pad);
+        float m = p[0];
+        int c = 0;
+        c = p[1] > m ? 1 : c;
+        m = p[1] > m ? p[1] : m;
+        c = p[2] > m ? 2 : c;
+        m = p[2] > m ? p[2] : m;
+        hm[o] = m;
+        hc[o] = o * st - pad + c;
+    }
+}
+
+/* First maximum of each window of one input row: value hm[ow] and column hc[ow]. */
+static void row_first_max(const PoolShape *s, const PoolWindow *tw, const float *xr, float *hm, int *hc)
+{
+    int wo = s->wo, first = wo, last = -1;
+    if (!s->adaptive && s->k == 3) {
+        first = (s->pad + s->stride - 1) / s->stride;
+        last = (s->w - 3 + s->pad) / s->stride;
+        if (last > wo - 1) last = wo - 1;
+    }
+    if (last >= first) {
+        if (s->stride == 1) row_max3(xr, first, last, 1, s->pad, hm, hc);
+        else if (s->stride == 2) row_max3(xr, first, last, 2, s->pad, hm, hc);
+        else row_max3(xr, first, last, s->stride, s->pad, hm, hc);
+    }
+    for (int ow = 0; ow < wo; ow++) {
+        if (ow >= first && ow <= last) continue;
+        const PoolWindow *c = &tw[ow];
+        float m = xr[c->lo];
+        int ci = c->lo;
+        for (int iw = c->lo + 1; iw < c->hi; iw++)
+            if (xr[iw] > m) {
+                m = xr[iw];
+                ci = iw;
+            }
+        hm[ow] = m;
+        hc[ow] = ci;
+    }
+}
+
+/* Max-pooling backward of one plane. No indices were stored: the first
+ * maximum of each window in row-major order (the element Caffe and PyTorch
+ * route the gradient to) is found again, separably: per input row the first
+ * maximum of each column window, then the first row holding the largest. */
+static void max_backward_plane(const PoolArgs *j, const float *x, const float *dy, float *dx,
+                               float *hm, int *hc, float *mx, int *idx)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    /* every input row once: rows shared by overlapping windows are not redone */
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        const float *v0 = hm + (size_t)r->lo * wo;
+        const int *c0 = hc + (size_t)r->lo * wo;
+        int base = r->lo * w;
+        for (int ow = 0; ow < wo; ow++) {
+            mx[ow] = v0[ow];
+            idx[ow] = base + c0[ow];
+        }
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *v = hm + (size_t)ih * wo;
+            const int *c = hc + (size_t)ih * wo;
+            int rb = ih * w;
+            /* a later row wins only when strictly larger: the first maximum */
+            for (int ow = 0; ow < wo; ow++) {
+                int better = v[ow] > mx[ow];
+                idx[ow] = better ? rb + c[ow] : idx[ow];
+                mx[ow] = better ? v[ow] : mx[ow];
+            }
+        }
+        const float *g = dy + (size_t)oh * wo;
+        for (int ow = 0; ow < wo; ow++) dx[idx[ow]] += g[ow];
+    }
+}
+
+void ISA(pool_backward)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    /* (h, wo) row maxima and their columns, and one output row's running maximum */
+    float hm[(size_t)s->h * s->wo], mx[s->wo];
+    int hc[(size_t)s->h * s->wo], idx[s->wo];
+    for (long p = b; p < e; p++) {
+        const float *x = j->x + p * ip, *dy = j->dy + p * op;
+        float *dx = j->out + p * ip;
+        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        if (s->kind == POOL_MAX) {
+            max_backward_plane(j, x, dy, dx, hm, hc, mx, idx);
+            continue;
+        }
+        for (int oh = 0; oh < s->ho; oh++) {
+            const PoolWindow *r = &j->th[oh];
+            for (int ow = 0; ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float share = dy[oh * s->wo + ow] / (float)(r->extent * c->extent);
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) dx[ih * s->w + iw] += share;
+            }
+        }
+    }
+}
+
+/* The first maximum of every window of one plane, as max_backward_plane finds
+ * it, kept: y = the maximum, arg = its position dh * k + dw in the window. */
+static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg, float *hm,
+                             int *hc, float *mx, int *ci, unsigned char *ri)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        const float *v0 = hm + (size_t)r->lo * wo;
+        const int *c0 = hc + (size_t)r->lo * wo;
+        for (int ow = 0; ow < wo; ow++) {
+            mx[ow] = v0[ow];
+            ci[ow] = c0[ow];
+            ri[ow] = (unsigned char)(r->lo - (oh * s->stride - s->pad));
+        }
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *v = hm + (size_t)ih * wo;
+            const int *c = hc + (size_t)ih * wo;
+            unsigned char dh = (unsigned char)(ih - (oh * s->stride - s->pad));
+            for (int ow = 0; ow < wo; ow++) {
+                int better = v[ow] > mx[ow];
+                ci[ow] = better ? c[ow] : ci[ow];
+                ri[ow] = better ? dh : ri[ow];
+                mx[ow] = better ? v[ow] : mx[ow];
+            }
+        }
+        float *yr = y + (size_t)oh * wo;
+        unsigned char *ar = arg + (size_t)oh * wo;
+        for (int ow = 0; ow < wo; ow++) {
+            yr[ow] = mx[ow];
+            ar[ow] = (unsigned char)(ri[ow] * s->k + (ci[ow] - (ow * s->stride - s->pad)));
+        }
+    }
+}
+
+void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    float hm[(size_t)s->h * s->wo], mx[s->wo];
+    int hc[(size_t)s->h * s->wo], ci[s->wo];
+    unsigned char ri[s->wo];
+    for (long p = b; p < e; p++)
+        max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc, mx, ci, ri);
+}
+
+/* dx[the recorded position] += dy, output by output: windows overlap, so a
+ * plane is one thread's. */
+void ISA(pool_backward_argmax)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    int off[256];
+    for (int q = 0; q < s->k * s->k; q++) off[q] = (q / s->k) * s->w + q % s->k;
+    for (long p = b; p < e; p++) {
+        const float *dy = j->dy + p * op;
+        const unsigned char *arg = j->carg + p * op;
+        float *dx = j->out + p * ip;
+        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        for (int oh = 0; oh < s->ho; oh++) {
+            long base = (long)(oh * s->stride - s->pad) * s->w - s->pad;
+            for (int ow = 0; ow < s->wo; ow++, base += s->stride) dx[base + off[*arg++]] += *dy++;
+        }
+    }
+}
+
