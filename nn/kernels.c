@@ -1,6 +1,8 @@
 /* kernels.c: picks the table of SIMD kernels for this CPU (see nn/kernels/kernels.h). */
 #include "nn/kernels/kernels.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,24 +18,33 @@ int nn_kernels_supported(const char *name)
     return 0;
 }
 
-static const NnKernels *selected;
+static _Atomic(const NnKernels *) selected;
+static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 
 int nn_kernels_select(const char *name)
 {
     if (!nn_kernels_supported(name)) return -1;
-    selected = strcmp(name, "avx512") == 0 ? &nn_kernels_avx512 : &nn_kernels_avx2;
+    atomic_store(&selected, strcmp(name, "avx512") == 0 ? &nn_kernels_avx512 : &nn_kernels_avx2);
     return 0;
+}
+
+/* The first use, from whichever thread: GOOGLENET_SIMD when this CPU can run
+ * it, else the widest table it can. Below AVX2 the binary does not run at
+ * all: it is built with -mavx2. */
+static void choose(void)
+{
+    if (atomic_load(&selected)) return;
+    const char *want = getenv("GOOGLENET_SIMD");
+    if (want && *want && nn_kernels_select(want) == 0) return;
+    if (nn_kernels_select("avx512") != 0) atomic_store(&selected, &nn_kernels_avx2);
 }
 
 const NnKernels *nn_kernels(void)
 {
-    if (selected) return selected;
-    const char *want = getenv("GOOGLENET_SIMD");
-    if (want && *want && nn_kernels_select(want) == 0) return selected;
-    if (nn_kernels_select("avx512") != 0) nn_kernels_select("avx2");
-    /* below AVX2 the binary does not run at all: it is built with -mavx2 */
-    if (!selected) selected = &nn_kernels_avx2;
-    return selected;
+    const NnKernels *k = atomic_load_explicit(&selected, memory_order_acquire);
+    if (k) return k;
+    pthread_once(&chosen, choose);
+    return atomic_load(&selected);
 }
 
 static const struct {
