@@ -6,6 +6,34 @@
 
 #include "nn/kernels/isa.h"
 
+/* The maximum of 3 consecutive floats at o*ST - pad, for the interior
+ * outputs o in [first, last] of a row of column maxima v; ST is a constant,
+ * so the loop is vector code: stride 2 splits v into its even and odd floats. */
+static inline __attribute__((always_inline)) void max3_row(const float *v, float *yr, int first, int last,
+                                                           const int ST, int pad)
+{
+    int o = first;
+    if (ST == 1) {
+        for (; o + VL - 1 <= last; o += VL) {
+            const float *p = v + o - pad;
+            vstore(yr + o, vmax(vmax(vload(p), vload(p + 1)), vload(p + 2)));
+        }
+    } else if (ST == 2) {
+        for (; o + VL - 1 <= last; o += VL) {
+            const float *p = v + 2 * o - pad;
+            vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
+            vf even = __builtin_shufflevector(a, b, EVENS), odd = __builtin_shufflevector(a, b, ODDS);
+            vf next = __builtin_shufflevector(c, d, EVENS);
+            vstore(yr + o, vmax(vmax(even, odd), next));
+        }
+    }
+    for (; o <= last; o++) {
+        const float *p = v + (o * ST - pad);
+        float m = p[0] > p[1] ? p[0] : p[1];
+        yr[o] = p[2] > m ? p[2] : m;
+    }
+}
+
 /* Max pooling of one plane, separably: the maximum over the window's rows
  * (contiguous, vectorised) into v, then over the window's columns of v. */
 static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
@@ -14,10 +42,19 @@ static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
     int w = s->w;
     for (int oh = 0; oh < s->ho; oh++) {
         const PoolWindow *r = &j->th[oh];
-        memcpy(v, x + (size_t)r->lo * w, sizeof(float) * w);
-        for (int ih = r->lo + 1; ih < r->hi; ih++) {
-            const float *xr = x + (size_t)ih * w;
-            for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
+        const float *x0 = x + (size_t)r->lo * w;
+        if (r->hi - r->lo == 3) {
+            const float *x1 = x0 + w, *x2 = x1 + w;
+            for (int iw = 0; iw < w; iw++) {
+                float m = x0[iw] > x1[iw] ? x0[iw] : x1[iw];
+                v[iw] = x2[iw] > m ? x2[iw] : m;
+            }
+        } else {
+            memcpy(v, x0, sizeof(float) * w);
+            for (int ih = r->lo + 1; ih < r->hi; ih++) {
+                const float *xr = x + (size_t)ih * w;
+                for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
+            }
         }
         float *yr = y + (size_t)oh * s->wo;
         int ow = 0;
@@ -31,10 +68,11 @@ static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
                 for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
                 yr[ow] = m;
             }
-            for (; ow <= last; ow++) {
-                const float *p = v + (ow * s->stride - s->pad);
-                float m = p[0] > p[1] ? p[0] : p[1];
-                yr[ow] = p[2] > m ? p[2] : m;
+            if (ow <= last) {
+                if (s->stride == 1) max3_row(v, yr, ow, last, 1, s->pad);
+                else if (s->stride == 2) max3_row(v, yr, ow, last, 2, s->pad);
+                else max3_row(v, yr, ow, last, 3, s->pad);
+                ow = last + 1;
             }
         }
         for (; ow < s->wo; ow++) {
@@ -50,7 +88,7 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    float v[s->w];
+    float v[s->w + 2 * VL]; /* + the lanes a vector load past the last window may read */
     for (long p = b; p < e; p++) {
         const float *x = j->x + p * ip;
         float *y = j->out + p * op;
