@@ -343,6 +343,8 @@ static void test_pool_argmax(void **state)
         argmax_vs_search(s, 2, 0);
         pool_shape_init(&s, POOL_MAX, 5, 3, 2, 11, 10);
         argmax_vs_search(s, 2, 1);
+        pool_shape_init(&s, POOL_MAX, 3, 3, 0, 61, 59); /* stride 3: the scalar column pass */
+        argmax_vs_search(s, 2, 0);
     }
     parallel_set_threads(1);
 }

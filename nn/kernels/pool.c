@@ -71,7 +71,7 @@ static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
             if (ow <= last) {
                 if (s->stride == 1) max3_row(v, yr, ow, last, 1, s->pad);
                 else if (s->stride == 2) max3_row(v, yr, ow, last, 2, s->pad);
-                else max3_row(v, yr, ow, last, 3, s->pad);
+                else max3_row(v, yr, ow, last, s->stride, s->pad);
                 ow = last + 1;
             }
         }
@@ -109,13 +109,44 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
     }
 }
 
-/* First maximum of the full 3-wide windows o in [first, last] of one input row,
- * with the stride a compile-time constant so the loop vectorises. */
-static inline __attribute__((always_inline)) void row_max3(const float *xr, int first, int last,
-                                                           int st, int pad, float *hm, int *hc)
+/* a where on, else b: bit by bit, so ties and signed zeros stay exact */
+static inline __attribute__((always_inline)) vf vselect(vi on, vf a, vf b) { return (vf)((on & (vi)a) | (~on & (vi)b)); }
+
+/* First maximum of the full 3-wide windows o in [first, last] of one input row:
+ * value hm[o] and column hc[o]. ST is a constant, so the loop is vector code
+ * (stride 2 split into even and odd floats); a later column wins only when
+ * strictly larger. */
+static inline __attribute__((always_inline)) void row_max3(const float *xr, int w, int first, int last,
+                                                           const int ST, int pad, float *hm, int *hc)
 {
-    for (int o = first; o <= last; o++) {
-        const float *p = xr + (o * st - pad);
+    int o = first;
+    if (ST == 1 || ST == 2) {
+        /* the loads of stride 2 reach one float past the last window: stay in the row */
+        for (; o + VL - 1 <= last && (o + VL - 1) * ST - pad + 2 + (ST == 2) < w; o += VL) {
+            const float *p = xr + (o * ST - pad);
+            vf p0, p1, p2;
+            if (ST == 1) {
+                p0 = vload(p);
+                p1 = vload(p + 1);
+                p2 = vload(p + 2);
+            } else {
+                vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
+                p0 = __builtin_shufflevector(a, b, EVENS);
+                p1 = __builtin_shufflevector(a, b, ODDS);
+                p2 = __builtin_shufflevector(c, d, EVENS);
+            }
+            vi col = viota() * ST + (o * ST - pad), b1 = p1 > p0;
+            vf m = vselect(b1, p1, p0);
+            col += b1 & 1;
+            vi b2 = p2 > m;
+            m = vselect(b2, p2, m);
+            col = (b2 & ((viota() * ST + (o * ST - pad + 2)) ^ col)) ^ col;
+            vstore(hm + o, m);
+            memcpy(hc + o, &col, sizeof col);
+        }
+    }
+    for (; o <= last; o++) {
+        const float *p = xr + (o * ST - pad);
         float m = p[0];
         int c = 0;
         c = p[1] > m ? 1 : c;
@@ -123,7 +154,7 @@ static inline __attribute__((always_inline)) void row_max3(const float *xr, int 
         c = p[2] > m ? 2 : c;
         m = p[2] > m ? p[2] : m;
         hm[o] = m;
-        hc[o] = o * st - pad + c;
+        hc[o] = o * ST - pad + c;
     }
 }
 
@@ -137,9 +168,9 @@ static void row_first_max(const PoolShape *s, const PoolWindow *tw, const float 
         if (last > wo - 1) last = wo - 1;
     }
     if (last >= first) {
-        if (s->stride == 1) row_max3(xr, first, last, 1, s->pad, hm, hc);
-        else if (s->stride == 2) row_max3(xr, first, last, 2, s->pad, hm, hc);
-        else row_max3(xr, first, last, s->stride, s->pad, hm, hc);
+        if (s->stride == 1) row_max3(xr, s->w, first, last, 1, s->pad, hm, hc);
+        else if (s->stride == 2) row_max3(xr, s->w, first, last, 2, s->pad, hm, hc);
+        else row_max3(xr, s->w, first, last, s->stride, s->pad, hm, hc);
     }
     for (int ow = 0; ow < wo; ow++) {
         if (ow >= first && ow <= last) continue;
