@@ -134,30 +134,36 @@ typedef struct {
     atomic_long next;
 } GemmFwdJob;
 
-static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *col)
+/* One block: im2col into the thread's scratch (not for 1x1 layers), the GEMM
+ * into the thread's scratch too (OpenBLAS first zeroes a C it is given with
+ * beta 0: better a C in cache than the output in memory), then bias and ReLU
+ * on the way to the output. */
+static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
 {
     const ConvShape *s = j->s;
     int kdim = s->cin * s->k * s->k;
     long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total, cols = p1 - p0;
     const float *bm = j->x + p0;
     long ldb = j->total;
+    float *c = scratch;
     if (!conv_is_pointwise(s)) {
-        nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
-        bm = col;
+        nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
+        bm = scratch;
         ldb = cols;
+        c = scratch + (size_t)kdim * j->block;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)cols, kdim, 1.0f, j->wt, kdim, bm,
-                (int)ldb, 0.0f, j->y + p0, (int)j->total);
-    if (!j->b && !j->relu) return;
-    for (int c = 0; c < s->cout; c++) {
-        float *row = j->y + (size_t)c * j->total + p0, bias = j->b ? j->b[c] : 0.0f;
+                (int)ldb, 0.0f, c, (int)cols);
+    for (int k = 0; k < s->cout; k++) {
+        float *row = j->y + (size_t)k * j->total + p0, bias = j->b ? j->b[k] : 0.0f;
+        const float *src = c + (size_t)k * cols;
         if (j->relu)
             for (long i = 0; i < cols; i++) {
-                float v = row[i] + bias;
+                float v = src[i] + bias;
                 row[i] = v > 0.0f ? v : 0.0f;
             }
         else
-            for (long i = 0; i < cols; i++) row[i] += bias;
+            for (long i = 0; i < cols; i++) row[i] = src[i] + bias;
     }
 }
 
@@ -168,9 +174,11 @@ static void gemm_fwd_slots(void *ctx, long s0, long s1)
     for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->blocks;) gemm_fwd_block(j, bi, j->work + s0 * j->slot);
 }
 
+/* A thread's scratch: the block's im2col (not for 1x1 layers) and its product. */
 static size_t gemm_fwd_slot(const ConvShape *s, int n)
 {
-    return conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k * fwd_block(s, (long)n * s->ho * s->wo);
+    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
+    return rows * fwd_block(s, (long)n * s->ho * s->wo);
 }
 
 static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
@@ -178,16 +186,17 @@ static void gemm_forward(float *y, const float *x, const float *wt, const float 
 {
     GemmFwdJob j = {.s = s, .x = x, .wt = wt, .b = b, .y = y, .work = work, .n = n, .relu = relu,
                     .total = (long)n * s->ho * s->wo};
-    int kdim = s->cin * s->k * s->k;
+    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     j.block = fwd_block(s, j.total);
     j.slot = gemm_fwd_slot(s, n);
     long slots = parallel_threads();
-    if (j.slot && (long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
+    if ((long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
     if (slots < 1) {
         /* less scratch than planned (a caller's own buffer): smaller blocks */
+        assert(work_floats >= rows);
         slots = 1;
-        j.block = (long)(work_floats / kdim);
-        j.slot = (size_t)j.block * kdim;
+        j.block = (long)(work_floats / rows);
+        j.slot = (size_t)j.block * rows;
     }
     j.blocks = (j.total + j.block - 1) / j.block;
     if (slots > j.blocks) slots = j.blocks;

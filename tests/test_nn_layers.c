@@ -106,18 +106,15 @@ static void conv_b(void *c, const float *x, const float *p, const float *y, floa
     conv_backward(dx, dp, dp + nw, dy, k->relu ? y : NULL, x, p, &k->s, k->n, 0, &k->plan, k->col, k->cap);
 }
 
-/* The gradient check of one shape by GEMM (im2col scratch of cap_images
- * images) and by every Winograd algorithm that applies to it. */
-static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int relu,
-                       size_t cap_images)
+/* The gradient check of one shape by GEMM and by every Winograd algorithm that applies to it. */
+static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int relu)
 {
     for (int a = 0; a < CONV_ALGOS; a++) {
         ConvCtx c = {.n = n, .relu = relu};
         conv_shape_init(&c.s, cin, cout, k, stride, pad, h, w);
         if (!conv_algo_applies((ConvAlgo)a, &c.s)) continue;
         c.plan = conv_plan_uniform((ConvAlgo)a, &c.s, n);
-        c.cap = a == CONV_GEMM ? conv_col_floats(&c.s, (int)cap_images)
-                               : conv_work_floats(&c.s, &c.plan, n, parallel_threads(), 1);
+        c.cap = conv_work_floats(&c.s, &c.plan, n, parallel_threads(), 1);
         c.col = malloc((c.cap ? c.cap : 1) * sizeof(float));
         Layer l = {conv_f, conv_b, &c, (size_t)cin * n * h * w,
                    (size_t)cout * cin * k * k + cout, (size_t)cout * n * c.s.ho * c.s.wo};
@@ -138,12 +135,12 @@ static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int
 static void test_conv_gradients(void **state)
 {
     (void)state;
-    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 0, 2);
-    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 1, 1); /* with ReLU, one image per im2col chunk */
-    check_conv(2, 3, 7, 2, 3, 9, 9, 2, 0, 2); /* conv1's shape */
-    check_conv(2, 3, 5, 1, 2, 5, 5, 3, 0, 2); /* the 5x5 branch */
-    check_conv(4, 3, 1, 1, 0, 4, 4, 2, 0, 2); /* pointwise: no im2col */
-    check_conv(2, 2, 3, 2, 0, 7, 6, 2, 0, 1); /* stride 2 without padding */
+    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 0);
+    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 1); /* with ReLU */
+    check_conv(2, 3, 7, 2, 3, 9, 9, 2, 0); /* conv1's shape */
+    check_conv(2, 3, 5, 1, 2, 5, 5, 3, 0); /* the 5x5 branch */
+    check_conv(4, 3, 1, 1, 0, 4, 4, 2, 0); /* pointwise: no im2col */
+    check_conv(2, 2, 3, 2, 0, 7, 6, 2, 0); /* stride 2 without padding */
 }
 
 static void compare(const float *a, const float *b, size_t n, double tol, const char *what)
@@ -166,7 +163,7 @@ static void fast_vs_naive_by(int cin, int cout, int k, int stride, int pad, int 
     ConvPlan plan = conv_plan_uniform(algo, &s, n);
     size_t nx = (size_t)cin * n * h * w, nw = (size_t)cout * cin * k * k,
            ny = (size_t)cout * n * s.ho * s.wo,
-           cap = algo == CONV_GEMM ? conv_col_floats(&s, chunk) : conv_work_floats(&s, &plan, n, parallel_threads(), 1);
+           cap = conv_work_floats(&s, &plan, n, parallel_threads(), 1);
     float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(cout * 4), *y1 = malloc(ny * 4),
           *y2 = malloc(ny * 4), *col = malloc((cap ? cap : 1) * 4), *dy1 = malloc(ny * 4),
           *dy2 = malloc(ny * 4), *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4),
@@ -188,6 +185,13 @@ static void fast_vs_naive_by(int cin, int cout, int k, int stride, int pad, int 
     compare(dx1, dx2, nx, 1e-5, "conv dx vs naive");
     compare(dw1, dw2, nw, 1e-5, "conv dw vs naive");
     compare(db1, db2, cout, 1e-5, "conv db vs naive");
+    if (algo == CONV_GEMM && !conv_is_pointwise(&s)) {
+        /* the input gradient a few images at a time: scratch for `chunk` images only */
+        size_t small = conv_col_floats(&s, chunk);
+        fill(dx1, nx, 7, -1, 1);
+        conv_backward_data(dx1, dy2, wt, &s, n, 1, &plan, col, small);
+        compare(dx1, dx2, nx, 1e-5, "conv dx in chunks vs naive");
+    }
     free(x); free(wt); free(b); free(y1); free(y2); free(col); free(dy1); free(dy2);
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
 }
