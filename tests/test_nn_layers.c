@@ -191,6 +191,13 @@ static void fast_vs_naive_by(int cin, int cout, int k, int stride, int pad, int 
         fill(dx1, nx, 7, -1, 1);
         conv_backward_data(dx1, dy2, wt, &s, n, 1, &plan, col, small);
         compare(dx1, dx2, nx, 1e-5, "conv dx in chunks vs naive");
+        /* blocks of 3 output positions: they cut rows anywhere, shorter than the padding too */
+        size_t kdim = (size_t)cin * k * k, tiny = (kdim + cout) * 3;
+        conv_forward(y1, x, wt, b, &s, n, 1, &plan, col, tiny);
+        compare(y1, y2, ny, 1e-5, "conv forward in blocks of 3 vs naive");
+        memset(dw1, 0, nw * 4);
+        conv_backward_weights(dw1, dy2, x, &s, n, &plan, col, nw + kdim * 3);
+        compare(dw1, dw2, nw, 1e-5, "conv dw in blocks of 3 vs naive");
     }
     free(x); free(wt); free(b); free(y1); free(y2); free(col); free(dy1); free(dy2);
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);

@@ -46,6 +46,8 @@ void ISA(im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, fl
                         lo = -d > ow0 ? -d : ow0;
                         hi = s->w - d < ow1 ? s->w - d : ow1;
                     }
+                    /* a block may cut a row shorter than the padding */
+                    if (lo > ow1) lo = ow1;
                     if (hi < lo) hi = lo;
                     float *dst = rows + kw * cols + at - ow0;
                     memset(dst + ow0, 0, sizeof(float) * (lo - ow0));
