@@ -109,9 +109,6 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
     }
 }
 
-/* a where on, else b: bit by bit, so ties and signed zeros stay exact */
-static inline __attribute__((always_inline)) vf vselect(vi on, vf a, vf b) { return (vf)((on & (vi)a) | (~on & (vi)b)); }
-
 /* First maximum of the full 3-wide windows o in [first, last] of one input row:
  * value hm[o] and column hc[o]. ST is a constant, so the loop is vector code
  * (stride 2 split into even and odd floats); a later column wins only when
@@ -254,37 +251,43 @@ void ISA(pool_backward)(const PoolArgs *j, long b, long e)
 /* The first maximum of every window of one plane, as max_backward_plane finds
  * it, kept: y = the maximum, arg = its position dh * k + dw in the window. */
 static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg, float *hm,
-                             int *hc, float *mx, int *ci, unsigned char *ri)
+                             int *hc)
 {
     const PoolShape *s = j->s;
-    int w = s->w, wo = s->wo;
+    int w = s->w, wo = s->wo, st = s->stride;
     for (int ih = 0; ih < s->h; ih++)
         row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
     for (int oh = 0; oh < s->ho; oh++) {
         const PoolWindow *r = &j->th[oh];
-        const float *v0 = hm + (size_t)r->lo * wo;
-        const int *c0 = hc + (size_t)r->lo * wo;
-        for (int ow = 0; ow < wo; ow++) {
-            mx[ow] = v0[ow];
-            ci[ow] = c0[ow];
-            ri[ow] = (unsigned char)(r->lo - (oh * s->stride - s->pad));
-        }
-        for (int ih = r->lo + 1; ih < r->hi; ih++) {
-            const float *v = hm + (size_t)ih * wo;
-            const int *c = hc + (size_t)ih * wo;
-            unsigned char dh = (unsigned char)(ih - (oh * s->stride - s->pad));
-            for (int ow = 0; ow < wo; ow++) {
-                int better = v[ow] > mx[ow];
-                ci[ow] = better ? c[ow] : ci[ow];
-                ri[ow] = better ? dh : ri[ow];
-                mx[ow] = better ? v[ow] : mx[ow];
-            }
-        }
+        int top = oh * st - s->pad; /* the window's first row, maybe in the padding */
         float *yr = y + (size_t)oh * wo;
         unsigned char *ar = arg + (size_t)oh * wo;
-        for (int ow = 0; ow < wo; ow++) {
-            yr[ow] = mx[ow];
-            ar[ow] = (unsigned char)(ri[ow] * s->k + (ci[ow] - (ow * s->stride - s->pad)));
+        int ow = 0;
+        /* a later row wins only when strictly larger: the first maximum */
+        for (; ow + VL <= wo; ow += VL) {
+            vf m = vload(hm + (size_t)r->lo * wo + ow);
+            vi col = vloadi(hc + (size_t)r->lo * wo + ow), dh = viota() * 0 + (r->lo - top);
+            for (int ih = r->lo + 1; ih < r->hi; ih++) {
+                vf v = vload(hm + (size_t)ih * wo + ow);
+                vi better = v > m;
+                m = vselect(better, v, m);
+                col = (better & (vloadi(hc + (size_t)ih * wo + ow) ^ col)) ^ col;
+                dh = (better & ((ih - top) ^ dh)) ^ dh;
+            }
+            vstore(yr + ow, m);
+            vstore_bytes(ar + ow, dh * s->k + (col - ((viota() + ow) * st - s->pad)));
+        }
+        for (; ow < wo; ow++) {
+            float m = hm[(size_t)r->lo * wo + ow];
+            int c = hc[(size_t)r->lo * wo + ow], dh = r->lo - top;
+            for (int ih = r->lo + 1; ih < r->hi; ih++)
+                if (hm[(size_t)ih * wo + ow] > m) {
+                    m = hm[(size_t)ih * wo + ow];
+                    c = hc[(size_t)ih * wo + ow];
+                    dh = ih - top;
+                }
+            yr[ow] = m;
+            ar[ow] = (unsigned char)(dh * s->k + (c - (ow * st - s->pad)));
         }
     }
 }
@@ -293,11 +296,9 @@ void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    float hm[(size_t)s->h * s->wo], mx[s->wo];
-    int hc[(size_t)s->h * s->wo], ci[s->wo];
-    unsigned char ri[s->wo];
-    for (long p = b; p < e; p++)
-        max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc, mx, ci, ri);
+    float hm[(size_t)s->h * s->wo];
+    int hc[(size_t)s->h * s->wo];
+    for (long p = b; p < e; p++) max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
 }
 
 /* dx[the recorded position] += dy, output by output: windows overlap, so a

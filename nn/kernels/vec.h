@@ -22,6 +22,7 @@
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
 typedef float vf_u __attribute__((vector_size(VL * 4), aligned(4)));
+typedef int32_t vi_u __attribute__((vector_size(VL * 4), aligned(4)));
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -42,6 +43,7 @@ typedef float vf_u __attribute__((vector_size(VL * 4), aligned(4)));
 
 INLINE vf vload(const float *p) { return *(const vf_u *)p; }
 INLINE void vstore(float *p, vf v) { *(vf_u *)p = v; }
+INLINE vi vloadi(const int32_t *p) { return *(const vi_u *)p; }
 INLINE vf vzero(void) { return (vf){0}; }
 INLINE vf vset1(float x) { return vzero() + x; }
 INLINE vi viota(void)
@@ -76,6 +78,20 @@ INLINE vf vsqrt(vf a)
     return (vf)_mm512_sqrt_ps((__m512)a);
 #else
     return (vf)_mm256_sqrt_ps((__m256)a);
+#endif
+}
+
+/* a where on, else b: bit by bit, so ties and signed zeros stay exact */
+INLINE vf vselect(vi on, vf a, vf b) { return (vf)((on & (vi)a) | (~on & (vi)b)); }
+
+/* p[l] = (uint8_t)v[l]: the lanes hold 0..255. */
+INLINE void vstore_bytes(unsigned char *p, vi v)
+{
+#if defined(__AVX512F__)
+    _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8((__m512i)v));
+#else
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128((__m256i)v), _mm256_extracti128_si256((__m256i)v, 1));
+    _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(w, w));
 #endif
 }
 
