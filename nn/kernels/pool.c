@@ -13,19 +13,21 @@ static inline __attribute__((always_inline)) void max3_row(const float *v, float
                                                            const int ST, int pad)
 {
     int o = first;
-    if (ST == 1) {
-        for (; o + VL - 1 <= last; o += VL) {
-            const float *p = v + o - pad;
-            vstore(yr + o, vmax(vmax(vload(p), vload(p + 1)), vload(p + 2)));
+    if (ST == 1 || ST == 2) {
+        /* v is padded: whole-vector loads past the last window stay inside it */
+        for (; o <= last; o += VL) {
+            const float *p = v + o * ST - pad;
+            vf m;
+            if (ST == 1) {
+                m = vmax(vmax(vload(p), vload(p + 1)), vload(p + 2));
+            } else {
+                vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
+                vf even = __builtin_shufflevector(a, b, EVENS), odd = __builtin_shufflevector(a, b, ODDS);
+                m = vmax(vmax(even, odd), __builtin_shufflevector(c, d, EVENS));
+            }
+            vstore_mask(yr + o, viota() < last - o + 1, m);
         }
-    } else if (ST == 2) {
-        for (; o + VL - 1 <= last; o += VL) {
-            const float *p = v + 2 * o - pad;
-            vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
-            vf even = __builtin_shufflevector(a, b, EVENS), odd = __builtin_shufflevector(a, b, ODDS);
-            vf next = __builtin_shufflevector(c, d, EVENS);
-            vstore(yr + o, vmax(vmax(even, odd), next));
-        }
+        return;
     }
     for (; o <= last; o++) {
         const float *p = v + (o * ST - pad);
@@ -84,16 +86,90 @@ static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
     }
 }
 
+/* ---- 3x3 windows, stride 1, padding 1 (the inception branch): the plane as
+ * one flat array, so small planes (14x14, 7x7) fill the vectors too. A
+ * neighbour across a row or plane edge is masked to -inf: it never wins. */
+
+static int is_flat3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1; }
+
+/* For each vector of positions of an h x w plane: the lanes whose left, right,
+ * upper and lower neighbours exist, and the lanes inside the plane; made once
+ * per call (divisions are slow), mask[5 * v + 0..4]. */
+static void flat_masks(int h, int w, vi *mask)
+{
+    int n = h * w;
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi row, col, pos = viota() + i;
+        for (int l = 0; l < VL; l++) {
+            row[l] = pos[l] / w;
+            col[l] = pos[l] % w;
+        }
+        mask[5 * v + 0] = col > 0;
+        mask[5 * v + 1] = col < w - 1;
+        mask[5 * v + 2] = row > 0;
+        mask[5 * v + 3] = row < h - 1;
+        mask[5 * v + 4] = pos < n;
+    }
+}
+
+/* y (and with arg, the first maximum's position dh * 3 + dw) of one plane */
+static void flat3_plane(const PoolShape *s, const vi *mask, const float *x, float *y, unsigned char *arg,
+                        float *hm, int *hd)
+{
+    int w = s->w, n = s->h * w;
+    const vf ninf = vset1(-__builtin_inff());
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi left = mask[5 * v], right = mask[5 * v + 1], in = mask[5 * v + 4];
+        vf l = vselect(left & in, vload_mask(x + i - 1, left & in), ninf);
+        vf c = vload_mask(x + i, in);
+        vf r = vselect(right & in, vload_mask(x + i + 1, right & in), ninf);
+        /* first maximum in column order: left, centre, right */
+        vi b1 = c > l;
+        vf m = vselect(b1, c, l);
+        vi d = b1 & 1, b2 = r > m;
+        m = vselect(b2, r, m);
+        d = (b2 & (2 ^ d)) ^ d;
+        vstore_mask(hm + i, in, m);
+        if (arg) vstore_mask((float *)hd + i, in, (vf)d);
+    }
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi up = mask[5 * v + 2], down = mask[5 * v + 3], in = mask[5 * v + 4];
+        vf t = vselect(up & in, vload_mask(hm + i - w, up & in), ninf);
+        vf c = vload_mask(hm + i, in);
+        vf b = vselect(down & in, vload_mask(hm + i + w, down & in), ninf);
+        /* first maximum in row order: the row above, this one, the one below */
+        vi b1 = c > t;
+        vf m = vselect(b1, c, t);
+        vi b2 = b > m;
+        m = vselect(b2, b, m);
+        vstore_mask(y + i, in, m);
+        if (!arg) continue;
+        vi dt = (vi)vload_mask((const float *)hd + i - w, up & in), dc = (vi)vload_mask((const float *)hd + i, in);
+        vi db = (vi)vload_mask((const float *)hd + i + w, down & in);
+        vi pos = dt; /* dh 0 */
+        pos = (b1 & ((3 + dc) ^ pos)) ^ pos;
+        pos = (b2 & ((6 + db) ^ pos)) ^ pos;
+        unsigned char bytes[VL];
+        vstore_bytes(bytes, pos);
+        memcpy(arg + i, bytes, (size_t)(n - i < VL ? n - i : VL));
+    }
+}
+
 void ISA(pool_forward)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    float v[s->w + 2 * VL]; /* + the lanes a vector load past the last window may read */
+    /* a row of column maxima (+ the lanes a vector load past the last window
+     * may read), or a plane of them for the flat 3x3 windows */
+    float v[(is_flat3(s) ? (size_t)s->h * s->w : (size_t)s->w) + 2 * VL];
+    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
     for (long p = b; p < e; p++) {
         const float *x = j->x + p * ip;
         float *y = j->out + p * op;
         if (s->kind == POOL_MAX) {
-            max_plane(j, x, y, v);
+            if (is_flat3(s)) flat3_plane(s, mask, x, y, NULL, v, NULL);
+            else max_plane(j, x, y, v);
             continue;
         }
         for (int oh = 0; oh < s->ho; oh++) {
@@ -118,16 +194,20 @@ static inline __attribute__((always_inline)) void row_max3(const float *xr, int 
 {
     int o = first;
     if (ST == 1 || ST == 2) {
-        /* the loads of stride 2 reach one float past the last window: stay in the row */
-        for (; o + VL - 1 <= last && (o + VL - 1) * ST - pad + 2 + (ST == 2) < w; o += VL) {
+        /* whole vectors, the last one masked: loads read only the floats the
+         * outputs [o, o + cnt) need */
+        for (; o <= last; o += VL) {
+            int cnt = last - o + 1 < VL ? last - o + 1 : VL;
+            int need = (o + cnt - 1) * ST - pad + 3 - (o * ST - pad); /* floats from p */
             const float *p = xr + (o * ST - pad);
             vf p0, p1, p2;
             if (ST == 1) {
-                p0 = vload(p);
-                p1 = vload(p + 1);
-                p2 = vload(p + 2);
+                p0 = vload_mask(p, viota() < need);
+                p1 = vload_mask(p + 1, viota() + 1 < need);
+                p2 = vload_mask(p + 2, viota() + 2 < need);
             } else {
-                vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
+                vf a = vload_mask(p, viota() < need), b = vload_mask(p + VL, viota() + VL < need);
+                vf c = vload_mask(p + 2, viota() + 2 < need), d = vload_mask(p + 2 + VL, viota() + 2 + VL < need);
                 p0 = __builtin_shufflevector(a, b, EVENS);
                 p1 = __builtin_shufflevector(a, b, ODDS);
                 p2 = __builtin_shufflevector(c, d, EVENS);
@@ -138,9 +218,11 @@ static inline __attribute__((always_inline)) void row_max3(const float *xr, int 
             vi b2 = p2 > m;
             m = vselect(b2, p2, m);
             col = (b2 & ((viota() * ST + (o * ST - pad + 2)) ^ col)) ^ col;
-            vstore(hm + o, m);
-            memcpy(hc + o, &col, sizeof col);
+            vi on = viota() < cnt;
+            vstore_mask(hm + o, on, m);
+            vstore_mask((float *)hc + o, on, (vf)col);
         }
+        return;
     }
     for (; o <= last; o++) {
         const float *p = xr + (o * ST - pad);
@@ -262,32 +344,23 @@ static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsign
         int top = oh * st - s->pad; /* the window's first row, maybe in the padding */
         float *yr = y + (size_t)oh * wo;
         unsigned char *ar = arg + (size_t)oh * wo;
-        int ow = 0;
         /* a later row wins only when strictly larger: the first maximum */
-        for (; ow + VL <= wo; ow += VL) {
-            vf m = vload(hm + (size_t)r->lo * wo + ow);
-            vi col = vloadi(hc + (size_t)r->lo * wo + ow), dh = viota() * 0 + (r->lo - top);
+        for (int ow = 0; ow < wo; ow += VL) {
+            int cnt = wo - ow < VL ? wo - ow : VL;
+            vi on = viota() < cnt;
+            vf m = vload_mask(hm + (size_t)r->lo * wo + ow, on);
+            vi col = (vi)vload_mask((const float *)hc + (size_t)r->lo * wo + ow, on), dh = viota() * 0 + (r->lo - top);
             for (int ih = r->lo + 1; ih < r->hi; ih++) {
-                vf v = vload(hm + (size_t)ih * wo + ow);
+                vf v = vload_mask(hm + (size_t)ih * wo + ow, on);
                 vi better = v > m;
                 m = vselect(better, v, m);
-                col = (better & (vloadi(hc + (size_t)ih * wo + ow) ^ col)) ^ col;
+                col = (better & ((vi)vload_mask((const float *)hc + (size_t)ih * wo + ow, on) ^ col)) ^ col;
                 dh = (better & ((ih - top) ^ dh)) ^ dh;
             }
-            vstore(yr + ow, m);
-            vstore_bytes(ar + ow, dh * s->k + (col - ((viota() + ow) * st - s->pad)));
-        }
-        for (; ow < wo; ow++) {
-            float m = hm[(size_t)r->lo * wo + ow];
-            int c = hc[(size_t)r->lo * wo + ow], dh = r->lo - top;
-            for (int ih = r->lo + 1; ih < r->hi; ih++)
-                if (hm[(size_t)ih * wo + ow] > m) {
-                    m = hm[(size_t)ih * wo + ow];
-                    c = hc[(size_t)ih * wo + ow];
-                    dh = ih - top;
-                }
-            yr[ow] = m;
-            ar[ow] = (unsigned char)(dh * s->k + (c - (ow * st - s->pad)));
+            vstore_mask(yr + ow, on, m);
+            unsigned char bytes[VL];
+            vstore_bytes(bytes, dh * s->k + (col - ((viota() + ow) * st - s->pad)));
+            memcpy(ar + ow, bytes, (size_t)cnt);
         }
     }
 }
@@ -296,9 +369,15 @@ void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    float hm[(size_t)s->h * s->wo];
-    int hc[(size_t)s->h * s->wo];
-    for (long p = b; p < e; p++) max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+    size_t rows = (size_t)s->h * (s->w > s->wo ? s->w : s->wo);
+    float hm[rows];
+    int hc[rows];
+    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
+    for (long p = b; p < e; p++) {
+        if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+        else max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+    }
 }
 
 /* dx[the recorded position] += dy, output by output: windows overlap, so a
