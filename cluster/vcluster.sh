@@ -14,8 +14,9 @@
 #   cluster/vcluster.sh down                    remove everything `up` made
 #
 # Needs root. `up` is idempotent (the same cluster twice is a no-op) and
-# cleans the remains of a crashed one; `down` is safe to run at any time. Only
-# names derived from VC_NAME are ever created or removed. See cluster/README.md.
+# cleans the remains of a crashed one; `down` is safe to run at any time and
+# stops the processes still running inside the hosts. Only names derived from
+# VC_NAME are ever created or removed. See cluster/README.md.
 set -euo pipefail
 
 VC_NAME=${VC_NAME:-vc}                    # prefix of every name made: hosts $VC_NAME-h1.., bridge $VC_NAME-br
@@ -139,12 +140,28 @@ existing_hosts() {
     | grep -E "^$VC_NAME-h[0-9]+\$" | sort -u -V || true
 }
 
+# A host that goes down takes its processes with it (left-over Open MPI
+# daemons of a job whose mpirun died, for instance): TERM, then KILL after 3 s.
+# Only the processes inside this host's network namespace are touched.
+stop_host_processes() {
+  local h=$1 pids i
+  pids=$(ip netns pids "$h" 2>/dev/null || true)
+  [ -n "$pids" ] || return 0
+  echo "vcluster.sh: stopping the processes still running in $h: $(echo $pids)" >&2
+  kill $pids 2>/dev/null || true
+  for i in 1 2 3 4 5 6; do
+    pids=$(ip netns pids "$h" 2>/dev/null || true)
+    [ -n "$pids" ] || return 0
+    sleep 0.5
+  done
+  kill -9 $pids 2>/dev/null || true
+}
+
 cmd_down() {
   need_root
-  local h pids
+  local h
   for h in $(existing_hosts); do
-    pids=$(ip netns pids "$h" 2>/dev/null || true)
-    [ -z "$pids" ] || echo "vcluster.sh: processes still run in $h: $(echo $pids); they keep its network until they end" >&2
+    stop_host_processes "$h"
     ip link del "$h" 2>/dev/null || true      # removes both ends of the veth pair
     ip netns del "$h" 2>/dev/null || true
     if [ -e "$VC_STATE/uts/$h" ]; then
