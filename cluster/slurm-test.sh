@@ -10,7 +10,8 @@
 #   --resume auto and ends with the same weights, bit for bit, as a job that
 #   was never interrupted;
 # - eval-watch.sbatch, submitted after the training, evaluates every
-#   checkpoint once into eval.jsonl; a second submission adds nothing.
+#   checkpoint once into eval.jsonl; a second submission adds nothing;
+# - a plain scancel checkpoints and ends the job without requeueing it.
 # Needs root and Debian's slurm-wlm and munge: without them it FAILS and says why.
 set -u
 cd "$(dirname "$0")/.."
@@ -84,7 +85,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 JobRequeue=1
-KillWait=5
+KillWait=15
 MpiDefault=pmix
 MailProg=/bin/true
 SlurmdParameters=config_overrides
@@ -181,4 +182,17 @@ e2=$(submit_eval eval2) || fail "sbatch eval-watch.sbatch (second)"
 [ "$(wait_job "$e2")" = COMPLETED ] || { logs "$T/eval2.out"; fail "the second eval job $e2 did not complete"; }
 [ "$(sha256sum "$res")" = "$before" ] || fail "the second eval-watch job changed eval.jsonl"
 ok "eval-watch.sbatch: $nck checkpoints, one line each; a second job adds nothing"
+
+# --- a plain scancel (SIGTERM to the job): checkpoint, exit 3, no requeue
+can=$(submit_train cancelled) || fail "sbatch train.sbatch"
+wait_running "$can"
+wait_lines "$T/cancelled/metrics.jsonl" 5 "$JOB_WAIT" || { logs "$T/cancelled.out"; fail "job $can made no progress"; }
+scancel "$can" || fail "scancel $can"
+state=$(wait_job "$can")
+[ "$state" = CANCELLED ] || { logs "$T/cancelled.out"; fail "the cancelled job ended $state"; }
+grep -q "stopped at step" "$T/cancelled.out" && grep -q "the ranks exited 3" "$T/cancelled.out" \
+  || { cat "$T/cancelled.out"; fail "scancel: the ranks did not checkpoint and exit 3"; }
+"$BIN" ckpt verify "$(ckpt_newest "$T/cancelled")" >/dev/null || fail "scancel: the last checkpoint does not verify"
+[ "$(job_field "$can" Restarts)" = 0 ] || fail "a cancelled job was requeued"
+ok "scancel: checkpoint $(basename "$(ckpt_newest "$T/cancelled")") written, exit 3, not requeued"
 echo "slurm-test: all checks passed"
