@@ -87,6 +87,7 @@ cmd_up() {
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 253 ] || die "up: give the number of hosts, 1..253 (got '${n}')"
   [[ $VC_SLOTS =~ ^[1-9][0-9]*$ ]] || die "--slots '$VC_SLOTS': give a positive integer"
   [ ${#VC_NAME} -le 9 ] && [[ $VC_NAME =~ ^[a-z][a-z0-9]*$ ]] || die "VC_NAME '$VC_NAME': 1..9 lower-case letters and digits (interface names are limited to 15 characters)"
+  [[ $VC_SUBNET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "VC_SUBNET '$VC_SUBNET': give the first three numbers of a /24, e.g. 10.77.0"
   [ -z "$rate" ] || rate_bits "$rate" >/dev/null
   need_root
   local want="hosts=$n rate=${rate:-none} delay=${delay:-none} slots=$VC_SLOTS subnet=$VC_SUBNET.0/24"
@@ -96,6 +97,9 @@ cmd_up() {
     die "a cluster '$VC_NAME' is up with different settings ($have); run 'cluster/vcluster.sh down' first"
   fi
   cmd_down >/dev/null  # the remains of a crashed up/down, if any
+  local clash
+  clash=$(ip -4 -o addr show | awk -v p=" $VC_SUBNET." 'index($0, p) {print $2}' | head -1)
+  [ -z "$clash" ] || die "$VC_SUBNET.0/24 is already on interface $clash (another virtual cluster?); take it down or set VC_SUBNET"
   trap 'cmd_down >/dev/null 2>&1' EXIT  # a failed up leaves nothing behind
   mkdir -p "$VC_STATE/uts"
   ip link add "$BR" type bridge
