@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --bucket-mb) bucket=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_scaling.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +53,12 @@ vcluster_study() {
   make -C "$root" --no-print-directory -s build/release/tests/helper_comm_bench >/dev/null
   bin=$(realpath "$bin")
   steps=${steps:-4}
+  for h in $hosts; do
+    [[ $h =~ ^[0-9]+$ ]] && [ "$h" -ge 2 ] || { echo "bench_scaling.sh: --hosts '$hosts': give host counts of 2 or more" >&2; exit 2; }
+  done
+  for link in $links; do
+    [[ $link =~ ^(none|[0-9]+(bit|kbit|mbit|gbit|tbit))$ ]] || { echo "bench_scaling.sh: --links: '$link' is not a rate such as 10gbit, nor none" >&2; exit 2; }
+  done
   export VC_NAME=vcb VC_STATE=/run/vcluster/vcb
   if ip -4 -o addr show | grep -q " ${VC_SUBNET:-10.77.0}\\."; then
     echo "bench_scaling.sh: ${VC_SUBNET:-10.77.0}.0/24 is in use (a virtual cluster is up?); take it down or set VC_SUBNET" >&2; exit 1
