@@ -69,7 +69,7 @@ typedef struct {
 
 /* ---- LRN (nn/lrn.c drives these): strips [b, e) of LRN_STRIP positions ---- */
 
-#define LRN_STRIP 256
+#define LRN_STRIP 2048
 
 typedef struct {
     const LrnShape *s;

@@ -9,8 +9,10 @@
 
 #include "nn/kernels/isa.h"
 
-/* out[i] = scale[i]^-beta, with the beta test outside the loops so they vectorise */
-static void pow_neg_beta(float *out, const float *scale, int len, float beta)
+/* out[i] = scale[i]^-beta, and when inv is given inv[i] = 1 / scale[i], with
+ * the beta test outside the loops so they vectorise. For beta = 0.75 both
+ * come from r = 1/sqrt(s): s^-0.75 = r sqrt(r), 1/s = r^2 (no division). */
+static void pow_neg_beta(float *out, float *inv, const float *scale, int len, float beta)
 {
     if (beta == 0.75f) {
         int i = 0;
@@ -18,13 +20,17 @@ static void pow_neg_beta(float *out, const float *scale, int len, float beta)
             vf s = vload(scale + i), r = vrsqrt(s);
             r = r * (1.5f - 0.5f * s * r * r); /* one Newton step */
             vstore(out + i, r * vsqrt(r));
+            if (inv) vstore(inv + i, r * r);
         }
         for (; i < len; i++) {
             float r = sqrtf(scale[i]);
             out[i] = 1.0f / (r * sqrtf(r));
+            if (inv) inv[i] = 1.0f / scale[i];
         }
     } else {
         for (int i = 0; i < len; i++) out[i] = powf(scale[i], -beta);
+        if (inv)
+            for (int i = 0; i < len; i++) inv[i] = 1.0f / scale[i];
     }
 }
 
@@ -50,7 +56,7 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
         int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
         for (int c = 0; c < s->c; c++) {
             scale_row(s, j->x, c, (size_t)p, len, scale);
-            pow_neg_beta(f, scale, len, s->beta);
+            pow_neg_beta(f, NULL, scale, len, s->beta);
             const float *xr = j->x + (size_t)c * s->plane + p;
             float *yr = j->out + (size_t)c * s->plane + p;
             for (int i = 0; i < len; i++) yr[i] = xr[i] * f[i];
@@ -75,9 +81,9 @@ void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
             for (; made < s->c && made <= c + half; made++) {
                 int r = made % ring;
                 scale_row(s, j->x, made, (size_t)p, len, scale);
-                pow_neg_beta(fs[r], scale, len, s->beta);
+                pow_neg_beta(fs[r], scale, scale, len, s->beta); /* scale becomes 1 / scale */
                 const float *xr = j->x + (size_t)made * s->plane + p, *dyr = j->dy + (size_t)made * s->plane + p;
-                for (int i = 0; i < len; i++) ratios[r][i] = dyr[i] * xr[i] * fs[r][i] / scale[i];
+                for (int i = 0; i < len; i++) ratios[r][i] = dyr[i] * xr[i] * fs[r][i] * scale[i];
             }
             int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
             memset(acc, 0, sizeof(float) * len);
