@@ -125,9 +125,11 @@ static long fwd_block(const ConvShape *s, long total)
 }
 
 typedef struct {
-    const ConvShape *s;
-    const float *x, *wt, *b;
-    float *y, *work;
+    const ConvShape *s;     /* cout: the rows of all outputs */
+    const float *x, *wt;    /* wt: (s->cout, cin*k*k), the outputs' weights stacked */
+    const ConvOut *outs;    /* where each output's rows go, in row order */
+    int nouts;
+    float *work;
     int n, relu;
     size_t slot;
     long block, blocks, total;
@@ -154,17 +156,18 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)cols, kdim, 1.0f, j->wt, kdim, bm,
                 (int)ldb, 0.0f, c, (int)cols);
-    for (int k = 0; k < s->cout; k++) {
-        float *row = j->y + (size_t)k * j->total + p0, bias = j->b ? j->b[k] : 0.0f;
-        const float *src = c + (size_t)k * cols;
-        if (j->relu)
-            for (long i = 0; i < cols; i++) {
-                float v = src[i] + bias;
-                row[i] = v > 0.0f ? v : 0.0f;
-            }
-        else
-            for (long i = 0; i < cols; i++) row[i] = src[i] + bias;
-    }
+    const float *src = c;
+    for (int o = 0; o < j->nouts; o++)
+        for (int k = 0; k < j->outs[o].cout; k++, src += cols) {
+            float *row = j->outs[o].y + (size_t)k * j->total + p0, bias = j->outs[o].b ? j->outs[o].b[k] : 0.0f;
+            if (j->relu)
+                for (long i = 0; i < cols; i++) {
+                    float v = src[i] + bias;
+                    row[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (long i = 0; i < cols; i++) row[i] = src[i] + bias;
+        }
 }
 
 static void gemm_fwd_slots(void *ctx, long s0, long s1)
@@ -181,11 +184,13 @@ static size_t gemm_fwd_slot(const ConvShape *s, int n)
     return rows * fwd_block(s, (long)n * s->ho * s->wo);
 }
 
-static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
-                         const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+/* The forward of s (its cout the rows of all outs) by blocks of output
+ * positions; wt: the weights of all outs, stacked. */
+static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, const float *wt,
+                              const ConvShape *s, int n, int relu, float *work, size_t work_floats)
 {
-    GemmFwdJob j = {.s = s, .x = x, .wt = wt, .b = b, .y = y, .work = work, .n = n, .relu = relu,
-                    .total = (long)n * s->ho * s->wo};
+    GemmFwdJob j = {.s = s, .x = x, .wt = wt, .outs = outs, .nouts = nouts, .work = work, .n = n,
+                    .relu = relu, .total = (long)n * s->ho * s->wo};
     size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     j.block = fwd_block(s, j.total);
     j.slot = gemm_fwd_slot(s, n);
@@ -202,6 +207,46 @@ static void gemm_forward(float *y, const float *x, const float *wt, const float 
     if (slots > j.blocks) slots = j.blocks;
     atomic_init(&j.next, 0);
     parallel_for(slots, 1, gemm_fwd_slots, &j);
+}
+
+static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+{
+    ConvOut out = {y, wt, b, s->cout};
+    gemm_forward_outs(&out, 1, x, wt, s, n, relu, work, work_floats);
+}
+
+/* ---- several 1x1 convolutions of one input: one GEMM ---- */
+
+size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads)
+{
+    return (size_t)s->cout * s->cin + gemm_fwd_slot(s, n) * (size_t)threads;
+}
+
+typedef struct {
+    const ConvOut *outs;
+    float *wt;
+    int cin;
+} StackJob;
+
+static void stack_range(void *ctx, long b, long e)
+{
+    const StackJob *j = ctx;
+    for (long o = b; o < e; o++) {
+        size_t at = 0;
+        for (long q = 0; q < o; q++) at += (size_t)j->outs[q].cout * j->cin;
+        memcpy(j->wt + at, j->outs[o].wt, sizeof(float) * j->outs[o].cout * j->cin);
+    }
+}
+
+void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
+                                 int relu, float *work, size_t work_floats)
+{
+    assert(conv_is_pointwise(s));
+    size_t wfl = (size_t)s->cout * s->cin;
+    StackJob sj = {outs, work, s->cin};
+    parallel_for(nouts, 1, stack_range, &sj);
+    gemm_forward_outs(outs, nouts, x, work, s, n, relu, work + wfl, work_floats - wfl);
 }
 
 /* dx = or += col2im(W^T dY), a few whole images at a time: col2im adds into

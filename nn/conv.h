@@ -71,6 +71,19 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
                    const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
                    const ConvPlan *p, float *work, size_t work_floats);
 
+/* Several 1x1 convolutions of the same input x (cin, n, h, w), as one GEMM
+ * with their weights stacked: the input is read once, and the product is
+ * larger (the inception module's 1x1 and reduce layers). s: the shape with
+ * cout the sum of the outputs' channels. */
+typedef struct {
+    float *y;                /* (cout, n, ho, wo) */
+    const float *wt, *b;     /* (cout, cin), (cout) or NULL */
+    int cout;
+} ConvOut;
+size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads);
+void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
+                                 int relu, float *work, size_t work_floats);
+
 /* The two halves of conv_backward, for timing them apart (dy already masked):
  * dx = or += the input gradient; dw += the weight gradient. */
 void conv_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,

@@ -95,6 +95,9 @@ typedef struct {
     ConvPlan plan; /* OP_CONV: the algorithm of each pass */
     PoolShape pool;
     unsigned char *arg; /* OP_MAXPOOL in training: each output's argmax, (c, batch, ho, wo) */
+    int lead;           /* OP_CONV 1x1: the op whose forward computes this one too, or -1 */
+    int group[4], ngroup; /* a lead: the 1x1 convolutions of its input it computes (itself first) */
+    ConvShape group_shape; /* a lead: its input, and cout the group's total */
 } Op;
 
 struct Model {
@@ -185,6 +188,7 @@ static Op *add_op(Model *m, OpKind kind, const char *name, int in, int out, int 
     o->out = out;
     o->head = head;
     o->w = o->b = -1;
+    o->lead = -1;
     return o;
 }
 
@@ -355,6 +359,30 @@ static void build(Model *m)
     }
 }
 
+/* The 1x1 convolutions (with ReLU) of one input, in one module, run their
+ * forward as one GEMM (conv_forward_pointwise_many): the inception module's
+ * 1x1 and both reduce layers. The first of them leads. */
+static void group_pointwise(Model *m)
+{
+    for (int i = 0; i < m->nop; i++) {
+        Op *a = &m->op[i];
+        if (a->kind != OP_CONV || !conv_is_pointwise(&a->conv) || !a->relu || a->lead >= 0) continue;
+        a->group[0] = i;
+        a->ngroup = 1;
+        a->group_shape = a->conv;
+        for (int j = i + 1; j < m->nop && a->ngroup < 4; j++) {
+            Op *b = &m->op[j];
+            if (b->kind != OP_CONV || !conv_is_pointwise(&b->conv) || !b->relu || b->in != a->in || b->head != a->head)
+                continue;
+            b->lead = i;
+            a->group[a->ngroup++] = j;
+            a->group_shape.cout += b->conv.cout;
+        }
+        if (a->ngroup > 1) a->lead = i;
+        else a->ngroup = 0;
+    }
+}
+
 /* ---- checking the shapes a crop gives ---- */
 
 /* 0 when every map is non-empty and the aux heads see at least 4x4. */
@@ -482,6 +510,10 @@ static int work_alloc(Model *m, char *err, size_t errlen)
         if (o->kind != OP_CONV || !op_planned(m, o)) continue;
         size_t f = conv_work_floats(&o->conv, &o->plan, m->cfg.batch, parallel_threads(), m->cfg.training);
         if (f > need) need = f;
+        if (o->ngroup > 1) {
+            f = conv_pointwise_many_floats(&o->group_shape, m->cfg.batch, parallel_threads());
+            if (f > need) need = f;
+        }
     }
     if (m->work && need <= m->work_cap) return 0;
     free(m->work);
@@ -502,6 +534,8 @@ static int plan(Model *m, char *err, size_t errlen)
         if (op_planned(m, &m->op[i])) order[steps++] = i;
     int F = steps;
     /* forward step of the k-th planned op: k; its backward step: 2F-1-k */
+    int step_of[MAX_OPS];
+    for (int k = 0; k < F; k++) step_of[order[k]] = k;
     for (int k = 0; k < F; k++) {
         Op *o = &m->op[order[k]];
         Tensor *in = &m->t[root_of(m, o->in)];
@@ -509,6 +543,8 @@ static int plan(Model *m, char *err, size_t errlen)
         if (o->out >= 0) {
             Tensor *out = &m->t[root_of(m, o->out)];
             touch(&out->d_lo, &out->d_hi, k);
+            /* a grouped 1x1 convolution is computed with its lead */
+            if (o->lead >= 0) touch(&out->d_lo, &out->d_hi, step_of[o->lead]);
             /* inference keeps a head's output until the end, for model_logits */
             if (o->kind == OP_FC && !m->cfg.training) touch(&out->d_lo, &out->d_hi, F);
         }
@@ -606,6 +642,7 @@ Model *model_init(const ModelConfig *cfg, char *err, size_t errlen)
     }
     m->cfg = *cfg;
     build(m);
+    group_pointwise(m);
     char why[160];
     if (check_shapes(m, why, sizeof why) != 0) {
         snprintf(err, errlen, "crop %d is too small for GoogLeNet%s: %s (smallest crop: %d)",
@@ -734,7 +771,9 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
     p->algo[0] = '\0';
-    if (o->kind == OP_CONV) {
+    if (o->kind == OP_CONV && o->lead >= 0 && o->ngroup == 0) {
+        snprintf(p->algo, sizeof p->algo, "forward in %s's GEMM", strrchr(m->op[o->lead].name, '/') + 1);
+    } else if (o->kind == OP_CONV) {
         int at = 0;
         for (int k = 0; k < (m->cfg.training ? CONV_PASSES : 1); k++) {
             ConvAlgo a = o->plan.algo[k];
@@ -742,6 +781,8 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
             else at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s.%d", k ? " " : "", conv_algo_name(a), o->plan.block[k]);
             if (at >= (int)sizeof p->algo) break;
         }
+        if (o->ngroup > 1 && at < (int)sizeof p->algo)
+            snprintf(p->algo + at, sizeof p->algo - at, " (+%d in its forward GEMM)", o->ngroup - 1);
     }
 }
 
@@ -767,7 +808,18 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
     const float *b = o->b >= 0 ? m->params + m->pt[o->b].offset : NULL;
     switch (o->kind) {
     case OP_CONV:
-        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
+        if (o->ngroup > 1) {
+            ConvOut outs[4];
+            ConvShape gs = o->group_shape;
+            for (int g = 0; g < o->ngroup; g++) {
+                const Op *q = &m->op[o->group[g]];
+                outs[g] = (ConvOut){m->t[q->out].data, m->params + m->pt[q->w].offset, m->params + m->pt[q->b].offset,
+                                    q->conv.cout};
+            }
+            conv_forward_pointwise_many(outs, o->ngroup, x->data, &gs, n, 1, m->work, m->work_cap);
+        } else if (o->lead < 0) {
+            conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
+        }
         break;
     case OP_MAXPOOL:
         if (m->mode == MODEL_TRAIN && o->arg) {

@@ -227,6 +227,47 @@ static void test_conv_fast_vs_naive(void **state)
     parallel_set_threads(1);
 }
 
+/* Several 1x1 convolutions of one input as one GEMM: what each gives alone. */
+static void test_conv_pointwise_many(void **state)
+{
+    (void)state;
+    const int cin = 24, n = 3, h = 9, w = 7, couts[3] = {16, 8, 5};
+    size_t nx = (size_t)cin * n * h * w, plane = (size_t)n * h * w;
+    float *x = malloc(nx * 4), *wt[3], *b[3], *y[3], *ref[3];
+    fill(x, nx, 40, -1, 1);
+    ConvOut outs[3];
+    ConvShape all;
+    conv_shape_init(&all, cin, 16 + 8 + 5, 1, 1, 0, h, w);
+    for (int o = 0; o < 3; o++) {
+        wt[o] = malloc((size_t)couts[o] * cin * 4);
+        b[o] = malloc((size_t)couts[o] * 4);
+        y[o] = malloc(couts[o] * plane * 4);
+        ref[o] = malloc(couts[o] * plane * 4);
+        fill(wt[o], (size_t)couts[o] * cin, 41 + o, -1, 1);
+        fill(b[o], (size_t)couts[o], 44 + o, -1, 1);
+        outs[o] = (ConvOut){y[o], wt[o], b[o], couts[o]};
+        ConvShape one;
+        conv_shape_init(&one, cin, couts[o], 1, 1, 0, h, w);
+        conv_forward_naive(ref[o], x, wt[o], b[o], &one, n, 1);
+    }
+    for (int threads = 1; threads <= 3; threads += 2) {
+        parallel_set_threads(threads);
+        size_t cap = conv_pointwise_many_floats(&all, n, threads);
+        float *work = malloc(cap * 4);
+        conv_forward_pointwise_many(outs, 3, x, &all, n, 1, work, cap);
+        for (int o = 0; o < 3; o++) compare(y[o], ref[o], couts[o] * plane, 1e-5, "1x1 group vs naive");
+        free(work);
+    }
+    parallel_set_threads(1);
+    for (int o = 0; o < 3; o++) {
+        free(wt[o]);
+        free(b[o]);
+        free(y[o]);
+        free(ref[o]);
+    }
+    free(x);
+}
+
 /* ---- pooling ---- */
 
 typedef struct {
@@ -544,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_conv_gradients),
         cmocka_unit_test(test_conv_fast_vs_naive),
         cmocka_unit_test(test_pool_argmax),
+        cmocka_unit_test(test_conv_pointwise_many),
         cmocka_unit_test(test_pool_shapes_and_gradients),
         cmocka_unit_test(test_pool_values),
         cmocka_unit_test(test_lrn),
