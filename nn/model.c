@@ -501,6 +501,19 @@ static int backward_reads_output(const Op *o)
     return (o->kind == OP_CONV || o->kind == OP_FC) && o->relu;
 }
 
+/* (Re)allocates the convolution scratch to `need` floats. */
+static int work_resize(Model *m, size_t need, const char *what, char *err, size_t errlen)
+{
+    free(m->work);
+    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
+    m->work_cap = m->work ? need : 0;
+    if (!m->work) {
+        snprintf(err, errlen, "cannot allocate %.0f MB of %s", need * 4.0 / 1e6, what);
+        return -1;
+    }
+    return 0;
+}
+
 /* Sizes the convolution scratch for the plans of the layers the model runs. */
 static int work_alloc(Model *m, char *err, size_t errlen)
 {
@@ -516,14 +529,7 @@ static int work_alloc(Model *m, char *err, size_t errlen)
         }
     }
     if (m->work && need <= m->work_cap) return 0;
-    free(m->work);
-    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
-    m->work_cap = m->work ? need : 0;
-    if (!m->work) {
-        snprintf(err, errlen, "cannot allocate %.0f MB of convolution scratch", need * 4.0 / 1e6);
-        return -1;
-    }
-    return 0;
+    return work_resize(m, need, "convolution scratch", err, errlen);
 }
 
 static int plan(Model *m, char *err, size_t errlen)
@@ -1144,15 +1150,8 @@ double model_conv_tune(Model *m, char *err, size_t errlen)
             }
         }
     }
-    if (need > m->work_cap) {
-        free(m->work);
-        m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
-        m->work_cap = m->work ? need : 0;
-        if (!m->work) {
-            snprintf(err, errlen, "cannot allocate %.0f MB to time the convolution algorithms", need * 4.0 / 1e6);
-            return -1;
-        }
-    }
+    if (need > m->work_cap && work_resize(m, need, "scratch to time the convolution algorithms", err, errlen) != 0)
+        return -1;
     /* benign data: zeros take the same time as any other numbers here */
     memset(m->arena, 0, m->arena_floats * sizeof(float));
     bind_views(m, n);

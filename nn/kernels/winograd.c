@@ -33,6 +33,18 @@ INLINE void tf(const float *t, int rows, int cols, int trans, const vf *in, int 
     }
 }
 
+/* out = T in T^T for square in (n_in x n_in), T = t or its transpose: every
+ * transform of Winograd's is one such sandwich. */
+INLINE void sandwich(const float *t, int rows, int cols, int trans, const vf *in, vf *out)
+{
+    int n_in = trans ? rows : cols, n_out = trans ? cols : rows;
+    vf tmp[64];
+#pragma GCC unroll 8
+    for (int s = 0; s < n_in; s++) tf(t, rows, cols, trans, &in[s], n_in, &tmp[s], n_in);
+#pragma GCC unroll 8
+    for (int i = 0; i < n_out; i++) tf(t, rows, cols, trans, &tmp[i * n_in], 1, &out[i * n_out], 1);
+}
+
 /* ---- tiles in lanes ----
  * The tiles of a block are loaded run by run: the rows a run of tiles reads
  * are contiguous, so each is loaded with (masked) vector loads and split into
@@ -139,12 +151,9 @@ INLINE void input_tpl(const float *bt, const int A, const int M, float *v, size_
     for (int c = 0; c < nc; c++) {
         const float *xc = x + c * g->in_cstride;
         for (int gi = 0; gi < ng; gi++) {
-            vf d[64], tmp[64], o[64];
+            vf d[64], o[64];
             load_patches(A, M, d, xc, g->h, g->w, (size_t)g->h * g->w, g->pad, pc + gs[gi], gs[gi + 1] - gs[gi], ph);
-#pragma GCC unroll 8
-            for (int s = 0; s < A; s++) tf(bt, A, A, 0, &d[s], A, &tmp[s], A);
-#pragma GCC unroll 8
-            for (int i = 0; i < A; i++) tf(bt, A, A, 0, &tmp[i * A], 1, &o[i * A], 1);
+            sandwich(bt, A, A, 0, d, o);
             store_pieces(A * A, o, v + c * ldc, ldxi, pc + gs[gi], gs[gi + 1] - gs[gi]);
         }
     }
@@ -164,14 +173,11 @@ INLINE void output_tpl(const float *at, const int A, const int M, float *y, int 
     for (int k = 0; k < nk; k++) {
         float *yk = y + k * g->out_cstride;
         for (int gi = 0; gi < ng; gi++) {
-            vf mm[64], tmp[64], o[64];
+            vf mm[64], o[64];
             const float *mk = mb + k * ldk + gi * VL;
 #pragma GCC unroll 8
             for (int xi = 0; xi < A * A; xi++) mm[xi] = vload(mk + xi * ldxi);
-#pragma GCC unroll 8
-            for (int j = 0; j < A; j++) tf(at, M, A, 0, &mm[j], A, &tmp[j], A);
-#pragma GCC unroll 8
-            for (int a = 0; a < M; a++) tf(at, M, A, 0, &tmp[a * A], 1, &o[a * M], 1);
+            sandwich(at, M, A, 0, mm, o);
             if (bias) {
                 vf bk = vset1(bias[k]);
 #pragma GCC unroll 8
@@ -220,13 +226,10 @@ INLINE void dy_tpl(const float *at, const int A, const int M, float *dm, size_t 
     for (int k = 0; k < nk; k++) {
         const float *dk = dy + k * g->out_cstride;
         for (int gi = 0; gi < ng; gi++) {
-            vf d[64], tmp[64], o[64];
+            vf d[64], o[64];
             /* an M x M patch of dY at the tile's own outputs: zero past ho x wo */
             load_patches(M, M, d, dk, g->ho, g->wo, (size_t)g->ho * g->wo, 0, pc + gs[gi], gs[gi + 1] - gs[gi], ph);
-#pragma GCC unroll 8
-            for (int b = 0; b < M; b++) tf(at, M, A, 1, &d[b], M, &tmp[b], M);
-#pragma GCC unroll 8
-            for (int i = 0; i < A; i++) tf(at, M, A, 1, &tmp[i * M], 1, &o[i * A], 1);
+            sandwich(at, M, A, 1, d, o);
             store_pieces(A * A, o, dm + k * ldk, ldxi, pc + gs[gi], gs[gi + 1] - gs[gi]);
         }
     }
@@ -246,13 +249,10 @@ INLINE void filter_tpl(const float *gm, const int A, const int R, float *u, size
             const float *src = wt + (flip ? (f % cout) * cin + f / cout : f) * R * R;
             for (int q = 0; q < R * R; q++) in[q][l] = src[flip ? R * R - 1 - q : q];
         }
-        vf gg[64], tmp[64], o[64];
+        vf gg[64], o[64];
 #pragma GCC unroll 8
         for (int q = 0; q < R * R; q++) gg[q] = vload(in[q]);
-#pragma GCC unroll 8
-        for (int k = 0; k < R; k++) tf(gm, A, R, 0, &gg[k], R, &tmp[k], R);
-#pragma GCC unroll 8
-        for (int i = 0; i < A; i++) tf(gm, A, R, 0, &tmp[i * R], 1, &o[i * A], 1);
+        sandwich(gm, A, R, 0, gg, o);
         vi on = vlanes(0, cnt);
 #pragma GCC unroll 8
         for (int xi = 0; xi < A * A; xi++) vstore_mask(u + xi * ldxi + e, on, o[xi]);
@@ -265,13 +265,10 @@ INLINE void filter_grad_tpl(const float *gm, const int A, const int R, float *dw
     for (size_t e = e0; e < e1; e += VL) {
         int cnt = e1 - e < VL ? (int)(e1 - e) : VL;
         vi on = vlanes(0, cnt);
-        vf d[64], tmp[64], o[64];
+        vf d[64], o[64];
 #pragma GCC unroll 8
         for (int xi = 0; xi < A * A; xi++) d[xi] = vload_mask(du + xi * ldxi + e, on);
-#pragma GCC unroll 8
-        for (int j = 0; j < A; j++) tf(gm, A, R, 1, &d[j], A, &tmp[j], A);
-#pragma GCC unroll 8
-        for (int k = 0; k < R; k++) tf(gm, A, R, 1, &tmp[k * A], 1, &o[k * R], 1);
+        sandwich(gm, A, R, 1, d, o);
         float out[25][VL];
 #pragma GCC unroll 8
         for (int q = 0; q < R * R; q++) vstore(out[q], o[q]);
