@@ -474,12 +474,17 @@ void conv_backward_weights(float *dw, const float *dy, const float *x, const Con
     else wino_backward_weights(dw, dy, x, s, n, wino_of(a), p->block[CONV_BWD_WEIGHTS], work, work_floats);
 }
 
+void conv_backward_bias(float *db, float *dy, const float *relu_y, const ConvShape *s, int n)
+{
+    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
+    parallel_for(s->cout, 1, bias_grad_range, &rj);
+}
+
 void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
                    const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
                    const ConvPlan *p, float *work, size_t work_floats)
 {
-    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
-    parallel_for(s->cout, 1, bias_grad_range, &rj);
+    conv_backward_bias(db, dy, relu_y, s, n);
     conv_backward_weights(dw, dy, x, s, n, p, work, work_floats);
     if (dx) conv_backward_data(dx, dy, wt, s, n, accum_dx, p, work, work_floats);
 }

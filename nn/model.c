@@ -122,6 +122,7 @@ struct Model {
     uint64_t dropout_key;
     double prof[2][OP_KINDS]; /* forward, backward */
     double op_time[2][MAX_OPS];
+    double conv_time[2][MAX_OPS]; /* backward of a convolution: data, weights (bias in neither) */
 };
 
 static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
@@ -763,6 +764,7 @@ void model_profile_reset(Model *m)
 {
     memset(m->prof, 0, sizeof m->prof);
     memset(m->op_time, 0, sizeof m->op_time);
+    memset(m->conv_time, 0, sizeof m->conv_time);
 }
 
 int model_num_ops(const Model *m) { return m->nop; }
@@ -774,6 +776,8 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->kind = o->kind;
     p->forward_s = m->op_time[0][i];
     p->backward_s = m->op_time[1][i];
+    p->backward_data_s = m->conv_time[0][i];
+    p->backward_weights_s = m->conv_time[1][i];
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
     p->algo[0] = '\0';
@@ -873,10 +877,17 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
     float *db = o->b >= 0 ? m->grads + m->pt[o->b].offset : NULL;
     float *dx = o->in == 0 ? NULL : x->diff;
     switch (o->kind) {
-    case OP_CONV:
-        conv_backward(dx, dw, db, y->diff, o->relu ? y->data : NULL, x->data, w, &o->conv, n,
-                      o->accum_dx, &o->plan, m->work, m->work_cap);
+    case OP_CONV: {
+        int i = (int)(o - m->op);
+        conv_backward_bias(db, y->diff, o->relu ? y->data : NULL, &o->conv, n);
+        double t0 = now();
+        conv_backward_weights(dw, y->diff, x->data, &o->conv, n, &o->plan, m->work, m->work_cap);
+        double t1 = now();
+        if (dx) conv_backward_data(dx, y->diff, w, &o->conv, n, o->accum_dx, &o->plan, m->work, m->work_cap);
+        m->conv_time[1][i] += t1 - t0;
+        m->conv_time[0][i] += now() - t1;
         break;
+    }
     case OP_MAXPOOL:
         if (o->arg) {
             pool_backward_argmax(dx, y->diff, o->arg, &o->pool, (long)x->c * n, o->accum_dx);

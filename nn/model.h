@@ -135,6 +135,7 @@ typedef struct {
     const char *name;
     OpKind kind;
     double forward_s, backward_s;
+    double backward_data_s, backward_weights_s; /* convolutions: the two GEMM parts of backward_s */
     double forward_macs_per_image, backward_macs_per_image;
     char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "" */
 } ModelOpProfile;
