@@ -1122,7 +1122,8 @@ static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
 }
 
 /* Candidates of one pass: GEMM, and each Winograd algorithm that applies with
- * half, once and twice its default block. */
+ * half, once, 2, 4 and 8 times its default block (at most 1024 tiles): a
+ * larger block makes larger GEMMs, a smaller one keeps them in cache. */
 static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *block)
 {
     int c = 0;
@@ -1131,8 +1132,9 @@ static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *bl
     for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++) {
         if (!conv_algo_applies((ConvAlgo)a, &o->conv)) continue;
         int d = conv_default_block((ConvAlgo)a, &o->conv, n, pass);
-        int tries[3] = {d / 2 / 16 * 16, d, 2 * d > 1024 ? 1024 : 2 * d};
-        for (int t = 0; t < 3; t++) {
+        int tries[5] = {d / 2 / 16 * 16, d, 2 * d, 4 * d, 8 * d};
+        for (int t = 0; t < 5; t++) {
+            if (tries[t] > 1024) tries[t] = 1024;
             if (tries[t] < 16 || (t > 0 && tries[t] == tries[t - 1])) continue;
             algo[c] = (ConvAlgo)a;
             block[c++] = tries[t];
@@ -1145,8 +1147,8 @@ double model_conv_tune(Model *m, char *err, size_t errlen)
 {
     double t0 = now();
     int n = m->cfg.batch, passes = m->cfg.training ? CONV_PASSES : 1;
-    ConvAlgo algo[16];
-    int block[16];
+    ConvAlgo algo[24];
+    int block[24];
     /* scratch for the largest candidate */
     size_t need = m->work_cap;
     for (int i = 0; i < m->nop; i++) {
