@@ -1214,3 +1214,30 @@ const float *model_tensor_data(const Model *m, int i)
 {
     return i >= 0 && i < m->nt ? m->t[i].data : NULL;
 }
+
+/* ---- the graph, read-only, for exporters ---- */
+void model_op_info(const Model *m, int i, ModelOpInfo *info)
+{
+    assert(i >= 0 && i < m->nop);
+    const Op *o = &m->op[i];
+    memset(info, 0, sizeof *info);
+    info->kind = o->kind;
+    info->name = o->name;
+    info->in = o->in;
+    info->out = o->out;
+    info->head = o->head;
+    info->relu = o->relu;
+    info->weight = o->w;
+    info->bias = o->b;
+    info->p = o->p;
+    info->conv = o->conv;
+    info->pool = o->pool;
+    if (o->kind == OP_LRN) info->lrn = LRN_PARAMS;
+}
+
+int model_tensor_parent(const Model *m, int i, int *c_off)
+{
+    if (i < 0 || i >= m->nt) return -1;
+    *c_off = m->t[i].c_off;
+    return m->t[i].parent;
+}

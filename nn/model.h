@@ -16,7 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/conv.h"
 #include "nn/loss.h"
+#include "nn/lrn.h"
+#include "nn/pool.h"
 
 typedef struct {
     int classes;        /* outputs of the three classifiers (1000) */
@@ -152,5 +155,28 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p);
 int model_tensor_count(const Model *m);
 const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);
 const float *model_tensor_data(const Model *m, int i);
+
+/* ---- the graph, read-only, for exporters (trainer/ckpt_onnx.c) ----
+ * Op i (forward order, as model_num_ops counts them) computes tensor `out` from
+ * tensor `in` (model_tensor_info) with the parameters `weight` and `bias`
+ * (indices into model_param_tensors). A tensor with a parent is channels
+ * [c_off, c_off + c) of it: an inception branch writes its slice of the
+ * module's concatenation in place. Derived from the table like everything
+ * else, so an exporter never writes the architecture down a second time. */
+typedef struct {
+    OpKind kind;
+    const char *name;
+    int in, out;     /* tensors; out = -1 for a loss */
+    int head;        /* MODEL_HEAD_MAIN, _AUX1, _AUX2 */
+    int relu;        /* OP_CONV, OP_FC: ReLU on the output */
+    int weight, bias;/* parameter tensors, or -1 */
+    float p;         /* OP_DROPOUT: the rate; OP_LOSS: the loss weight */
+    ConvShape conv;  /* OP_CONV */
+    PoolShape pool;  /* OP_MAXPOOL, OP_AVGPOOL */
+    LrnShape lrn;    /* OP_LRN: size, alpha, beta, k (c and plane unset) */
+} ModelOpInfo;
+void model_op_info(const Model *m, int i, ModelOpInfo *info);
+/* The tensor tensor i is a channel slice of, or -1; *c_off its first channel. */
+int model_tensor_parent(const Model *m, int i, int *c_off);
 
 #endif

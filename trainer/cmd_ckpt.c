@@ -19,6 +19,7 @@
 #include "nn/sgd.h"
 #include "trainer/ckpt.h"
 #include "trainer/ckpt_hash.h"
+#include "trainer/ckpt_onnx.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/runtime.h"
@@ -236,26 +237,51 @@ static int ckpt_verify(int argc, char **argv)
 
 static int ckpt_export(int argc, char **argv)
 {
-    const char *out = NULL, *section = "weights";
+    const char *out = NULL, *section = "weights", *format = "npy", *weights = "average";
+    int logits = 0, crop = 0;
     CliFlag flags[] = {
-        {"--out", CLI_STR, &out, "the .npy file to write (replaced atomically)", NULL, 0, 0, "F.npy"},
-        {"--section", CLI_CHOICE, &section, "which float section", "weights|momentum|average"},
+        {"--out", CLI_STR, &out, "the file to write (replaced atomically)", NULL, 0, 0, "FILE"},
+        {"--format", CLI_CHOICE, &format, "a float section as .npy, or the inference network as ONNX (trainer/ckpt_onnx.h)", "npy|onnx"},
+        {"--section", CLI_CHOICE, &section, "npy: which float section", "weights|momentum|average"},
+        {"--weights", CLI_CHOICE, &weights, "onnx: the Polyak average (the paper's final model) or the raw weights", "average|raw"},
+        {"--crop", CLI_INT, &crop, "onnx: input size; 0 takes the checkpoint's", NULL, 0, 4096},
+        {"--logits", CLI_BOOL, &logits, "onnx: a second output `logits` beside `prob`"},
     };
     const char *pos[1];
-    int done;
-    int rc = parse_action("export", "googlenet ckpt export FILE --out F.npy [flags]",
+    int done, nf = CLI_COUNT(flags);
+    int rc = parse_action("export", "googlenet ckpt export FILE --out F.npy [--section S] | --format onnx --out MODEL.onnx",
                           "Writes one float section of a checkpoint as a NumPy .npy file (format 1.0, dtype\n"
-                          "'<f4', shape (num_params,), the parameter order of README \"Parameter order\").",
-                          flags, CLI_COUNT(flags), argc, argv, pos, 1, &done);
+                          "'<f4', shape (num_params,), the parameter order of README \"Parameter order\"), or\n"
+                          "with --format onnx the inference network (main head, softmax) as an ONNX model:\n"
+                          "input `input` [N, 3, crop, crop] RGB in 0..1, output `prob` [N, classes]\n"
+                          "(docs/deployment.md).",
+                          flags, nf, argc, argv, pos, 1, &done);
     if (done) return rc;
-    if (!out) {
-        fprintf(stderr, "googlenet ckpt export: --out F.npy is required\n");
+    int onnx = strcmp(format, "onnx") == 0;
+    const char *usage = !out ? "--out FILE is required"
+                        : onnx && cli_given(flags, nf, "--section") ? "--section is for .npy; ONNX takes --weights average|raw"
+                        : !onnx && (cli_given(flags, nf, "--weights") || crop || logits)
+                            ? "--weights, --crop and --logits go with --format onnx (.npy takes --section)"
+                        : onnx && crop > 0 && crop < model_min_crop(0) ? "--crop is too small for GoogLeNet"
+                                                                       : NULL;
+    if (usage) {
+        fprintf(stderr, "googlenet ckpt export: %s\n", usage);
         return EXIT_USAGE;
+    }
+    char err[1200];
+    if (onnx) {
+        OnnxExportOptions o = {strcmp(weights, "average") == 0, crop, logits};
+        char summary[1400];
+        if (ckpt_onnx_export(pos[0], out, &o, summary, sizeof summary, err, sizeof err) != 0) {
+            fprintf(stderr, "googlenet ckpt export: %s\n", err);
+            return EXIT_FAIL;
+        }
+        printf("%s\n", summary);
+        return EXIT_OK;
     }
     CkptSectionKind kind = strcmp(section, "weights") == 0    ? CKPT_SEC_WEIGHTS
                            : strcmp(section, "momentum") == 0 ? CKPT_SEC_MOMENTUM
                                                               : CKPT_SEC_AVERAGE;
-    char err[1200];
     CkptReader *r = ckpt_open(pos[0], err, sizeof err);
     if (!r) {
         fprintf(stderr, "googlenet ckpt export: %s\n", err);
@@ -804,7 +830,7 @@ typedef struct {
 static const Action actions[] = {
     {"info", ckpt_info, "metadata, sections, compression and params_sha256 of a checkpoint"},
     {"verify", ckpt_verify, "check every checksum; exit 0 or 1 with one line"},
-    {"export", ckpt_export, "write the weights (or another float section) as a NumPy .npy"},
+    {"export", ckpt_export, "write the weights (or another float section) as .npy, or the network as ONNX"},
     {"import", ckpt_import, "build a checkpoint from a .npy of weights"},
     {"bench", ckpt_bench, "compression ratios and the training stall per checkpoint"},
 };
