@@ -1197,6 +1197,31 @@ Dataset *dataset_open(const DatasetOptions *opt, char *err, size_t errlen)
     return ds;
 }
 
+Dataset *dataset_from_files(const char *const *paths, size_t n, int classes, char *err, size_t errlen)
+{
+    Dataset *ds = calloc(1, sizeof *ds);
+    if (ds) ds->kind = DATASET_FLAT;
+    int ok = ds && n > 0 && classes > 0 && (ds->root = strdup("")) &&
+             (ds->class_name = malloc((size_t)classes * sizeof *ds->class_name));
+    for (int c = 0; c < classes && ok; c++) {
+        char name[16];
+        int len = snprintf(name, sizeof name, "%d", c);
+        ok = pool_add(ds, name, (size_t)len, &ds->class_name[c]) == 0;
+        ds->nclasses = c + 1;
+    }
+    for (size_t i = 0; i < n && ok; i++) {
+        Item *it = item_add(ds);
+        ok = it && pool_add(ds, paths[i], strlen(paths[i]), &it->name) == 0;
+    }
+    if (!ok) {
+        if (n == 0) snprintf(err, errlen, "no image files given");
+        else snprintf(err, errlen, "out of memory for the list of %zu images", n);
+        dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
 void dataset_free(Dataset *ds)
 {
     if (!ds) return;
@@ -1267,7 +1292,8 @@ int dataset_read(const Dataset *ds, size_t i, uint8_t **buf, size_t *cap, size_t
         return 0;
     }
     char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", ds->root, name) >= (int)sizeof path) {
+    /* a list of files (dataset_from_files) has no root: names are paths */
+    if (snprintf(path, sizeof path, "%s%s%s", ds->root, ds->root[0] ? "/" : "", name) >= (int)sizeof path) {
         snprintf(err, errlen, "path too long");
         return -1;
     }

@@ -39,6 +39,11 @@ typedef enum { DATASET_TREE = 1, DATASET_FLAT = 2, DATASET_SHARDS = 3 } DatasetK
  * classes file, ...). */
 Dataset *dataset_open(const DatasetOptions *opt, char *err, size_t errlen);
 void dataset_free(Dataset *ds);
+/* A dataset of the files paths[0..n) as given (relative to the working
+ * directory or absolute), every label 0, classes classes named "0", "1", ...:
+ * for classifying images that belong to no dataset (`googlenet predict`). Its
+ * root is "" and its item names are the paths. Not serialisable to a cache. */
+Dataset *dataset_from_files(const char *const *paths, size_t n, int classes, char *err, size_t errlen);
 
 DatasetKind dataset_kind(const Dataset *ds);
 const char *dataset_root(const Dataset *ds);

@@ -99,6 +99,7 @@ static long eval_batch_count(const Evaluator *E, long q)
 static void eval_note_bad(Evaluator *E, long j, const char *why)
 {
     E->bad++;
+    if (E->cfg->on_image) E->cfg->on_image(E->cfg->on_image_ctx, (E->begin + (size_t)j) * E->stride, NULL, NULL, why);
     if (E->nbad_names < EVAL_BAD_NAMES)
         snprintf(E->bad_names[E->nbad_names++], 256, "%.150s: %.100s",
                  dataset_item_name(E->ds, (E->begin + (size_t)j) * E->stride), why);
@@ -305,8 +306,11 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
     int *pos = malloc((size_t)B * sizeof(int));                  /* valid crop i sits at position pos[i] */
     EvalAcc *acc = calloc((size_t)R, sizeof *acc);
     double *accbuf = malloc((size_t)R * classes * sizeof(double)); /* (R, classes) */
+    /* (B, classes) each position's logits, for on_image when a crop is an image */
+    int want_logits = cfg->on_image && K == 1 && nsets == 1;
+    float *lg = want_logits ? malloc((size_t)B * classes * sizeof(float)) : NULL;
     int rc = 0;
-    if (!probs || !pos || !acc || !accbuf) {
+    if (!probs || !pos || !acc || !accbuf || (want_logits && !lg)) {
         rc = -1;
         snprintf(err, errlen, "out of memory for %d x %d probabilities", B, classes);
         goto done;
@@ -344,7 +348,10 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
         for (int s = 0; s < nsets && n > 0; s++) {
             if (nsets > 1) memcpy(params, weight_sets[s], np * sizeof(float));
             model_forward(m, sl->x, NULL, n, MODEL_EVAL, 0, NULL);
-            loss_softmax(probs, model_logits(m, MODEL_HEAD_MAIN), classes, n);
+            const float *logits = model_logits(m, MODEL_HEAD_MAIN); /* (classes, n) */
+            loss_softmax(probs, logits, classes, n);
+            for (int i = 0; i < n && lg; i++)
+                for (int k = 0; k < classes; k++) lg[(size_t)pos[i] * classes + k] = logits[(size_t)k * n + i];
             for (int i = 0; i < n; i++) {
                 double *dst = acc[((q * B + pos[i]) / K) % R].p;
                 const float *src = probs + (size_t)i * classes;
@@ -370,6 +377,9 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
             L->class_total[label]++;
             L->class_top1[label] += rank == 1;
             L->class_top5[label] += rank <= 5;
+            if (cfg->on_image)
+                cfg->on_image(cfg->on_image_ctx, (E->begin + (size_t)j) * E->stride, a->p,
+                              lg ? lg + (size_t)b * classes : NULL, NULL);
         }
         pthread_mutex_lock(&E->mu);
         sl->seq = q + E->nslots;
@@ -382,6 +392,7 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
         }
     }
 done:
+    free(lg);
     free(probs);
     free(pos);
     free(acc);
@@ -604,6 +615,14 @@ static void es_json_string(EvalStr *b, const char *s)
         else es_printf(b, "%c", *p);
     }
     es_printf(b, "\"");
+}
+
+void evaluate_json_print_string(FILE *f, const char *s)
+{
+    EvalStr b = {0};
+    es_json_string(&b, s);
+    fputs(b.oom || !b.s ? "\"\"" : b.s, f);
+    free(b.s);
 }
 
 static double eval_frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }

@@ -53,6 +53,15 @@ typedef struct {
      * rank's images done and its shard size (for progress lines). */
     void (*progress)(void *ctx, long done, long total);
     void *progress_ctx;
+    /* Optional, once for each image of this rank's shard (item: its index in
+     * ds) as soon as it is done: p (classes) its probabilities averaged over
+     * crops and models and, with one crop and one weight set, logits (classes)
+     * the network's outputs, else NULL; or p = logits = NULL and why, when the
+     * image could not be read or decoded. Scored images are reported from the
+     * caller's thread, failed ones from a decode thread: calls for different
+     * items may overlap in time (`googlenet predict` fills one row each). */
+    void (*on_image)(void *ctx, size_t item, const double *p, const float *logits, const char *why);
+    void *on_image_ctx;
 } EvalConfig;
 
 /* Every field at its default; ds and crops to be set. */
@@ -105,6 +114,9 @@ typedef struct {
  * models, bad, seconds, img_per_s, world, checkpoints and, when per_class is
  * set, per-class accuracy. one_line: no newlines (for JSONL). */
 char *evaluate_json(const EvalResult *r, const EvalReportInfo *info, int per_class, int one_line);
+
+/* s as a JSON string literal (quotes included) on f; the escaping of evaluate_json. */
+void evaluate_json_print_string(FILE *f, const char *s);
 
 /* Writes evaluate_json(r, info, 1, 0) to path atomically (temporary file and
  * rename). Returns 0, or -1 with a reason. */

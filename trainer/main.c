@@ -22,6 +22,7 @@ typedef struct {
 static const Command commands[] = {
     {"train", cmd_train, "train GoogLeNet data-parallel (run under mpirun -np N)"},
     {"eval", cmd_eval, "evaluate checkpoints with 1, 10 or 144 crops, alone or as an ensemble"},
+    {"predict", cmd_predict, "classify images with a checkpoint: top classes and probabilities"},
     {"bench", cmd_bench, "time training or inference steps on random data"},
     {"bench-loader", cmd_bench_loader, "time decoding and augmentation of a dataset"},
     {"pack", cmd_pack, "pack an image tree into shard files for cluster file systems"},
