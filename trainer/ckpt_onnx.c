@@ -27,6 +27,7 @@ enum {
     OPSET_DOMAIN = 1, OPSET_VERSION = 2,
     ENTRY_KEY = 1, ENTRY_VALUE = 2,
     GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_DOC = 10, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12,
+    GRAPH_VALUE_INFO = 13,
     NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5,
     ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20,
     ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_INTS = 7,
@@ -110,7 +111,8 @@ static void initializer(PbBuf *b, const char *name, const int *dims, int ndim, c
     pb_end(b, t);
 }
 
-/* A graph input or output: float32 [N, dims...] with N dynamic. */
+/* A ValueInfoProto (graph input, output or intermediate value): float32
+ * [N, dims...] with N dynamic. */
 static void value_info(PbBuf *b, int field, const char *name, const int *dims, int ndim)
 {
     size_t v = pb_begin(b, field);
@@ -132,6 +134,14 @@ static void value_info(PbBuf *b, int field, const char *name, const int *dims, i
 }
 
 /* ---- the graph ---- */
+
+/* Tensor t is held by the value named v (v may be another tensor's name). */
+static void value_alias(OnnxGraph *g, int t, const char *v)
+{
+    size_t len = strlen(v) < VALUE_LEN - 1 ? strlen(v) : VALUE_LEN - 1;
+    memmove(g->val[t], v, len);
+    g->val[t][len] = 0;
+}
 
 static int by_offset(const void *a, const void *b) { return ((const int *)a)[1] - ((const int *)b)[1]; }
 
@@ -245,7 +255,7 @@ static int emit_op(OnnxGraph *g, const ModelOpInfo *o)
         return 0;
     }
     case OP_DROPOUT: /* the identity at inference */
-        snprintf(g->val[o->out], VALUE_LEN, "%s", x);
+        value_alias(g, o->out, x);
         g->flat[o->out] = g->flat[o->in];
         return 0;
     case OP_FLATTEN:
@@ -259,7 +269,7 @@ static int emit_op(OnnxGraph *g, const ModelOpInfo *o)
             x = v;
         }
         if (o->kind == OP_FC) emit_linear(g, o, x, 1);
-        else if (g->flat[o->in]) snprintf(g->val[o->out], VALUE_LEN, "%s", x);
+        else if (g->flat[o->in]) value_alias(g, o->out, x);
         g->flat[o->out] = 1;
         return 0;
     case OP_LOSS: {
@@ -309,6 +319,13 @@ static int graph_write(OnnxGraph *g, const float *params, const OnnxModelInfo *i
             int p = k ? o.bias : o.weight;
             if (p >= 0) initializer(b, pt[p].name, pt[p].shape, pt[p].ndim, params + pt[p].offset);
         }
+    }
+    /* the shape of every tensor of ours that a value holds, so that a
+     * client's shape inference can be held against this network's */
+    for (int t = 0; t < g->nt; t++) {
+        int dims[3];
+        const char *name = model_tensor_info(g->m, t, &dims[0], &dims[1], &dims[2]);
+        if (strcmp(g->val[t], name) == 0) value_info(b, GRAPH_VALUE_INFO, name, dims, g->flat[t] ? 1 : 3);
     }
     int in[3] = {3, h, w}, out[1] = {classes};
     value_info(b, GRAPH_INPUT, "input", in, 3);

@@ -12,7 +12,10 @@
  * The checkpoint's input normalisation is applied inside the model by a Sub and
  * a Div node, data = (input - mean) / std, exactly as the evaluation transform
  * computes it. Opset 13, IR version 7. Class names, the normalisation and the
- * checkpoint's step and digest go into the model's metadata_props.
+ * checkpoint's step and digest go into the model's metadata_props. Every
+ * intermediate tensor is named as in nn/model.c (Caffe's layer names) and its
+ * shape written as value_info, so a client's shape inference can be checked
+ * against ours.
  *
  * Every function returns a status and writes one line into err[errlen] on
  * failure; nothing here prints or exits, and a failed export leaves no file.
