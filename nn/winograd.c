@@ -14,6 +14,7 @@
 #include <cblas.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/parallel.h"
@@ -102,6 +103,10 @@ static void tiles_fill(const Tiling *t, long bi, WinoTiles *tl, WinoRun *runs)
 
 static size_t u_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * t->cin * t->cout, 16); }
 
+/* U packed for the fused kernel: output channels padded to a multiple of 16,
+ * which every table's kr divides */
+static size_t up_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * t->cin * round_up(t->cout, 16), 16); }
+
 static size_t slot_floats(const Tiling *t)
 {
     size_t aa = (size_t)t->A * t->A;
@@ -152,7 +157,7 @@ size_t wino_scratch_floats(WinoAlg a, const ConvShape *s, int n, int block, int 
         return (size_t)dw_parts(&t) * u_floats(&t) + (size_t)slots * slot_floats(&t);
     }
     long slots = threads < t.blocks ? threads : t.blocks;
-    return u_floats(&t) + (size_t)slots * slot_floats(&t);
+    return u_floats(&t) + up_floats(&t) + (size_t)slots * slot_floats(&t);
 }
 
 /* ---- filters ---- */
@@ -180,12 +185,35 @@ static void filters(const NnKernels *kn, WinoAlg a, float *u, const float *wt, i
     parallel_for((long)((j.total + LANES - 1) / LANES), 4, filter_range, &j);
 }
 
+typedef struct {
+    const float *u; /* (alpha^2, cout, cin) */
+    float *up;
+    int cout, cin, kr;
+} PackJob;
+
+/* up[((xi*nkt + kt)*cin + c)*kr + r] = u[xi][kt*kr + r][c], zero past cout */
+static void pack_range(void *ctx, long b, long e)
+{
+    const PackJob *j = ctx;
+    int nkt = (j->cout + j->kr - 1) / j->kr;
+    for (long xi = b; xi < e; xi++) {
+        const float *u = j->u + (size_t)xi * j->cout * j->cin;
+        float *up = j->up + (size_t)xi * nkt * j->kr * j->cin;
+        for (int kt = 0; kt < nkt; kt++)
+            for (int c = 0; c < j->cin; c++)
+                for (int r = 0; r < j->kr; r++) {
+                    int k = kt * j->kr + r;
+                    *up++ = k < j->cout ? u[(size_t)k * j->cin + c] : 0.0f;
+                }
+    }
+}
+
 /* ---- forward and backward data: blocks per thread ---- */
 
 typedef struct {
     const Tiling *t;
     const NnKernels *kn;
-    const float *in, *u, *bias;
+    const float *in, *u, *up, *bias;
     float *out, *slots;
     size_t slot;
     int relu, accum;
@@ -202,6 +230,14 @@ static void conv_block(const ConvJob *j, long bi, float *v, float *m, WinoRun *r
     WinoTiles tl;
     tiles_fill(t, bi, &tl, runs);
     j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, &tl);
+    if (!getenv("WINO_OLD")) {
+        /* the fused kernel reads whole vectors of tiles: numbers past the last */
+        int pad = (int)(round_up((size_t)tl.count, LANES) - (size_t)tl.count);
+        if (pad)
+            for (size_t r = 0; r < (size_t)t->cin * aa; r++) memset(v + r * blk + tl.count, 0, sizeof(float) * pad);
+        j->kn->wino_gemm_output(t->a, j->up, v, ld, t->cin, t->cout, j->out, &t->g, &tl, j->bias, j->relu, j->accum);
+        return;
+    }
     for (size_t xi = 0; xi < aa; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t->cout, tl.count, t->cin, 1.0f,
                     j->u + xi * t->cout * t->cin, t->cin, v + xi * blk, (int)ld, 0.0f,
@@ -228,13 +264,16 @@ static void run_conv(const Tiling *t, const float *in, const float *wt, int flip
      * they come from the forward layer's (cin x cout) */
     if (flip) filters(kn, t->a, u, wt, t->cin, t->cout, 1);
     else filters(kn, t->a, u, wt, t->cout, t->cin, 0);
-    size_t slot = slot_floats(t);
-    assert(work_floats >= u_floats(t) + slot);
-    long slots = (long)((work_floats - u_floats(t)) / slot);
+    float *up = work + u_floats(t);
+    PackJob pj = {u, up, t->cout, t->cin, kn->wino_kr()};
+    parallel_for((long)t->A * t->A, 1, pack_range, &pj);
+    size_t head = u_floats(t) + up_floats(t), slot = slot_floats(t);
+    assert(work_floats >= head + slot);
+    long slots = (long)((work_floats - head) / slot);
     if (slots > parallel_threads()) slots = parallel_threads();
     if (slots > t->blocks) slots = t->blocks;
-    ConvJob j = {.t = t, .kn = kn, .in = in, .u = u, .bias = bias, .out = out,
-                 .slots = work + u_floats(t), .slot = slot, .relu = relu, .accum = accum};
+    ConvJob j = {.t = t, .kn = kn, .in = in, .u = u, .up = up, .bias = bias, .out = out,
+                 .slots = work + head, .slot = slot, .relu = relu, .accum = accum};
     atomic_init(&j.next, 0);
     parallel_for(slots, 1, conv_slots, &j);
 }
