@@ -8,8 +8,6 @@
 
 void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *x, int nc,
                      const WinoGeom *g, const WinoTiles *t);
-void ISA(wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
-                      const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum);
 void ISA(wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy, int nk,
                   const WinoGeom *g, const WinoTiles *t);
 void ISA(wino_filter)(WinoAlg a, float *u, size_t ldxi, const float *wt, int cout, int cin,

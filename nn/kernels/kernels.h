@@ -94,11 +94,6 @@ typedef struct {
      * every tile t of the block. x points at channel 0. */
     void (*wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *x, int nc,
                        const WinoGeom *g, const WinoTiles *t);
-    /* y[k] (= or +=) (AT M A) of M[xi*ldxi + k*ldk + t], k < nk, then + bias[k]
-     * and ReLU when given; only the outputs inside ho x wo are written. */
-    void (*wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
-                        const WinoGeom *g, const WinoTiles *t, const float *bias, int relu,
-                        int accum);
     /* dM[xi*ldxi + k*ldk + t] = (A dY AT)[xi] of output-gradient channel k
      * (zero outside ho x wo): the weight gradient's transform of dY. */
     void (*wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy, int nk,

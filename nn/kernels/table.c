@@ -9,7 +9,6 @@ const NnKernels ISA(nn_kernels) = {
 #endif
     .lanes = VL,
     .wino_input = ISA(wino_input),
-    .wino_output = ISA(wino_output),
     .wino_dy = ISA(wino_dy),
     .wino_filter = ISA(wino_filter),
     .wino_filter_grad = ISA(wino_filter_grad),

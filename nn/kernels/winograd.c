@@ -380,17 +380,6 @@ void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *
     }
 }
 
-void ISA(wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
-                        const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum)
-{
-    switch (a) {
-    case WINO_F2X3: output_tpl(MAT(F2x3_AT), 4, 2, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
-    case WINO_F4X3: output_tpl(MAT(F4x3_AT), 6, 4, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
-    case WINO_F2X5: output_tpl(MAT(F2x5_AT), 6, 2, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
-    default: break;
-    }
-}
-
 void ISA(wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy, int nk,
                     const WinoGeom *g, const WinoTiles *t)
 {
