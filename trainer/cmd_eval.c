@@ -649,19 +649,25 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
     return code;
 }
 
+/* The defaults of the flags eval and predict share. */
+static void eval_args_default(EvalArgs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->crops = "1";
+    a->weights = "average";
+    a->filter = "bilinear";
+    a->norm = "checkpoint";
+    a->conv_algo = "checkpoint";
+    a->batch = 32;
+    a->workers = 2;
+    a->threads = trainer_default_threads();
+    a->resize = 256;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     EvalArgs a;
-    memset(&a, 0, sizeof a);
-    a.crops = "1";
-    a.weights = "average";
-    a.filter = "bilinear";
-    a.norm = "checkpoint";
-    a.conv_algo = "checkpoint";
-    a.batch = 32;
-    a.workers = 2;
-    a.threads = trainer_default_threads();
-    a.resize = 256;
+    eval_args_default(&a);
     a.show_classes = 5;
     a.max_bad = 0.01;
     a.poll = 60;
@@ -970,16 +976,7 @@ out:
 int cmd_predict(int argc, char **argv)
 {
     EvalArgs a;
-    memset(&a, 0, sizeof a);
-    a.crops = "1";
-    a.weights = "average";
-    a.filter = "bilinear";
-    a.norm = "checkpoint";
-    a.conv_algo = "checkpoint";
-    a.batch = 32;
-    a.workers = 2;
-    a.threads = trainer_default_threads();
-    a.resize = 256;
+    eval_args_default(&a);
     a.quiet = 1;
     const char *ckpt = NULL, *list = NULL;
     int top = 5, json = 0, logits = 0;
