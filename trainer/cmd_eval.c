@@ -1036,6 +1036,8 @@ int cmd_predict(int argc, char **argv)
     long n = npos;
     if (list && (n = predict_read_list(list, &text, &paths, err, sizeof err)) <= 0) {
         fprintf(stderr, "googlenet predict: %s\n", n < 0 ? err : "--list names no images");
+        if (paths != pos) free(paths);
+        free(text);
         free(pos);
         return EXIT_FAIL;
     }
