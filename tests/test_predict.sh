@@ -111,6 +111,11 @@ usage "no images" --ckpt "$ck"
 usage "not both" --ckpt "$ck" --list "$tmp/images.txt" "${images[0]}"
 usage "--logits goes with --json" --ckpt "$ck" --logits "${images[0]}"
 usage "--crops" --ckpt "$ck" --crops 144 "${images[0]}"
+: >"$tmp/empty.txt"
+"$bin" predict --ckpt "$ck" --list "$tmp/empty.txt" >"$tmp/empty.out" 2>&1
+[ $? -eq 1 ] && grep -q "names no images" "$tmp/empty.out" || fail "an empty --list: $(cat "$tmp/empty.out")"
+"$bin" predict --ckpt "$ck" --list "$tmp/nolist.txt" >"$tmp/nolist.out" 2>&1
+[ $? -eq 1 ] && grep -q "cannot read --list .*nolist.txt" "$tmp/nolist.out" || fail "a missing --list: $(cat "$tmp/nolist.out")"
 "$bin" predict --ckpt "$tmp/none.gnck" "${images[0]}" >"$tmp/nock.out" 2>&1
 [ $? -eq 1 ] && grep -q "none.gnck" "$tmp/nock.out" || fail "a missing checkpoint: $(cat "$tmp/nock.out")"
 
