@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_onnx.sh: `googlenet ckpt export --format onnx` checked by two clients
-# this project did not write. A checkpoint trained for a few steps on a tiny
+# this project did not write. A checkpoint trained for 24 steps on a tiny
 # generated set (3 colour classes, crop 64) is exported at crop 64 and 224;
 #   - Debian's python3-onnx accepts each file (checker, full check), and its
 #     shape inference, run on a copy without our value_info, gives every
@@ -39,7 +39,7 @@ node -e "require('onnxruntime-node')" 2>/dev/null ||
 
 # ---- a checkpoint that has learnt something ----
 "$helper" gen "$tmp/train" --classes 3 --per-class 6 --seed 5 >/dev/null || exit 1
-timeout -k 5 300 "$bin" train --data "$tmp/train" --crop 64 --batch 6 --steps 10 --lr 0.01 --out "$tmp/run" \
+timeout -k 5 300 "$bin" train --data "$tmp/train" --crop 64 --batch 6 --steps 24 --lr 0.02 --out "$tmp/run" \
     --threads 1 --workers 1 --ckpt-every 0 --log-every 0 --quiet >"$tmp/train.log" 2>&1 ||
   { echo "FAIL: train failed: $(tail -n 5 "$tmp/train.log")"; exit 1; }
 ck=$(ls "$tmp"/run/ckpt-*.gnck | tail -n 1)
