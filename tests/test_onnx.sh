@@ -73,7 +73,7 @@ check_crop() {
       --threads 1 --workers 1 "$tmp"/img"$crop"_*.png >"$tmp/$name.ours" 2>"$tmp/$name.ours.err" ||
     { fail "predict $name: $(cat "$tmp/$name.ours.err")"; return; }
   timeout -k 5 300 node "$here/helper_ort.js" "$tmp/$name.onnx" "$tmp/batch$crop.f32" "$n" 3 "$crop" "$crop" \
-      "$tmp/$name.ort" >"$tmp/$name.ort.log" 2>&1 || { fail "onnxruntime $name: $(cat "$tmp/$name.ort.log")"; return; }
+      "$tmp/$name.ort" >"$tmp/$name.ort.log" 2>&1 || { fail "onnxruntime $name: $(tail -n 2 "$tmp/$name.ort.log")"; return; }
   $py - "$tmp" "$name" "$crop" "$n" <<'EOF' || fail "$name: ONNX Runtime and our forward differ"
 import json, sys
 import numpy as np
