@@ -251,10 +251,10 @@ static int ckpt_export(int argc, char **argv)
     int done, nf = CLI_COUNT(flags);
     int rc = parse_action("export", "googlenet ckpt export FILE --out F.npy [--section S] | --format onnx --out MODEL.onnx",
                           "Writes one float section of a checkpoint as a NumPy .npy file (format 1.0, dtype\n"
-                          "'<f4', shape (num_params,), the parameter order of README \"Parameter order\"), or\n"
-                          "with --format onnx the inference network (main head, softmax) as an ONNX model:\n"
-                          "input `input` [N, 3, crop, crop] RGB in 0..1, output `prob` [N, classes]\n"
-                          "(docs/deployment.md).",
+                          "'<f4', shape (num_params,), the parameter order of docs/checkpoints.md, \"Parameter\n"
+                          "order\"), or with --format onnx the inference network (main head, softmax) as an\n"
+                          "ONNX model: input `input` [N, 3, crop, crop] RGB in 0..1, output `prob`\n"
+                          "[N, classes] (docs/deployment.md).",
                           flags, nf, argc, argv, pos, 1, &done);
     if (done) return rc;
     int onnx = strcmp(format, "onnx") == 0;
