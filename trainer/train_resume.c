@@ -249,15 +249,17 @@ int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *pat
     p->total_steps = cfg->steps > 0 ? cfg->steps : p->step + ((long)cfg->epochs * p->spe - done_at_shape);
     if (p->total_steps < p->step) p->total_steps = p->step;
     p->complete = p->step >= p->total_steps;
-    if (resplit && !p->complete) {
-        char pos[128], seen[96] = "";
+    int gb0 = m->world_size * m->batch * m->accum;
+    if (p->global_batch != gb0 && !p->complete) {
+        char pos[128], seen[96] = "", who[96] = "";
         train_format_position(p->step, p->epoch, p->epoch_step, p->spe, pos, sizeof pos);
         if (again) snprintf(seen, sizeof seen, ", and %lld sample%s of that epoch %s seen again", again,
                             again == 1 ? "" : "s", again == 1 ? "is" : "are");
-        note(p, "resuming on %d rank%s instead of %d: the global batch is %d (was %d), so the epoch position is "
-             "re-split: the run continues after %s%s; it now ends at step %ld, and the learning-rate schedule spans "
-             "that many steps", run->world, run->world == 1 ? "" : "s", m->world_size, p->global_batch,
-             m->world_size * m->batch * m->accum, pos, seen, p->total_steps);
+        if (resplit) snprintf(who, sizeof who, "resuming on %d rank%s instead of %d: ", run->world,
+                              run->world == 1 ? "" : "s", m->world_size);
+        note(p, "%sthe global batch is %d (was %d), so the epoch position is re-split: the run continues after %s%s; "
+             "it now ends at step %ld, and the learning-rate schedule spans that many steps", who, p->global_batch, gb0,
+             pos, seen, p->total_steps);
     }
     return 0;
 }
