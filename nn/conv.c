@@ -275,10 +275,12 @@ static void gemm_backward_data(float *dx, const float *dy, const float *wt, cons
 
 /* ---- the weight gradient by GEMM: blocks of output positions into a fixed
  * number of partial sums ----
- * dW = dY . im2col(x)^T sums over every output position. Blocks as in the
- * forward; block b is added into partial sum b % G by one thread, in block
- * order, and the G partials into dw in order: the same bits for any thread
- * count. G depends on the shape only. */
+ * dW = dY . im2col(x)^T sums over every output position (for a 1x1 layer
+ * x is its own im2col). Blocks as in the forward; block b is added into
+ * partial sum b % G by one thread, in block order, and the G partials into dw
+ * in order: the same bits for any thread count, and each block of dY and x is
+ * read once (split along the output channels instead, every thread would read
+ * all of it). G depends on the shape only. */
 
 #define DW_PARTIALS_MAX 8
 #define DW_PARTIALS_BUDGET ((size_t)4 << 20) /* floats */
@@ -308,14 +310,22 @@ static void gemm_dw_slots(void *ctx, long s0, long s1)
     const ConvShape *s = j->s;
     int kdim = s->cin * s->k * s->k;
     float *col = j->slots + s0 * j->slot;
+    int pointwise = conv_is_pointwise(s);
     (void)s1;
     for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->parts;) {
         float *acc = j->partial + (size_t)g * s->cout * kdim;
         for (long bi = g; bi < j->blocks; bi += j->parts) {
             long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total;
-            nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
+            /* a 1x1 layer's block of x is its own im2col */
+            const float *bm = j->x + p0;
+            long ldb = j->total;
+            if (!pointwise) {
+                nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
+                bm = col;
+                ldb = p1 - p0;
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)(p1 - p0), 1.0f,
-                        j->dy + p0, (int)j->total, col, (int)(p1 - p0), bi == g ? 0.0f : 1.0f, acc, kdim);
+                        j->dy + p0, (int)j->total, bm, (int)ldb, bi == g ? 0.0f : 1.0f, acc, kdim);
         }
     }
 }
@@ -341,7 +351,8 @@ static size_t gemm_dw_floats(const ConvShape *s, int n, int threads)
 {
     long total = (long)n * s->ho * s->wo, block = fwd_block(s, total);
     size_t one = (size_t)s->cout * s->cin * s->k * s->k;
-    return one * dw_partials(s, (total + block - 1) / block) + gemm_fwd_slot(s, n) * (size_t)threads;
+    size_t col = conv_is_pointwise(s) ? 0 : one / s->cout * block * (size_t)threads;
+    return one * dw_partials(s, (total + block - 1) / block) + col;
 }
 
 static void gemm_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
@@ -349,15 +360,11 @@ static void gemm_backward_weights(float *dw, const float *dy, const float *x, co
 {
     int kdim = s->cin * s->k * s->k;
     long total = (long)n * s->ho * s->wo;
-    if (conv_is_pointwise(s)) {
-        gemm(0, 1, s->cout, kdim, (int)total, 1.0f, dy, (int)total, x, (int)total, 1.0f, dw, kdim);
-        return;
-    }
     GemmDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .total = total};
     j.block = fwd_block(s, total);
     j.blocks = (total + j.block - 1) / j.block;
     j.parts = dw_partials(s, j.blocks);
-    j.slot = (size_t)kdim * j.block;
+    j.slot = conv_is_pointwise(s) ? 0 : (size_t)kdim * j.block;
     size_t len = (size_t)s->cout * kdim;
     if (work_floats < len * j.parts + j.slot) {
         /* less scratch than planned (a caller's own buffer): one partial, smaller blocks */
@@ -369,7 +376,7 @@ static void gemm_backward_weights(float *dw, const float *dy, const float *x, co
     }
     j.partial = work;
     j.slots = work + len * j.parts;
-    long slots = (long)((work_floats - len * j.parts) / j.slot);
+    long slots = j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads();
     if (slots > parallel_threads()) slots = parallel_threads();
     if (slots > j.parts) slots = j.parts;
     atomic_init(&j.next, 0);
@@ -429,7 +436,7 @@ int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
 static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
 {
     if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
-    if (pass == 2) return conv_is_pointwise(s) ? 0 : gemm_dw_floats(s, n, threads);
+    if (pass == 2) return gemm_dw_floats(s, n, threads);
     size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);
     return all <= COL_BUDGET_FLOATS ? all : one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS;
 }
@@ -474,12 +481,17 @@ void conv_backward_weights(float *dw, const float *dy, const float *x, const Con
     else wino_backward_weights(dw, dy, x, s, n, wino_of(a), p->block[CONV_BWD_WEIGHTS], work, work_floats);
 }
 
+void conv_backward_bias(float *db, float *dy, const float *relu_y, const ConvShape *s, int n)
+{
+    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
+    parallel_for(s->cout, 1, bias_grad_range, &rj);
+}
+
 void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
                    const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
                    const ConvPlan *p, float *work, size_t work_floats)
 {
-    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
-    parallel_for(s->cout, 1, bias_grad_range, &rj);
+    conv_backward_bias(db, dy, relu_y, s, n);
     conv_backward_weights(dw, dy, x, s, n, p, work, work_floats);
     if (dx) conv_backward_data(dx, dy, wt, s, n, accum_dx, p, work, work_floats);
 }

@@ -84,8 +84,10 @@ size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads);
 void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
                                  int relu, float *work, size_t work_floats);
 
-/* The two halves of conv_backward, for timing them apart (dy already masked):
- * dx = or += the input gradient; dw += the weight gradient. */
+/* The three parts of conv_backward, for timing them apart: db += the bias
+ * gradient, with dy first zeroed where relu_y <= 0 (relu_y NULL: no ReLU);
+ * then, on that dy, dx = or += the input gradient and dw += the weight gradient. */
+void conv_backward_bias(float *db, float *dy, const float *relu_y, const ConvShape *s, int n);
 void conv_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
                         int accum_dx, const ConvPlan *p, float *work, size_t work_floats);
 void conv_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,

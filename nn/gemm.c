@@ -5,11 +5,20 @@
 
 #include "nn/parallel.h"
 
-/* Columns (or rows) of C per OpenBLAS call. Fixed, whatever the thread count:
- * OpenBLAS picks its kernels by the size of the call (small-matrix kernels
- * below a threshold), and those round differently. */
-#define COLS_PER_CALL 512
-#define ROWS_PER_CALL 32
+/* Columns (or rows) of C per OpenBLAS call: a function of the shape only,
+ * whatever the thread count (OpenBLAS picks its kernels by the size of the
+ * call, small-matrix kernels below a threshold, and those round differently).
+ * About 8 blocks of at most 512, so that a product with a short side and a
+ * long K (a weight gradient) still feeds every thread. */
+#define MAX_PER_CALL 512
+#define BLOCKS_WANTED 8
+
+static int per_call(long len)
+{
+    long per = (len + BLOCKS_WANTED - 1) / BLOCKS_WANTED;
+    per = (per + 15) / 16 * 16;
+    return (int)(per > MAX_PER_CALL ? MAX_PER_CALL : per);
+}
 
 typedef struct {
     int ta, tb, m, n, k, lda, ldb, ldc;
@@ -44,9 +53,8 @@ void gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const floa
 {
     /* split the longer side of C; the blocks depend on the shape only */
     int split_n = n >= m;
-    GemmJob j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, split_n,
-                 split_n ? COLS_PER_CALL : ROWS_PER_CALL};
     long len = split_n ? n : m;
+    GemmJob j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, split_n, per_call(len)};
     long blocks = (len + j.per - 1) / j.per;
     /* too little work to share: one thread */
     long grain = (double)m * n * k < 4e6 ? blocks : 1;

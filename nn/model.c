@@ -122,6 +122,7 @@ struct Model {
     uint64_t dropout_key;
     double prof[2][OP_KINDS]; /* forward, backward */
     double op_time[2][MAX_OPS];
+    double conv_time[2][MAX_OPS]; /* backward of a convolution: data, weights (bias in neither) */
 };
 
 static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
@@ -763,6 +764,7 @@ void model_profile_reset(Model *m)
 {
     memset(m->prof, 0, sizeof m->prof);
     memset(m->op_time, 0, sizeof m->op_time);
+    memset(m->conv_time, 0, sizeof m->conv_time);
 }
 
 int model_num_ops(const Model *m) { return m->nop; }
@@ -774,6 +776,8 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->kind = o->kind;
     p->forward_s = m->op_time[0][i];
     p->backward_s = m->op_time[1][i];
+    p->backward_data_s = m->conv_time[0][i];
+    p->backward_weights_s = m->conv_time[1][i];
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
     p->algo[0] = '\0';
@@ -875,10 +879,17 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale, int want_dx)
     float *db = o->b >= 0 ? m->grads + m->pt[o->b].offset : NULL;
     float *dx = want_dx ? x->diff : NULL;
     switch (o->kind) {
-    case OP_CONV:
-        conv_backward(dx, dw, db, y->diff, o->relu ? y->data : NULL, x->data, w, &o->conv, n,
-                      o->accum_dx, &o->plan, m->work, m->work_cap);
+    case OP_CONV: {
+        int i = (int)(o - m->op);
+        conv_backward_bias(db, y->diff, o->relu ? y->data : NULL, &o->conv, n);
+        double t0 = now();
+        conv_backward_weights(dw, y->diff, x->data, &o->conv, n, &o->plan, m->work, m->work_cap);
+        double t1 = now();
+        if (dx) conv_backward_data(dx, y->diff, w, &o->conv, n, o->accum_dx, &o->plan, m->work, m->work_cap);
+        m->conv_time[1][i] += t1 - t0;
+        m->conv_time[0][i] += now() - t1;
         break;
+    }
     case OP_MAXPOOL:
         if (o->arg) {
             pool_backward_argmax(dx, y->diff, o->arg, &o->pool, (long)x->c * n, o->accum_dx);
@@ -1130,7 +1141,8 @@ static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
 }
 
 /* Candidates of one pass: GEMM, and each Winograd algorithm that applies with
- * half, once and twice its default block. */
+ * half, once, 2, 4 and 8 times its default block (at most 1024 tiles): a
+ * larger block makes larger GEMMs, a smaller one keeps them in cache. */
 static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *block)
 {
     int c = 0;
@@ -1139,8 +1151,9 @@ static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *bl
     for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++) {
         if (!conv_algo_applies((ConvAlgo)a, &o->conv)) continue;
         int d = conv_default_block((ConvAlgo)a, &o->conv, n, pass);
-        int tries[3] = {d / 2 / 16 * 16, d, 2 * d > 1024 ? 1024 : 2 * d};
-        for (int t = 0; t < 3; t++) {
+        int tries[5] = {d / 2 / 16 * 16, d, 2 * d, 4 * d, 8 * d};
+        for (int t = 0; t < 5; t++) {
+            if (tries[t] > 1024) tries[t] = 1024;
             if (tries[t] < 16 || (t > 0 && tries[t] == tries[t - 1])) continue;
             algo[c] = (ConvAlgo)a;
             block[c++] = tries[t];
@@ -1153,8 +1166,8 @@ double model_conv_tune(Model *m, char *err, size_t errlen)
 {
     double t0 = now();
     int n = m->cfg.batch, passes = m->cfg.training ? CONV_PASSES : 1;
-    ConvAlgo algo[16];
-    int block[16];
+    ConvAlgo algo[24];
+    int block[24];
     /* scratch for the largest candidate */
     size_t need = m->work_cap;
     for (int i = 0; i < m->nop; i++) {

@@ -108,7 +108,7 @@ int model_conv_plan_format(const Model *m, char *buf, size_t len);
 /* Replaces the plan by a formatted one; it must name every layer with a
  * choice. Reallocates the scratch. 0, or -1 with a one-line message. */
 int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen);
-/* Times every candidate (GEMM; each Winograd algorithm with three block sizes)
+/* Times every candidate (GEMM; each Winograd algorithm with several block sizes)
  * of every pass the model runs, on its real shapes and batch, and keeps the
  * fastest: FFTW's planner, cuDNN's algorithm search. Overwrites activations
  * and zeroes the gradient buffer: call it before training. Returns the
@@ -141,6 +141,7 @@ typedef struct {
     const char *name;
     OpKind kind;
     double forward_s, backward_s;
+    double backward_data_s, backward_weights_s; /* convolutions: the two GEMM parts of backward_s */
     double forward_macs_per_image, backward_macs_per_image;
     char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "" */
 } ModelOpProfile;

@@ -2,11 +2,11 @@
  *
  * Forward and backward data: each thread takes whole blocks of tiles (an
  * atomic counter hands them out), transforms the block's input into its own V,
- * runs the alpha^2 GEMMs into its own M and transforms M into the output; no
+ * and the fused kernel makes the alpha^2 products a few output channels and
+ * tiles at a time in registers and transforms them into the output at once; no
  * two blocks write the same output, so the threads never meet. Backward
- * weights: every block's V and dM are made by all threads (split over
- * channels), then the alpha^2 GEMMs are split over the threads, each adding
- * the block into its own slices of dU: dU sums the blocks in block order
+ * weights: the same, into a fixed number of partial sums of dU, block b into
+ * sum b % G in block order, the sums then added in order: the same bits
  * whatever the thread count.
  */
 #include "nn/winograd.h"
@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/parallel.h"
@@ -22,9 +23,10 @@
 /* Tile arrays and blocks are padded to the widest table's lanes. */
 #define LANES 16
 /* Scratch aimed at per block: one thread's V and M (forward, backward data),
- * and the shared V and dM of the weight gradient. */
+ * and one thread's V and dM (the weight gradient: larger, the tiles are the
+ * GEMMs' K). */
 #define BLOCK_BUDGET_FLOATS ((size_t)384 << 10)
-#define BLOCK_BUDGET_FLOATS_DW ((size_t)2 << 20)
+#define BLOCK_BUDGET_FLOATS_DW ((size_t)1 << 20)
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
@@ -102,19 +104,30 @@ static void tiles_fill(const Tiling *t, long bi, WinoTiles *tl, WinoRun *runs)
 
 static size_t u_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * t->cin * t->cout, 16); }
 
-static size_t slot_floats(const Tiling *t)
+/* U packed for the fused kernel: output channels padded to a multiple of 16,
+ * which every table's kr divides */
+static size_t up_floats(const Tiling *t) { return round_up((size_t)t->A * t->A * t->cin * round_up(t->cout, 16), 16); }
+
+/* One thread's block: V (cin, alpha^2, block), then for the weight gradient
+ * dM (cout, alpha^2, block), then the block's runs of tiles. The forward and
+ * backward-data products never leave the fused kernel's registers and L1, so
+ * they need no M. */
+static size_t slot_tiles_floats(const Tiling *t, int with_m)
 {
-    size_t aa = (size_t)t->A * t->A;
-    size_t run_floats = sizeof(WinoRun) / sizeof(float) * (size_t)t->block;
-    return round_up(aa * (t->cin + t->cout) * t->block, 16) + round_up(run_floats, 16);
+    return round_up((size_t)t->A * t->A * (t->cin + (with_m ? t->cout : 0)) * t->block, 16);
 }
 
-static void slot_views(const Tiling *t, float *slot, float **v, float **m, WinoRun **runs)
+static size_t slot_floats(const Tiling *t, int with_m)
 {
-    size_t aa = (size_t)t->A * t->A;
+    size_t run_floats = sizeof(WinoRun) / sizeof(float) * (size_t)t->block;
+    return slot_tiles_floats(t, with_m) + round_up(run_floats, 16);
+}
+
+static void slot_views(const Tiling *t, int with_m, float *slot, float **v, float **m, WinoRun **runs)
+{
     *v = slot;
-    *m = slot + aa * t->cin * t->block;
-    *runs = (WinoRun *)(slot + round_up(aa * (t->cin + t->cout) * t->block, 16));
+    *m = with_m ? slot + (size_t)t->A * t->A * t->cin * t->block : NULL;
+    *runs = (WinoRun *)(slot + slot_tiles_floats(t, with_m));
 }
 
 int wino_default_block(WinoAlg a, const ConvShape *s, int n, int pass)
@@ -131,14 +144,28 @@ int wino_default_block(WinoAlg a, const ConvShape *s, int n, int pass)
     return (int)b;
 }
 
+#define DW_PARTS_MAX 4
+#define DW_PARTS_BUDGET ((size_t)8 << 20) /* floats of partial sums at most */
+
+static int dw_parts(const Tiling *t)
+{
+    long g = (long)(DW_PARTS_BUDGET / u_floats(t));
+    if (g > DW_PARTS_MAX) g = DW_PARTS_MAX;
+    if (g > t->blocks) g = t->blocks;
+    return g < 1 ? 1 : (int)g;
+}
+
 size_t wino_scratch_floats(WinoAlg a, const ConvShape *s, int n, int block, int threads, int pass)
 {
     Tiling t;
     if (pass == 1) tiling_backward_data(&t, s, a, n, block);
     else tiling_forward(&t, s, a, n, block);
-    if (pass == 2) return u_floats(&t) + slot_floats(&t);
+    if (pass == 2) {
+        long slots = threads < dw_parts(&t) ? threads : dw_parts(&t);
+        return (size_t)dw_parts(&t) * u_floats(&t) + (size_t)slots * slot_floats(&t, 1);
+    }
     long slots = threads < t.blocks ? threads : t.blocks;
-    return u_floats(&t) + (size_t)slots * slot_floats(&t);
+    return u_floats(&t) + up_floats(&t) + (size_t)slots * slot_floats(&t, 0);
 }
 
 /* ---- filters ---- */
@@ -166,33 +193,56 @@ static void filters(const NnKernels *kn, WinoAlg a, float *u, const float *wt, i
     parallel_for((long)((j.total + LANES - 1) / LANES), 4, filter_range, &j);
 }
 
+typedef struct {
+    const float *u; /* (alpha^2, cout, cin) */
+    float *up;
+    int cout, cin, kr;
+} PackJob;
+
+/* up[((xi*nkt + kt)*cin + c)*kr + r] = u[xi][kt*kr + r][c], zero past cout */
+static void pack_range(void *ctx, long b, long e)
+{
+    const PackJob *j = ctx;
+    int nkt = (j->cout + j->kr - 1) / j->kr;
+    for (long xi = b; xi < e; xi++) {
+        const float *u = j->u + (size_t)xi * j->cout * j->cin;
+        float *up = j->up + (size_t)xi * nkt * j->kr * j->cin;
+        for (int kt = 0; kt < nkt; kt++)
+            for (int c = 0; c < j->cin; c++)
+                for (int r = 0; r < j->kr; r++) {
+                    int k = kt * j->kr + r;
+                    *up++ = k < j->cout ? u[(size_t)k * j->cin + c] : 0.0f;
+                }
+    }
+}
+
 /* ---- forward and backward data: blocks per thread ---- */
 
 typedef struct {
     const Tiling *t;
     const NnKernels *kn;
-    const float *in, *u, *bias;
+    const float *in, *up, *bias;
     float *out, *slots;
     size_t slot;
     int relu, accum;
     atomic_long next;
 } ConvJob;
 
-static void conv_block(const ConvJob *j, long bi, float *v, float *m, WinoRun *runs)
+static void conv_block(const ConvJob *j, long bi, float *v, WinoRun *runs)
 {
     const Tiling *t = j->t;
-    /* V (cin, alpha^2, block) and M (cout, alpha^2, block): one channel's
-     * transformed tiles are contiguous for the kernels, and the GEMMs read and
-     * write them with a leading dimension of alpha^2 * block */
+    /* V (cin, alpha^2, block): one channel's transformed tiles are contiguous
+     * for the input kernel, and the fused kernel reads them with a leading
+     * dimension of alpha^2 * block */
     size_t aa = (size_t)t->A * t->A, blk = (size_t)t->block, ld = aa * blk;
     WinoTiles tl;
     tiles_fill(t, bi, &tl, runs);
     j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, &tl);
-    for (size_t xi = 0; xi < aa; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t->cout, tl.count, t->cin, 1.0f,
-                    j->u + xi * t->cout * t->cin, t->cin, v + xi * blk, (int)ld, 0.0f,
-                    m + xi * blk, (int)ld);
-    j->kn->wino_output(t->a, j->out, t->cout, m, blk, ld, &t->g, &tl, j->bias, j->relu, j->accum);
+    /* the fused kernel reads whole vectors of tiles: numbers past the last */
+    int pad = (int)(round_up((size_t)tl.count, LANES) - (size_t)tl.count);
+    if (pad)
+        for (size_t r = 0; r < (size_t)t->cin * aa; r++) memset(v + r * blk + tl.count, 0, sizeof(float) * pad);
+    j->kn->wino_gemm_output(t->a, j->up, v, ld, t->cin, t->cout, j->out, &t->g, &tl, j->bias, j->relu, j->accum);
 }
 
 static void conv_slots(void *ctx, long s0, long s1)
@@ -200,9 +250,9 @@ static void conv_slots(void *ctx, long s0, long s1)
     ConvJob *j = ctx;
     float *v, *m;
     WinoRun *runs;
-    slot_views(j->t, j->slots + (size_t)s0 * j->slot, &v, &m, &runs);
+    slot_views(j->t, 0, j->slots + (size_t)s0 * j->slot, &v, &m, &runs);
     (void)s1;
-    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, m, runs);
+    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, runs);
 }
 
 static void run_conv(const Tiling *t, const float *in, const float *wt, int flip, const float *bias,
@@ -214,13 +264,16 @@ static void run_conv(const Tiling *t, const float *in, const float *wt, int flip
      * they come from the forward layer's (cin x cout) */
     if (flip) filters(kn, t->a, u, wt, t->cin, t->cout, 1);
     else filters(kn, t->a, u, wt, t->cout, t->cin, 0);
-    size_t slot = slot_floats(t);
-    assert(work_floats >= u_floats(t) + slot);
-    long slots = (long)((work_floats - u_floats(t)) / slot);
+    float *up = work + u_floats(t);
+    PackJob pj = {u, up, t->cout, t->cin, kn->wino_kr()};
+    parallel_for((long)t->A * t->A, 1, pack_range, &pj);
+    size_t head = u_floats(t) + up_floats(t), slot = slot_floats(t, 0);
+    assert(work_floats >= head + slot);
+    long slots = (long)((work_floats - head) / slot);
     if (slots > parallel_threads()) slots = parallel_threads();
     if (slots > t->blocks) slots = t->blocks;
-    ConvJob j = {.t = t, .kn = kn, .in = in, .u = u, .bias = bias, .out = out,
-                 .slots = work + u_floats(t), .slot = slot, .relu = relu, .accum = accum};
+    ConvJob j = {.t = t, .kn = kn, .in = in, .up = up, .bias = bias, .out = out,
+                 .slots = work + head, .slot = slot, .relu = relu, .accum = accum};
     atomic_init(&j.next, 0);
     parallel_for(slots, 1, conv_slots, &j);
 }
@@ -241,41 +294,58 @@ void wino_backward_data(float *dx, const float *dy, const float *wt, const ConvS
     run_conv(&t, dy, wt, 1, NULL, dx, 0, accum, work, work_floats);
 }
 
-/* ---- backward weights: blocks in order, work within a block shared ---- */
+/* ---- backward weights: blocks per thread into a fixed number of partial sums ----
+ * Block b is transformed and multiplied by one thread, in its own V and dM,
+ * and added into partial sum b % G of dU (alpha^2, K, C); the G partials are
+ * then summed in order, and G^T dU G taken once per (k, c). G depends on the
+ * shape only: the same bits for any thread count. */
 
 typedef struct {
     const Tiling *t;
     const NnKernels *kn;
     const float *x, *dy;
-    float *v, *dm, *du, *dw;
-    WinoRun *runs;
-    WinoTiles tl;
+    float *du, *dw, *slots;
+    size_t slot;
+    int parts;
+    atomic_int next;
 } GradJob;
 
-/* Transforms of the block: input channels [0, cin), then dY channels. */
-static void grad_transform_range(void *ctx, long b, long e)
+/* Block bi's V and dM in the thread's slot, then dU_g[xi] += dM[xi] V[xi]^T. */
+static void grad_block(const GradJob *j, long bi, int first, float *du, float *v, float *dm, WinoRun *runs)
 {
-    const GradJob *j = ctx;
     const Tiling *t = j->t;
-    size_t blk = (size_t)t->block, ld = (size_t)t->A * t->A * blk;
-    long c0 = b, c1 = e < t->cin ? e : t->cin;
-    if (c1 > c0)
-        j->kn->wino_input(t->a, j->v + c0 * ld, blk, ld, j->x + c0 * t->g.in_cstride,
-                          (int)(c1 - c0), &t->g, &j->tl);
-    long k0 = b > t->cin ? b - t->cin : 0, k1 = e - t->cin;
-    if (k1 > k0)
-        j->kn->wino_dy(t->a, j->dm + k0 * ld, blk, ld, j->dy + k0 * t->g.out_cstride,
-                       (int)(k1 - k0), &t->g, &j->tl);
+    size_t blk = (size_t)t->block, kc = (size_t)t->cout * t->cin, aa = (size_t)t->A * t->A, ld = aa * blk;
+    WinoTiles tl;
+    tiles_fill(t, bi, &tl, runs);
+    j->kn->wino_input(t->a, v, blk, ld, j->x, t->cin, &t->g, &tl);
+    j->kn->wino_dy(t->a, dm, blk, ld, j->dy, t->cout, &t->g, &tl);
+    for (size_t xi = 0; xi < aa; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->cout, t->cin, tl.count, 1.0f, dm + xi * blk,
+                    (int)ld, v + xi * blk, (int)ld, first ? 0.0f : 1.0f, du + xi * kc, t->cin);
 }
 
-static void grad_gemm_range(void *ctx, long b, long e)
+static void grad_slots(void *ctx, long s0, long s1)
+{
+    GradJob *j = ctx;
+    const Tiling *t = j->t;
+    float *v, *dm;
+    WinoRun *runs;
+    slot_views(t, 1, j->slots + (size_t)s0 * j->slot, &v, &dm, &runs);
+    (void)s1;
+    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->parts;)
+        for (long bi = g; bi < t->blocks; bi += j->parts)
+            grad_block(j, bi, bi == g, j->du + (size_t)g * u_floats(t), v, dm, runs);
+}
+
+static void grad_sum_range(void *ctx, long b, long e)
 {
     const GradJob *j = ctx;
-    const Tiling *t = j->t;
-    size_t blk = (size_t)t->block, kc = (size_t)t->cout * t->cin, ld = (size_t)t->A * t->A * blk;
-    for (long xi = b; xi < e; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->cout, t->cin, j->tl.count, 1.0f,
-                    j->dm + xi * blk, (int)ld, j->v + xi * blk, (int)ld, 1.0f, j->du + xi * kc, t->cin);
+    size_t len = u_floats(j->t);
+    for (long i = b; i < e; i++) {
+        float v = j->du[i];
+        for (int g = 1; g < j->parts; g++) v += j->du[(size_t)g * len + i];
+        j->du[i] = v;
+    }
 }
 
 static void grad_filter_range(void *ctx, long b, long e)
@@ -286,25 +356,20 @@ static void grad_filter_range(void *ctx, long b, long e)
     j->kn->wino_filter_grad(j->t->a, j->dw, j->du, kc, e0, e1);
 }
 
-static void zero_range(void *ctx, long b, long e)
-{
-    memset((float *)ctx + b * 4096, 0, sizeof(float) * 4096 * (size_t)(e - b));
-}
-
 void wino_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
                            WinoAlg a, int block, float *work, size_t work_floats)
 {
     Tiling t;
     tiling_forward(&t, s, a, n, block);
-    assert(work_floats >= u_floats(&t) + slot_floats(&t));
-    GradJob j = {.t = &t, .kn = nn_kernels(), .x = x, .dy = dy, .du = work, .dw = dw};
-    slot_views(&t, work + u_floats(&t), &j.v, &j.dm, &j.runs);
-    parallel_for((long)(u_floats(&t) / 4096), 1, zero_range, work);
-    memset(work + u_floats(&t) / 4096 * 4096, 0, sizeof(float) * (u_floats(&t) % 4096));
-    for (long bi = 0; bi < t.blocks; bi++) {
-        tiles_fill(&t, bi, &j.tl, j.runs);
-        parallel_for(t.cin + t.cout, 1, grad_transform_range, &j);
-        parallel_for((long)t.A * t.A, 1, grad_gemm_range, &j);
-    }
+    GradJob j = {.t = &t, .kn = nn_kernels(), .x = x, .dy = dy, .du = work, .dw = dw, .parts = dw_parts(&t),
+                 .slot = slot_floats(&t, 1)};
+    j.slots = work + (size_t)j.parts * u_floats(&t);
+    assert(work_floats >= (size_t)j.parts * u_floats(&t) + j.slot);
+    long slots = (long)((work_floats - (size_t)j.parts * u_floats(&t)) / j.slot);
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > j.parts) slots = j.parts;
+    atomic_init(&j.next, 0);
+    parallel_for(slots, 1, grad_slots, &j);
+    parallel_for((long)u_floats(&t), 4096, grad_sum_range, &j);
     parallel_for((long)((size_t)t.cout * t.cin + LANES - 1) / LANES, 4, grad_filter_range, &j);
 }

@@ -82,7 +82,11 @@ def run(a, variant):
             name, kind, fwd, _gf, rest = m.groups()
             r = rest.split()
             bwd = float(r[0]) if a.mode == "train" and r and re.match(r"^[\d.]+$", r[0]) else 0.0
-            algo = " ".join(x for x in r[2 if a.mode == "train" else 0:] if not x.endswith("%"))
+            r = r[2 if a.mode == "train" else 0:]
+            r = [x for x in r if not x.endswith("%")]
+            if len(r) >= 3 and r[1] == "+":  # the backward's data + weights split
+                r = r[3:]
+            algo = " ".join(r)
             out["layers"][name] = (kind, float(fwd), bwd, algo)
     return out
 

@@ -35,7 +35,7 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
     for (int i = 0; i < n; i++) model_op_profile(m, i, &p[i]);
     qsort(p, (size_t)n, sizeof *p, by_time_desc);
     printf("  %-34s %-8s %9s %8s %9s %8s %7s  %s\n", "layer", "kind", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s", "share",
-           "algorithm (fwd bwd-data bwd-weights)");
+           eval ? "algorithm" : "bwd data+weights ms  algorithm (fwd bwd-data bwd-weights)");
     for (int i = 0; i < n; i++) {
         double f = p[i].forward_s / steps, b = p[i].backward_s / steps;
         if (f + b < 1e-4) continue;
@@ -44,7 +44,12 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
         printf("  %-34s %-8s %9.1f %8.1f", p[i].name, model_op_kind_name(p[i].kind), 1e3 * f, gf);
         if (eval) printf(" %9s %8s", "", "");
         else printf(" %9.1f %8.1f", 1e3 * b, gb);
-        printf(" %6.1f%%  %s\n", 100 * (f + b) * steps / t_total, p[i].algo);
+        printf(" %6.1f%%  ", 100 * (f + b) * steps / t_total);
+        if (!eval && p[i].kind == OP_CONV)
+            printf("%5.1f + %5.1f         ", 1e3 * p[i].backward_data_s / steps, 1e3 * p[i].backward_weights_s / steps);
+        else if (!eval)
+            printf("%21s", "");
+        printf("%s\n", p[i].algo);
     }
     free(p);
 }

@@ -94,11 +94,6 @@ typedef struct {
      * every tile t of the block. x points at channel 0. */
     void (*wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *x, int nc,
                        const WinoGeom *g, const WinoTiles *t);
-    /* y[k] (= or +=) (AT M A) of M[xi*ldxi + k*ldk + t], k < nk, then + bias[k]
-     * and ReLU when given; only the outputs inside ho x wo are written. */
-    void (*wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
-                        const WinoGeom *g, const WinoTiles *t, const float *bias, int relu,
-                        int accum);
     /* dM[xi*ldxi + k*ldk + t] = (A dY AT)[xi] of output-gradient channel k
      * (zero outside ho x wo): the weight gradient's transform of dY. */
     void (*wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy, int nk,
@@ -111,6 +106,16 @@ typedef struct {
     /* dw[e] (r x r) += (G^T dU G) of dU[xi*ldxi + e] for e in [e0, e1). */
     void (*wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, size_t e0,
                              size_t e1);
+    /* The output of a block straight from V, products and output transform
+     * fused: y[k] (= or +=) AT (sum_c U[xi][k][c] V[xi][c]) A, + bias[k], ReLU.
+     * V: v[c*ldc + xi*(ldc/alpha^2) + t] for the block's tiles t (columns up
+     * to the next multiple of 16 must hold numbers). U packed by kr =
+     * wino_kr() output channels: up[((xi*ceil(cout/kr) + kt)*cin + c)*kr + r]
+     * = U[xi][kt*kr + r][c], zero past cout. */
+    void (*wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldc, int cin, int cout,
+                             float *y, const WinoGeom *g, const WinoTiles *t, const float *bias, int relu,
+                             int accum);
+    int (*wino_kr)(void);
 
     /* pooling: the forward; the backward finding each maximum again (or
      * average); the max forward recording argmaxes; the backward from them */

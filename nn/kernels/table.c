@@ -9,10 +9,11 @@ const NnKernels ISA(nn_kernels) = {
 #endif
     .lanes = VL,
     .wino_input = ISA(wino_input),
-    .wino_output = ISA(wino_output),
     .wino_dy = ISA(wino_dy),
     .wino_filter = ISA(wino_filter),
     .wino_filter_grad = ISA(wino_filter_grad),
+    .wino_gemm_output = ISA(wino_gemm_output),
+    .wino_kr = ISA(wino_kr),
     .pool_forward = ISA(pool_forward),
     .pool_backward = ISA(pool_backward),
     .pool_argmax = ISA(pool_argmax),

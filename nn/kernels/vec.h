@@ -45,7 +45,14 @@ INLINE vf vload(const float *p) { return *(const vf_u *)p; }
 INLINE void vstore(float *p, vf v) { *(vf_u *)p = v; }
 INLINE vi vloadi(const int32_t *p) { return *(const vi_u *)p; }
 INLINE vf vzero(void) { return (vf){0}; }
-INLINE vf vset1(float x) { return vzero() + x; }
+INLINE vf vset1(float x)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_set1_ps(x);
+#else
+    return (vf)_mm256_set1_ps(x);
+#endif
+}
 INLINE vi viota(void)
 {
     vi r;

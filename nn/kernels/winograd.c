@@ -213,6 +213,94 @@ INLINE void output_tpl(const float *at, const int A, const int M, float *y, int 
     }
 }
 
+#define MAT(x) (&(x)[0][0])
+
+/* ---- the products and the output transform, fused ----
+ * For KR output channels and TW = 2 VL tiles at a time, the alpha^2 products
+ * M[xi] = U[xi] V[xi] are made in registers (a GEMM micro-kernel: each
+ * transformed filter value broadcast, times two vectors of tiles) into a
+ * small M that stays in L1, and transformed into the output at once. U comes
+ * packed (wino_pack_filters): for each xi and group of KR channels, the KR
+ * values of a channel c side by side. */
+
+#if VL == 16
+#define KR 8
+#else
+#define KR 4
+#endif
+#define TW (2 * VL)
+
+int ISA(wino_kr)(void) { return KR; }
+
+/* m[r*TW + j] = sum_c u[c*KR + r] v[c*ldc + j] for r < KR, j < TV*VL */
+INLINE void micro(const float *u, const float *v, size_t ldc, int cin, const int TV, float *m)
+{
+    vf acc[KR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < KR; r++) acc[r][0] = acc[r][1] = vzero();
+    for (int c = 0; c < cin; c++) {
+        const float *vc = v + c * ldc, *uc = u + c * KR;
+        vf v0 = vload(vc), v1 = TV == 2 ? vload(vc + VL) : vzero();
+#pragma GCC unroll 8
+        for (int r = 0; r < KR; r++) {
+            vf ub = vset1(uc[r]);
+            acc[r][0] += ub * v0;
+            if (TV == 2) acc[r][1] += ub * v1;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < KR; r++) {
+        vstore(m + r * TW, acc[r][0]);
+        if (TV == 2) vstore(m + r * TW + VL, acc[r][1]);
+    }
+}
+
+/* The tiles of t in columns [t0, t0 + w), as a block of their own. */
+static WinoTiles clip_tiles(const WinoTiles *t, int t0, int w, WinoRun *out)
+{
+    WinoTiles c = {out, 0, t->count - t0 < w ? t->count - t0 : w};
+    for (int i = 0; i < t->nruns; i++) {
+        const WinoRun *r = &t->runs[i];
+        int lo = r->col > t0 ? r->col : t0, hi = r->col + r->len < t0 + w ? r->col + r->len : t0 + w;
+        if (lo >= hi) continue;
+        out[c.nruns++] = (WinoRun){r->img, r->ty, r->tx + (lo - r->col), hi - lo, lo - t0};
+    }
+    return c;
+}
+
+INLINE void gemm_output_tpl(const float *at, const int A, const int M, const float *up, const float *v,
+                            size_t ldc, int cin, int cout, float *y, const WinoGeom *g, const WinoTiles *t,
+                            const float *bias, int relu, int accum)
+{
+    int nkt = (cout + KR - 1) / KR;
+    float mbuf[36 * KR * TW] __attribute__((aligned(64)));
+    WinoRun runs[t->nruns + 1];
+    for (int t0 = 0; t0 < t->count; t0 += TW) {
+        WinoTiles st = clip_tiles(t, t0, TW, runs);
+        for (int kt = 0; kt < nkt; kt++) {
+            for (int xi = 0; xi < A * A; xi++) {
+                const float *u = up + ((size_t)xi * nkt + kt) * cin * KR, *vx = v + (size_t)xi * (ldc / (A * A)) + t0;
+                if (st.count > VL) micro(u, vx, ldc, cin, 2, mbuf + xi * KR * TW);
+                else micro(u, vx, ldc, cin, 1, mbuf + xi * KR * TW);
+            }
+            int nk = cout - kt * KR < KR ? cout - kt * KR : KR;
+            output_tpl(at, A, M, y + (size_t)kt * KR * g->out_cstride, nk, mbuf, KR * TW, TW, g, &st,
+                       bias ? bias + kt * KR : NULL, relu, accum);
+        }
+    }
+}
+
+void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldc, int cin, int cout, float *y,
+                           const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum)
+{
+    switch (a) {
+    case WINO_F2X3: gemm_output_tpl(MAT(F2x3_AT), 4, 2, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F4X3: gemm_output_tpl(MAT(F4x3_AT), 6, 4, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F2X5: gemm_output_tpl(MAT(F2x5_AT), 6, 2, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    default: break;
+    }
+}
+
 /* ---- output-gradient tiles for the weight gradient: dM = A dY AT ---- */
 
 INLINE void dy_tpl(const float *at, const int A, const int M, float *dm, size_t ldxi, size_t ldk,
@@ -281,8 +369,6 @@ INLINE void filter_grad_tpl(const float *gm, const int A, const int R, float *dw
 
 /* ---- one instantiation per algorithm ---- */
 
-#define MAT(x) (&(x)[0][0])
-
 void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *x, int nc,
                        const WinoGeom *g, const WinoTiles *t)
 {
@@ -290,17 +376,6 @@ void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *
     case WINO_F2X3: input_tpl(MAT(F2x3_BT), 4, 2, v, ldxi, ldc, x, nc, g, t); break;
     case WINO_F4X3: input_tpl(MAT(F4x3_BT), 6, 4, v, ldxi, ldc, x, nc, g, t); break;
     case WINO_F2X5: input_tpl(MAT(F2x5_BT), 6, 2, v, ldxi, ldc, x, nc, g, t); break;
-    default: break;
-    }
-}
-
-void ISA(wino_output)(WinoAlg a, float *y, int nk, const float *m, size_t ldxi, size_t ldk,
-                        const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum)
-{
-    switch (a) {
-    case WINO_F2X3: output_tpl(MAT(F2x3_AT), 4, 2, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
-    case WINO_F4X3: output_tpl(MAT(F4x3_AT), 6, 4, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
-    case WINO_F2X5: output_tpl(MAT(F2x5_AT), 6, 2, y, nk, m, ldxi, ldk, g, t, bias, relu, accum); break;
     default: break;
     }
 }
