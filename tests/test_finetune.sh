@@ -72,6 +72,12 @@ grep -q "$T/ft is complete" "$T/ft2.log" || { cat "$T/ft2.log"; fail "--init wit
 ok "--init with --resume auto continues the run once it has begun"
 
 # --- refusals
+# resuming another class count's checkpoint points to --init (not to --classes, which the data decides)
+mkdir "$T/r0"
+cp "$INIT" "$T/r0/"
+"$BIN" train --data "$T/d2" "${COMMON[@]}" --batch 4 --steps 30 --out "$T/r0" --resume auto >"$T/r0.log" 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "ckpt-00000024.gnck has 4 classes and the training data $T/d2 has 2: it cannot be resumed on this data; start a new run from its weights with --init" "$T/r0.log" \
+  || { cat "$T/r0.log"; fail "resuming a 4-class checkpoint on 2 classes: exit $rc, no way out named"; }
 "$BIN" train --data "$T/d2" "${COMMON[@]}" --batch 4 --steps 2 --init "$INIT" --freeze inception_4e --out "$T/r1" >"$T/r1.log" 2>&1
 rc=$?
 [ $rc -eq 2 ] && grep -q "freeze inception_4e would keep loss1/classifier/weight fixed at its fresh initialisation" "$T/r1.log" \
@@ -81,5 +87,5 @@ rc=$?
 [ $rc -eq 2 ] && grep -q "freeze pool4 names no layer with parameters" "$T/r2.log" || { cat "$T/r2.log"; fail "--freeze pool4: exit $rc"; }
 "$BIN" train --data "$T/d2" "${COMMON[@]}" --batch 4 --steps 2 --freeze loss3 --out "$T/r3" >"$T/r3.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "nothing left to train" "$T/r3.log" || { cat "$T/r3.log"; fail "--freeze loss3: exit $rc"; }
-ok "a frozen re-initialised classifier, an unknown layer, freezing everything: refused"
+ok "another class count's checkpoint, a frozen re-initialised classifier, an unknown layer, freezing everything: refused"
 echo "all fine-tuning tests passed"

@@ -699,16 +699,33 @@ static int setup_run(Run *r, char *err)
     return 0;
 }
 
+/* Whether the checkpoint with header h holds this run's model; -1 with a line
+ * naming the setting that differs and what to do. */
+static int check_model(const char *path, const CkptMeta *h, const Run *r, char *err)
+{
+    char msg[ERR_LEN];
+    const ModelConfig *mc = model_config(r->model);
+    if (ckpt_meta_check_model(h, mc, r->np, msg, sizeof msg) == 0) return 0;
+    /* the model's class count is the training data's: --classes cannot make
+     * them agree, a new run from the checkpoint's weights can */
+    if (strcmp(h->arch, CKPT_ARCH) == 0 && h->aux == mc->aux && h->classes != mc->classes)
+        snprintf(err, ERR_LEN, "%s has %d classes and the training data %s has %d: it cannot be resumed on this data; "
+                 "start a new run from its weights with --init %s and a new --out (the classifiers are "
+                 "re-initialised)", path, h->classes, r->cfg->data, mc->classes, path);
+    else
+        snprintf(err, ERR_LEN, "%s: %s", path, msg);
+    return -1;
+}
+
 /* A checkpoint that failed to load because it holds another model's number of
  * parameters: say which setting differs (classes, aux heads, architecture)
  * when its header tells, instead of the bare counts. */
 static void explain_other_model(const char *path, const Run *r, char *err)
 {
     CkptMeta h;
-    char why[256], msg[ERR_LEN];
+    char why[256];
     if (!path[0] || ckpt_peek_meta(path, &h, why, sizeof why) != 0) return;
-    if (ckpt_meta_check_model(&h, model_config(r->model), r->np, msg, sizeof msg) != 0)
-        snprintf(err, ERR_LEN, "%s: %s", path, msg);
+    check_model(path, &h, r, err);
     ckpt_meta_free(&h);
 }
 
@@ -876,7 +893,7 @@ static int start_point(Run *r, ResumePlan *p, char *err)
         if (fresh_state(r, err) != 0) return -1;
         return train_resume_fresh(cfg, &run, p, err, ERR_LEN);
     }
-    int rc = ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN);
+    int rc = check_model(path, &m, r, err);
     if (rc == 0 && (rc = train_resume_plan(cfg, &m, path, &run, p, err, ERR_LEN)) != 0) r->usage = 1;
     if (rc == 0) {
         if (!ckpt_meta_get_extra(&m, "conv_plan", r->resume_plan, sizeof r->resume_plan)) r->resume_plan[0] = '\0';
