@@ -68,7 +68,7 @@ ok "ckpt slim: $(size "$T/s.gnck") of $(size "$FULL") bytes, the same scores; no
 
 # --- an evaluation over the unreadable-image limit keeps what it scored
 cp -r "$T/val" "$T/bad"
-for i in 1 2 3; do printf 'not an image' >"$T/bad/class_0/zz_bad_$i.png"; done
+for i in 1 2 3; do printf 'not an image' >"$T/bad/class_00/zz_bad_$i.png"; done
 "$BIN" eval --data "$T/bad" --ckpt "$FULL" --batch 8 --workers 1 --max-bad 0.05 --report "$T/bad.json" >"$T/b.out" 2>"$T/b.err"; rc=$?
 [ $rc -eq 1 ] || { cat "$T/b.out" "$T/b.err"; fail "eval over --max-bad: exit $rc"; }
 grep -q "INCOMPLETE" "$T/b.out" && grep -q "^ *30 " "$T/b.out" || { cat "$T/b.out"; fail "no table of the 30 images scored"; }

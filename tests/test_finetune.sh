@@ -21,8 +21,11 @@ PY=/usr/bin/python3
 
 "$B/tests/helper_gen_dataset" --out "$T/d4" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
 mkdir "$T/d2"
-cp -r "$T/d4/class_0" "$T/d4/class_1" "$T/d2/"
-"$B/tests/helper_gen_dataset" --out "$T/v2" --classes 2 --per-class 20 --size 32 --seed 11 || fail "validation set"
+cp -r "$T/d4/class_00" "$T/d4/class_01" "$T/d2/"
+# the generator's class k depends on the class count: the validation set is drawn as 4 classes too
+"$B/tests/helper_gen_dataset" --out "$T/v4" --classes 4 --per-class 20 --size 32 --seed 11 || fail "validation set"
+mkdir "$T/v2"
+cp -r "$T/v4/class_00" "$T/v4/class_01" "$T/v2/"
 COMMON=(--crop 64 --threads 1 --workers 1 --log-every 0 --eval-every 0 --conv-algo winograd)
 "$BIN" train --data "$T/d4" "${COMMON[@]}" --batch 8 --steps 24 --lr 0.01 --out "$T/base" >"$T/base.log" 2>&1 \
   || { cat "$T/base.log"; fail "the 4-class run"; }

@@ -79,7 +79,7 @@ mkdir "$T/h"
 cp "$T/a/ckpt-00000005.gnck" "$T/h/"
 "$BIN" "${RUN[@]}" --steps 10 --out "$T/h" --resume auto --threads 2 --workers 2 --log-every 3 >"$T/h.log" 2>&1 \
   || { cat "$T/h.log"; fail "harmless changes"; }
-grep -q "changed since the checkpoint, without changing what is trained: --workers 2 (was 1), --threads 2 (was 1), --log-every 3 (was 0)" "$T/h.log" \
+grep -q "changed since the checkpoint, without changing what is trained: --workers 2 (was 1), --threads 2 (was 1), --out $T/h (was $T/a), --log-every 3 (was 0)" "$T/h.log" \
   || { cat "$T/h.log"; fail "harmless changes not listed"; }
 sha() { "$BIN" ckpt info "$1" | sed -n 's/^params_sha256: //p'; }
 [ "$(sha "$T/h/ckpt-00000010.gnck")" = "$(sha "$T/a/ckpt-00000010.gnck")" ] || fail "a harmless change changed the weights"
