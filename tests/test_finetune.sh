@@ -26,16 +26,19 @@ cp -r "$T/d4/class_00" "$T/d4/class_01" "$T/d2/"
 "$B/tests/helper_gen_dataset" --out "$T/v4" --classes 4 --per-class 20 --size 32 --seed 11 || fail "validation set"
 mkdir "$T/v2"
 cp -r "$T/v4/class_00" "$T/v4/class_01" "$T/v2/"
-COMMON=(--crop 64 --threads 1 --workers 1 --log-every 0 --eval-every 0 --conv-algo winograd)
-"$BIN" train --data "$T/d4" "${COMMON[@]}" --batch 8 --steps 24 --lr 0.01 --out "$T/base" >"$T/base.log" 2>&1 \
+# the augmentation and normalisation test_train.sh's learning run uses: these stripes are learnt
+# in a few hundred images' time with them
+COMMON=(--crop 64 --threads 1 --workers 1 --log-every 0 --eval-every 0 --conv-algo winograd
+        --min-area 0.35 --no-photometric --mean 0.5 --std 0.25)
+"$BIN" train --data "$T/d4" "${COMMON[@]}" --batch 8 --steps 144 --lr 0.01 --out "$T/base" >"$T/base.log" 2>&1 \
   || { cat "$T/base.log"; fail "the 4-class run"; }
-INIT=$T/base/ckpt-00000024.gnck
+INIT=$T/base/ckpt-00000144.gnck
 
 # --- fine-tune to the 2-class subset, frozen up to inception_4e, on 2 ranks
 FT=(train --data "$T/d2" "${COMMON[@]}" --no-aux --batch 4 --steps 30 --lr 0.01 --init "$INIT" --freeze inception_4e
     --val "$T/v2" --eval-every 30 --out "$T/ft" --resume auto)
 mpirun --oversubscribe -np 2 "$BIN" "${FT[@]}" >"$T/ft.log" 2>&1 || { cat "$T/ft.log"; fail "fine-tuning"; }
-grep -q "initialised from $INIT (step 24), its Polyak average: 114 of 116 tensors" "$T/ft.log" \
+grep -q "initialised from $INIT (step 144), its Polyak average: 114 of 116 tensors" "$T/ft.log" \
   && grep -q "re-initialised from --seed for 2 classes (the checkpoint has 4): loss3/classifier" "$T/ft.log" \
   || { cat "$T/ft.log"; fail "the --init lines"; }
 grep -q "frozen: every layer up to inception_4e ([0-9]* of [0-9]* parameters) gets no gradient and no allreduce" "$T/ft.log" \
@@ -79,7 +82,7 @@ ok "--init with --resume auto continues the run once it has begun"
 mkdir "$T/r0"
 cp "$INIT" "$T/r0/"
 "$BIN" train --data "$T/d2" "${COMMON[@]}" --batch 4 --steps 30 --out "$T/r0" --resume auto >"$T/r0.log" 2>&1; rc=$?
-[ $rc -ne 0 ] && grep -q "ckpt-00000024.gnck has 4 classes and the training data $T/d2 has 2: it cannot be resumed on this data; start a new run from its weights with --init" "$T/r0.log" \
+[ $rc -ne 0 ] && grep -q "ckpt-00000144.gnck has 4 classes and the training data $T/d2 has 2: it cannot be resumed on this data; start a new run from its weights with --init" "$T/r0.log" \
   || { cat "$T/r0.log"; fail "resuming a 4-class checkpoint on 2 classes: exit $rc, no way out named"; }
 "$BIN" train --data "$T/d2" "${COMMON[@]}" --batch 4 --steps 2 --init "$INIT" --freeze inception_4e --out "$T/r1" >"$T/r1.log" 2>&1
 rc=$?
