@@ -122,7 +122,7 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-# The full Fashion-MNIST recipe (hours on 2 cores; README: "Fashion-MNIST").
+# The full Fashion-MNIST recipe (hours on 2 cores; docs/fashion-mnist.md).
 fashion-full:
 	@scripts/install-deps.sh --demo
 	@$(MAKE) --no-print-directory all

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_ckpt.sh: the checkpoint figures of README "Checkpoints": bytes and
+# bench_ckpt.sh: the checkpoint figures of docs/checkpoints.md: bytes and
 # seconds of raw fp32, plain zstd and byte-shuffle + zstd on Gaussian weights
 # and on weights after SGD steps of the real network, and the training stall
 # per checkpoint of the asynchronous writer against one training step.

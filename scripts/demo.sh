@@ -6,7 +6,7 @@
 # heads on it with `mpirun -np 2` at crop 64, writes checkpoints, evaluates the
 # final model with 1 and 10 crops, and draws the training curves.
 # DEMO_STEPS, DEMO_OUT, DEMO_DATA and DEMO_NP override the defaults;
-# `scripts/demo.sh --full` runs the full recipe instead (README: "Fashion-MNIST").
+# `scripts/demo.sh --full` runs the full recipe instead (docs/fashion-mnist.md).
 # Fashion-MNIST's garments fill the frame: the 1-crop evaluation resizes the
 # whole image to the crop (--eval-resize/--resize 224) instead of cutting
 # ImageNet's border; the 10 crops are the paper's corners and centre of the

@@ -2,7 +2,7 @@
  * and a reader that checks every size against the file before trusting it.
  * It never prints and never exits; the asynchronous writer is ckpt_writer.c.
  *
- * Layout (all integers little-endian; README.md "Checkpoint format"):
+ * Layout (all integers little-endian; docs/checkpoints.md, "Checkpoint format"):
  *
  *   header, 32 bytes at offset 0 (magic, version and header checksum are at
  *   these offsets in every version, so any reader can tell "newer" from

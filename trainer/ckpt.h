@@ -7,7 +7,7 @@
  * counter-based (a pure function of seed, epoch, step, sample index), so the
  * seed and the position are the whole RNG state. Float sections pass a
  * byte-shuffle filter and then Zstandard; every section, the section table and
- * the whole file carry an XXH64 checksum. The layout is in README.md
+ * the whole file carry an XXH64 checksum. The layout is in docs/checkpoints.md
  * ("Checkpoint format") and at the top of ckpt.c.
  *
  * Writing is atomic (temporary file in the same directory, fsync, rename, fsync

@@ -256,7 +256,7 @@ static int ckpt_export(int argc, char **argv)
     int done;
     int rc = parse_action("export", "googlenet ckpt export FILE --out F.npy [flags]",
                           "Writes one float section of a checkpoint as a NumPy .npy file (format 1.0, dtype\n"
-                          "'<f4', shape (num_params,), the parameter order of README \"Parameter order\").",
+                          "'<f4', shape (num_params,), the parameter order of docs/checkpoints.md, \"Parameter order\").",
                           flags, CLI_COUNT(flags), argc, argv, pos, 1, &done);
     if (done) return rc;
     if (!out) {

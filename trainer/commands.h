@@ -10,7 +10,7 @@ int cmd_bench_loader(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
 
-/* Exit codes shared by every subcommand (README: "Exit codes"). */
+/* Exit codes shared by every subcommand (docs/commands.md). */
 enum {
     EXIT_OK = 0,
     EXIT_FAIL = 1,        /* a run-time error: message on stderr */
