@@ -83,6 +83,7 @@ $(MAIN_OBJ): $(BUILD)/version.h
 $(BUILD)/version.h: FORCE
 	@mkdir -p $(dir $@); v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
 	 echo "#define GOOGLENET_REVISION \"$$v\"" >$@.tmp; cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+.PHONY: FORCE
 FORCE:
 
 $(BUILD)/nn/kernels/%.avx2.o: nn/kernels/%.c
