@@ -76,6 +76,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# `googlenet --version` names the git revision it was built from; the header
+# is rewritten only when the revision changes, so main.o rebuilds only then
+$(MAIN_OBJ): CFLAGS += -I$(BUILD)
+$(MAIN_OBJ): $(BUILD)/version.h
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(dir $@); v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	 echo "#define GOOGLENET_REVISION \"$$v\"" >$@.tmp; cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/nn/kernels/%.avx2.o: nn/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_avx2) -c -o $@ $<

@@ -10,8 +10,11 @@
 # Run it again with the same OUT_DIR and it resumes (--resume auto). To stop it
 # cleanly (every rank finishes its step, rank 0 writes a checkpoint, exit 3),
 # send SIGUSR1 to this script's process: it is mpirun, which forwards the
-# signal to every rank. SIGTERM to mpirun kills the ranks a second later,
-# before rank 0 can write.
+# signal to every rank. SIGTERM or SIGINT (Ctrl-C) to mpirun reaches the ranks
+# as SIGTERM GRACE seconds later, and SIGKILL follows GRACE seconds after that
+# (Open MPI's odls_base_sigkill_timeout, 1 by default): rank 0 writes an
+# emergency checkpoint of the last step at once, and the step in progress is
+# finished and saved if GRACE allows.
 set -euo pipefail
 HOSTFILE=${1:?usage: mpirun-hosts.sh HOSTFILE DATA_ROOT OUT_DIR [trainer flags]}
 DATA=${2:?usage: mpirun-hosts.sh HOSTFILE DATA_ROOT OUT_DIR [trainer flags]}   # holds train/ and val/
@@ -33,6 +36,7 @@ CKPT_EVERY=${CKPT_EVERY:-2000}              # steps (or Ne for epochs)
 KEEP=${KEEP:-3}
 EVAL_EVERY=${EVAL_EVERY:-4e}
 TIMEOUT=${TIMEOUT:-600}                     # seconds a collective may wait for a late rank
+GRACE=${GRACE:-30}                          # seconds between mpirun's SIGTERM and SIGKILL to the ranks
 
 [ -r "$HOSTFILE" ] || { echo "mpirun-hosts.sh: cannot read hostfile '$HOSTFILE'" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "mpirun-hosts.sh: $BIN is missing; run make (or set BIN)" >&2; exit 2; }
@@ -43,6 +47,7 @@ val=()
 
 # shellcheck disable=SC2086  # MAP is a list of mpirun flags
 exec mpirun --hostfile "$HOSTFILE" -np "$NP" $MAP -x OPENBLAS_NUM_THREADS="$THREADS" \
+  --mca odls_base_sigkill_timeout "$GRACE" \
   "$BIN" train --data "$TRAIN" "${val[@]}" --threads "$THREADS" --workers "$WORKERS" \
   --batch "$BATCH" --crop "$CROP" --epochs "$EPOCHS" \
   --lr "$LR" --lr-scale linear --lr-ref-batch "$LR_REF_BATCH" --warmup-epochs "$WARMUP_EPOCHS" \

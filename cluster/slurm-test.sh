@@ -190,7 +190,7 @@ wait_lines "$T/cancelled/metrics.jsonl" 5 "$JOB_WAIT" || { logs "$T/cancelled.ou
 scancel "$can" || fail "scancel $can"
 state=$(wait_job "$can")
 [ "$state" = CANCELLED ] || { logs "$T/cancelled.out"; fail "the cancelled job ended $state"; }
-grep -q "stopped at step" "$T/cancelled.out" && grep -q "the ranks exited 3" "$T/cancelled.out" \
+grep -q "stopped by SIG[A-Z0-9]* after step" "$T/cancelled.out" && grep -q "the ranks exited 3" "$T/cancelled.out" \
   || { cat "$T/cancelled.out"; fail "scancel: the ranks did not checkpoint and exit 3"; }
 "$BIN" ckpt verify "$(ckpt_newest "$T/cancelled")" >/dev/null || fail "scancel: the last checkpoint does not verify"
 [ "$(job_field "$can" Restarts)" = 0 ] || fail "a cancelled job was requeued"

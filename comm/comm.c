@@ -296,6 +296,15 @@ void comm_free(Comm *c)
     MPI_Finalize();
 }
 
+void comm_library_version(char *out, size_t len)
+{
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    MPI_Get_library_version(v, &n);
+    v[strcspn(v, "\n")] = '\0'; /* the first line names it */
+    snprintf(out, len, "%s", v);
+}
+
 int comm_rank(const Comm *c) { return c->rank; }
 int comm_size(const Comm *c) { return c->size; }
 double comm_timeout(const Comm *c) { return c->timeout; }

@@ -39,6 +39,10 @@ Comm *comm_init(int *argc, char ***argv, double timeout, char *err, size_t errle
 /* Collective. Finalizes MPI. Call after every allreducer is freed. */
 void comm_free(Comm *c);
 
+/* The MPI library's version line ("Open MPI v4.1.4, ..."); callable before
+ * comm_init. */
+void comm_library_version(char *out, size_t len);
+
 int comm_rank(const Comm *c);
 int comm_size(const Comm *c);
 double comm_timeout(const Comm *c);

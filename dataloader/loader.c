@@ -623,8 +623,9 @@ static const char *compose_warning(Loader *L, const Slot *sl)
 {
     if (sl->bad == 0 || L->named >= L->cfg.warn_names) return NULL;
     L->named_here = 0;
-    size_t o = (size_t)snprintf(L->warning, sizeof L->warning, "epoch %ld step %ld: replaced %d bad file%s:", sl->epoch,
-                                sl->step, sl->bad, sl->bad == 1 ? "" : "s");
+    /* epochs and batches counted from 1, as the trainer's messages count them */
+    size_t o = (size_t)snprintf(L->warning, sizeof L->warning, "epoch %ld, batch %ld of rank %d: replaced %d bad file%s:",
+                                sl->epoch + 1, sl->step + 1, L->cfg.rank, sl->bad, sl->bad == 1 ? "" : "s");
     for (int k = 0; k < sl->nwarn && L->named < L->cfg.warn_names && o < sizeof L->warning; k++) {
         int dup = 0; /* a file that came up twice in the batch is named once */
         for (int m = 0; m < k; m++) dup |= strcmp(sl->warn[m], sl->warn[k]) == 0;

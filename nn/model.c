@@ -868,14 +868,16 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
     }
 }
 
-static void backward_op(Model *m, Op *o, int n, float loss_scale)
+/* want_dx: the input's gradient is needed (0 for the network's input and for
+ * a tensor only frozen layers made: model_backward_from). */
+static void backward_op(Model *m, Op *o, int n, float loss_scale, int want_dx)
 {
     Tensor *x = &m->t[o->in];
     Tensor *y = o->out >= 0 ? &m->t[o->out] : NULL;
     const float *w = o->w >= 0 ? m->params + m->pt[o->w].offset : NULL;
     float *dw = o->w >= 0 ? m->grads + m->pt[o->w].offset : NULL;
     float *db = o->b >= 0 ? m->grads + m->pt[o->b].offset : NULL;
-    float *dx = o->in == 0 ? NULL : x->diff;
+    float *dx = want_dx ? x->diff : NULL;
     switch (o->kind) {
     case OP_CONV: {
         int i = (int)(o - m->op);
@@ -988,11 +990,28 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
 
 void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_ctx)
 {
+    model_backward_from(m, 0, loss_scale, hook, hook_ctx);
+}
+
+/* Parameters are laid out in op order, so the ops owning parameters at or
+ * after `from` are the ops from `first` on. An input's gradient is needed
+ * only when one of those ops wrote (part of) that tensor; an op without
+ * parameters whose input gradient is not needed does nothing useful. */
+void model_backward_from(Model *m, size_t from, float loss_scale, ModelGradHook hook, void *hook_ctx)
+{
     assert(m->mode == MODEL_TRAIN && m->cfg.training && m->has_labels);
-    for (int i = m->nop - 1; i >= 0; i--) {
+    int first = m->nop;
+    for (int i = 0; i < m->nop && first == m->nop; i++)
+        if (m->op[i].w >= 0 && m->pt[m->op[i].w].offset >= from) first = i;
+    unsigned char live[MAX_TENSORS] = {0}; /* by root tensor: written by an op from `first` on */
+    for (int i = first; i < m->nop; i++)
+        if (m->op[i].out >= 0) live[root_of(m, m->op[i].out)] = 1;
+    for (int i = m->nop - 1; i >= first; i--) {
         Op *o = &m->op[i];
+        int want_dx = live[root_of(m, o->in)];
+        if (o->w < 0 && !want_dx) continue;
         double t0 = now();
-        backward_op(m, o, m->n, loss_scale);
+        backward_op(m, o, m->n, loss_scale, want_dx);
         double dt = now() - t0;
         m->prof[1][o->kind] += dt;
         m->op_time[1][i] += dt;

@@ -126,6 +126,12 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
  * gradient buffer, where loss = sum over the batch of main + 0.3 aux1 + 0.3 aux2
  * (loss_scale = 1 / global batch gives the mean). hook may be NULL. */
 void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_ctx);
+/* The same with the parameters [0, from) frozen (fine-tuning): their gradients
+ * are neither computed nor written, and ops that lead only to them are
+ * skipped. `from` lies between layers: the offset of a weight tensor in the
+ * table (or num_params). The hook never sees an offset below it. from = 0 is
+ * model_backward, bit for bit. */
+void model_backward_from(Model *m, size_t from, float loss_scale, ModelGradHook hook, void *hook_ctx);
 /* Logits of a head from the last forward: (classes, n), column i = sample i. */
 const float *model_logits(const Model *m, int head);
 

@@ -43,6 +43,10 @@ fi
 
 # mpirun as root needs these two; they change nothing for other users
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Ctrl-C reaches mpirun alone; it sends the ranks SIGTERM and then SIGKILL this
+# many seconds apart (1 by default): time for the step in progress and its
+# checkpoint (an emergency checkpoint of the last step is written at once anyway)
+export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-10}
 MPI=(mpirun -np "$NP")
 [ "$NP" -gt "$(nproc)" ] && MPI+=(--oversubscribe)
 

@@ -1,6 +1,7 @@
 /* test_model.c: GoogLeNet as built from its table: parameter counts, shapes at
  * 224 and at small crops, seeded initialisation, the gradient of the whole
- * network against finite differences, and the backward hook's contract. */
+ * network against finite differences, the backward hook's contract, and
+ * backward with frozen layers. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -309,6 +310,51 @@ static void step(Model *m, const float *x, const int *labels, int n, float *logi
     memcpy(grads, model_grads(m), model_num_params(m) * sizeof(float));
 }
 
+/* Backward with the layers before a tensor frozen: their gradients are left
+ * as they were (not even zeroed), every other gradient is bit for bit the full
+ * backward's, and the hook never sees the frozen part. Cut points: between
+ * modules, inside a module (the concatenation's gradient is then half needed),
+ * inside an aux head, past an aux head, and before the last classifier only. */
+static void test_backward_from(void **state)
+{
+    (void)state;
+    const int n = 2, crop = 64, classes = 5;
+    Model *m = make(crop, classes, n, 1, 1);
+    model_init_weights(m, 11);
+    size_t np = model_num_params(m);
+    float *x = malloc(sizeof(float) * n * 3 * crop * crop), *full = malloc(np * sizeof(float));
+    fill_input(x, (size_t)n * 3 * crop * crop, 6);
+    int labels[2] = {3, 0};
+    memset(model_grads(m), 0, np * sizeof(float));
+    model_forward(m, x, labels, n, MODEL_TRAIN, 7, NULL);
+    model_backward(m, 0.5f, NULL, NULL);
+    memcpy(full, model_grads(m), np * sizeof(float));
+    int nt;
+    const ParamTensor *pt = model_param_tensors(m, &nt);
+    const char *cuts[] = {"inception_4e/1x1/weight", "inception_4e/5x5_reduce/weight", "loss1/fc/weight",
+                          "inception_4b/1x1/weight", "loss3/classifier/weight", "conv1/7x7_s2/weight"};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        size_t from = np;
+        for (int t = 0; t < nt; t++)
+            if (strcmp(pt[t].name, cuts[c]) == 0) from = pt[t].offset;
+        assert_true(from < np);
+        float *g = model_grads(m);
+        for (size_t i = 0; i < np; i++) g[i] = i < from ? (float)i : 0.0f; /* a frozen gradient must stay */
+        model_forward(m, x, labels, n, MODEL_TRAIN, 7, NULL);
+        HookLog h = {0};
+        model_backward_from(m, from, 0.5f, hook, &h);
+        assert_int_equal(h.last, from);
+        assert_false(h.increasing);
+        for (size_t i = 0; i < from; i++)
+            if (g[i] != (float)i) fail_msg("cut at %s: frozen gradient %zu was written", cuts[c], i);
+        if (memcmp(g + from, full + from, (np - from) * sizeof(float)) != 0)
+            fail_msg("cut at %s: the trainable gradients differ from the full backward's", cuts[c]);
+    }
+    free(x);
+    free(full);
+    model_free(m);
+}
+
 /* The convolution plan: formatted, applied, refused when wrong, timed; a plan
  * gives the same bits every time and with any thread count. */
 static void test_conv_plan(void **state)
@@ -412,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_init_determinism),
         cmocka_unit_test(test_whole_network_gradient),
+        cmocka_unit_test(test_backward_from),
         cmocka_unit_test(test_forward_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

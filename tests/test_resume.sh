@@ -7,7 +7,8 @@
 # - a damaged newest checkpoint is named and the previous one is used; when
 #   all are damaged the run starts afresh, identical to a new run;
 # - another model's checkpoint (--no-aux) is refused naming the setting;
-# - another rank count resumes and says the position was re-split;
+# - another rank count resumes: exactly with --accum keeping the global batch,
+#   or with the epoch position re-split (and said so);
 # - a rank killed with SIGKILL ends the job with a non-zero exit, no hang.
 set -u
 BIN=${GOOGLENET_BIN:-bin/googlenet}
@@ -50,7 +51,7 @@ done
 kill -USR1 $mpid
 wait $mpid; rc=$?
 [ $rc -eq 3 ] || { cat "$T/b.log"; fail "preempted run exited $rc, want 3"; }
-grep -q "stopped at step" "$T/b.log" || fail "no stop message"
+grep -q "stopped by SIGUSR1 after step" "$T/b.log" || fail "no stop message"
 stopped=$(ls "$T"/b/ckpt-*.gnck | tail -1)
 [ "$stopped" != "$T/b/ckpt-00000024.gnck" ] || fail "the run finished before the signal: nothing to resume"
 "$BIN" ckpt verify "$stopped" >/dev/null || fail "the preemption checkpoint does not verify"
@@ -77,7 +78,8 @@ AUTO[${#AUTO[@]}-1]=auto
 mpirun --oversubscribe -np 2 "$BIN" "${AUTO[@]}" --steps 8 --out "$T/p" >"$T/p.log" 2>&1 || { cat "$T/p.log"; fail "auto run"; }
 p8=$(plan "$T/p/ckpt-00000008.gnck")
 grep -q "inception_3a/3x3=" <<<"$p8" || { "$BIN" ckpt info "$T/p/ckpt-00000008.gnck"; fail "no convolution plan in the checkpoint"; }
-mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]:0:${#RUN[@]}-2}" --steps 12 --out "$T/p" --resume auto >"$T/p2.log" 2>&1 \
+# (a run of 8 steps made 12 long: a change of what is trained, so --allow-changes)
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]:0:${#RUN[@]}-2}" --steps 12 --allow-changes --out "$T/p" --resume auto >"$T/p2.log" 2>&1 \
   || { cat "$T/p2.log"; fail "resume of the auto run"; }
 grep -q "convolution plan: the checkpoint's" "$T/p2.log" || { cat "$T/p2.log"; fail "the resume did not take the checkpoint's plan"; }
 [ "$(plan "$T/p/ckpt-00000012.gnck")" = "$p8" ] || fail "the resumed run wrote another plan"
@@ -132,13 +134,29 @@ done
 [ "$(cd "$T/a" && sha256sum ckpt-*.gnck metrics.jsonl)" = "$before" ] || fail "a refused run changed $T/a"
 ok "a fresh run, an older checkpoint or another model's checkpoint in a used --out is refused and changes nothing"
 
-# --- another rank count: resumes, re-splits, says so
+# --- another rank count. 1 rank: --accum 2 keeps the global batch of 2 ranks x 4, so the run
+# continues where it stopped and ends at step 24, with the weights of the uninterrupted 2-rank run
+# up to rounding (dropout off: its masks are drawn per rank and micro-batch). 3 ranks cannot keep
+# 8: the epoch position is re-split over 12, the samples of a partial batch are seen again, and the
+# step count goes on from 12 (never recomputed into a larger one)
+XRUN=("${RUN[@]}" --dropout 0 --aux-dropout 0)
+mpirun --oversubscribe -np 2 "$BIN" "${XRUN[@]}" --out "$T/x" >"$T/x.log" 2>&1 || { cat "$T/x.log"; fail "dropout-free run"; }
 mkdir "$T/d"
-cp "$T"/a/ckpt-00000012.gnck "$T/d/"
-"$BIN" "${RUN[@]}" --out "$T/d" --resume auto >"$T/d.log" 2>&1 || { cat "$T/d.log"; fail "resume on 1 rank"; }
-grep -q "re-split" "$T/d.log" || { cat "$T/d.log"; fail "no re-split notice"; }
-[ -f "$T/d/ckpt-00000048.gnck" ] || { ls "$T/d"; fail "1 rank x batch 4 should end at step 48 (16 per epoch x 3)"; }
-ok "another rank count resumes"
+cp "$T"/x/ckpt-00000012.gnck "$T/d/"
+"$BIN" "${XRUN[@]}" --out "$T/d" --resume auto >"$T/d.log" 2>&1 || { cat "$T/d.log"; fail "resume on 1 rank"; }
+grep -q "resuming on 1 rank instead of 2: --accum 2 keeps the global batch at 8, so the run continues exactly" "$T/d.log" \
+  || { cat "$T/d.log"; fail "no notice of the kept global batch"; }
+[ -f "$T/d/ckpt-00000024.gnck" ] && ! ls "$T"/d/ckpt-0000004*.gnck >/dev/null 2>&1 || { ls "$T/d"; fail "1 rank x 4 x accum 2 should end at step 24"; }
+"$BIN" ckpt export "$T/x/ckpt-00000024.gnck" --out "$T/x24.npy" >/dev/null || fail "export x"
+"$BIN" ckpt export "$T/d/ckpt-00000024.gnck" --out "$T/d24.npy" >/dev/null || fail "export d"
+"$B/tests/helper_npy_compare" "$T/d24.npy" "$T/x24.npy" 1e-4 >"$T/cmp.log" || { cat "$T/cmp.log"; fail "1 rank x accum 2 drifted from 2 ranks"; }
+mkdir "$T/d3"
+cp "$T"/x/ckpt-00000012.gnck "$T/d3/"
+mpirun --oversubscribe -np 3 "$BIN" "${XRUN[@]}" --out "$T/d3" --resume auto >"$T/d3.log" 2>&1 || { cat "$T/d3.log"; fail "resume on 3 ranks"; }
+grep -q "resuming on 3 ranks instead of 2: the global batch is 12 (was 8), so the epoch position is re-split: the run continues after step 12 (epoch 2, step 2 of 6), and 8 samples of that epoch are seen again; it now ends at step 22" "$T/d3.log" \
+  || { cat "$T/d3.log"; fail "no re-split notice"; }
+[ -f "$T/d3/ckpt-00000022.gnck" ] || { ls "$T/d3"; fail "3 ranks should end at step 22"; }
+ok "another rank count: the global batch kept by --accum ($(sed 's/.*max |a-b| \/ max|b| = \([^,]*\),.*/\1/' "$T/cmp.log") from the 2-rank weights), or the epoch re-split"
 
 # --- SIGKILL of one rank mid-run: non-zero exit within the timeout, no hang
 mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --epochs 100 --timeout 20 --out "$T/e" >"$T/e.log" 2>&1 &

@@ -742,12 +742,13 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
     s->elem_size = elem_size;
     s->offset = o->written;
     s->raw_bytes = raw_bytes;
-    s->raw_xxh64 = xxh64(raw, raw_bytes, 0);
     if (sha) sha256_update(sha, raw, raw_bytes);
     xxh64_init(&o->sec, 0);
     if (codec == CKPT_CODEC_RAW) {
+        /* stored = raw: one pass hashes both */
         if (out_write(o, raw, raw_bytes, 1, 1) != 0) return -1;
     } else {
+        s->raw_xxh64 = xxh64(raw, raw_bytes, 0);
         const void *src = raw;
         if (codec == CKPT_CODEC_SHUFFLE_ZSTD) {
             if (e->planes_cap < raw_bytes) {
@@ -781,6 +782,7 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
     }
     s->stored_bytes = o->written - s->offset;
     s->stored_xxh64 = xxh64_digest(&o->sec);
+    if (codec == CKPT_CODEC_RAW) s->raw_xxh64 = s->stored_xxh64;
     return 0;
 }
 
@@ -813,10 +815,13 @@ static void entry_unpack(const uint8_t *p, CkptSectionInfo *s)
 static int out_checkpoint(Out *o, CkptEncoder *e, const CkptMeta *meta, const float *weights,
                           const float *momentum, const float *average)
 {
+    /* a file without momentum or average (slim) is version 1.1, so that a
+     * reader of 1.0 names the missing section instead of calling it damaged */
+    int minor = momentum && average ? CKPT_VERSION_MINOR : CKPT_VERSION_MINOR_SLIM;
     uint8_t hdr[HEADER_BYTES] = {0};
     memcpy(hdr, ckpt_magic, 8);
     put16(hdr + 8, CKPT_VERSION_MAJOR);
-    put16(hdr + 10, CKPT_VERSION_MINOR);
+    put16(hdr + 10, (uint16_t)minor);
     put32(hdr + 12, HEADER_BYTES);
     put64(hdr + 24, xxh64(hdr, 24, 0));
     if (out_write(o, hdr, sizeof hdr, 1, 0) != 0) return -1;
@@ -824,11 +829,12 @@ static int out_checkpoint(Out *o, CkptEncoder *e, const CkptMeta *meta, const fl
     CkptSectionInfo sec[5];
     int ns = 0;
     size_t nbytes = meta->num_params * sizeof(float);
+    uint32_t codec = e->urgent ? CKPT_CODEC_RAW : CKPT_CODEC_SHUFFLE_ZSTD;
     Sha256 sha;
     sha256_init(&sha);
-    if (out_section(o, e, CKPT_SEC_WEIGHTS, CKPT_CODEC_SHUFFLE_ZSTD, 4, weights, nbytes, &sec[ns++], &sha) ||
-        out_section(o, e, CKPT_SEC_MOMENTUM, CKPT_CODEC_SHUFFLE_ZSTD, 4, momentum, nbytes, &sec[ns++], NULL) ||
-        out_section(o, e, CKPT_SEC_AVERAGE, CKPT_CODEC_SHUFFLE_ZSTD, 4, average, nbytes, &sec[ns++], NULL))
+    if (out_section(o, e, CKPT_SEC_WEIGHTS, codec, 4, weights, nbytes, &sec[ns++], &sha) ||
+        (momentum && out_section(o, e, CKPT_SEC_MOMENTUM, codec, 4, momentum, nbytes, &sec[ns++], NULL)) ||
+        (average && out_section(o, e, CKPT_SEC_AVERAGE, codec, 4, average, nbytes, &sec[ns++], NULL)))
         return -1;
     if (meta->class_names && meta->num_class_names > 0 &&
         out_section(o, e, CKPT_SEC_CLASSES, CKPT_CODEC_RAW, 1, meta->class_names, strlen(meta->class_names),
@@ -840,7 +846,7 @@ static int out_checkpoint(Out *o, CkptEncoder *e, const CkptMeta *meta, const fl
     sha256_final(&sha, digest);
     sha256_hex(digest, m.params_sha256);
     m.version_major = CKPT_VERSION_MAJOR;
-    m.version_minor = CKPT_VERSION_MINOR;
+    m.version_minor = minor;
     if (!m.class_names) m.num_class_names = 0;
     if (m.created_unix == 0) m.created_unix = (int64_t)time(NULL);
     Text t = {0};
@@ -900,7 +906,7 @@ static const char *errno_hint(int e)
 static atomic_uint temp_counter;
 
 /* Temp file, body(ctx, Out*), fsync, close, rename, fsync dir; cleans up. */
-static int write_atomic(const char *path, int (*body)(Out *, void *), void *ctx, CkptIoFault fault,
+static int write_atomic(const char *path, int (*body)(Out *, void *), void *ctx, int urgent, CkptIoFault fault,
                         void *fault_ctx, uint64_t *bytes, char *err, size_t errlen)
 {
     char dir[4096], tmp[4200];
@@ -921,6 +927,13 @@ static int write_atomic(const char *path, int (*body)(Out *, void *), void *ctx,
         return -1;
     }
     int rc = body(&o, ctx);
+    /* urgent: the complete file gets its name first; a kill after the rename
+     * loses nothing, and the flush follows */
+    if (rc == 0 && urgent && rename(tmp, path) != 0) {
+        o.err_no = errno;
+        o.what = "rename";
+        rc = -1;
+    }
     if (rc == 0) {
         int injected = fault ? fault(fault_ctx, path, o.written) : 0;
         if (injected || fsync(o.fd) != 0) {
@@ -934,10 +947,16 @@ static int write_atomic(const char *path, int (*body)(Out *, void *), void *ctx,
         o.what = "close";
         rc = -1;
     }
-    if (rc == 0 && rename(tmp, path) != 0) {
+    if (rc == 0 && !urgent && rename(tmp, path) != 0) {
         o.err_no = errno;
         o.what = "rename";
         rc = -1;
+    }
+    if (rc != 0 && urgent && o.what && strcmp(o.what, "rename") != 0 && !o.zstd_error && strcmp(o.what, "write") != 0) {
+        /* renamed complete, then the flush failed: the file is there, in the page cache */
+        snprintf(err, errlen, "%s was written but not flushed to disk (%s: %s): it holds the state, but may not survive "
+                 "a power cut", path, o.what, strerror(o.err_no));
+        return -1;
     }
     if (rc != 0) {
         unlink(tmp);
@@ -978,8 +997,9 @@ int ckpt_write_atomic(CkptEncoder *e, const char *path, const CkptMeta *meta, co
                       const float *momentum, const float *average, CkptIoFault fault, void *fault_ctx,
                       uint64_t *file_bytes, char *err, size_t errlen)
 {
-    if (!weights || !momentum || !average || meta->num_params == 0) {
-        snprintf(err, errlen, "a checkpoint needs weights, momentum and average of num_params > 0 floats");
+    if (!weights || !momentum != !average || meta->num_params == 0) {
+        snprintf(err, errlen, "a checkpoint needs weights, and momentum and average or neither (slim), of "
+                 "num_params > 0 floats");
         return -1;
     }
     /* extra lines must read back: key=value with a key the format does not define */
@@ -993,7 +1013,7 @@ int ckpt_write_atomic(CkptEncoder *e, const char *path, const CkptMeta *meta, co
         p = nl + 1;
     }
     CkptBody b = {e, meta, weights, momentum, average};
-    return write_atomic(path, ckpt_body, &b, fault, fault_ctx, file_bytes, err, errlen);
+    return write_atomic(path, ckpt_body, &b, e->urgent, fault, fault_ctx, file_bytes, err, errlen);
 }
 
 typedef struct {
@@ -1012,7 +1032,7 @@ int ckpt_write_bytes_atomic(const char *path, const void *head, size_t head_len,
                             size_t body_len, CkptIoFault fault, void *fault_ctx, char *err, size_t errlen)
 {
     BytesBody b = {head, body, head_len, body_len};
-    return write_atomic(path, bytes_body, &b, fault, fault_ctx, NULL, err, errlen);
+    return write_atomic(path, bytes_body, &b, 0, fault, fault_ctx, NULL, err, errlen);
 }
 
 int ckpt_save(const char *path, const CkptMeta *meta, const float *weights, const float *momentum,
@@ -1272,6 +1292,7 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
     }
     for (uint32_t k = CKPT_SEC_WEIGHTS; k <= CKPT_SEC_AVERAGE; k++) {
         const CkptSectionInfo *s = find_section(r, k);
+        if (!s && k != CKPT_SEC_WEIGHTS) continue; /* a slim checkpoint */
         if (!s || s->raw_bytes != want) {
             snprintf(err, errlen, "%s: section '%s' %s, the metadata says %zu parameters", path,
                      ckpt_section_name(k), s ? "has another size" : "is missing", r->meta.num_params);
@@ -1312,6 +1333,8 @@ fail:
 }
 
 const CkptMeta *ckpt_reader_meta(const CkptReader *r) { return &r->meta; }
+
+int ckpt_reader_has(const CkptReader *r, CkptSectionKind kind) { return find_section(r, kind) != NULL; }
 
 const CkptSectionInfo *ckpt_reader_sections(const CkptReader *r, int *count)
 {
@@ -1443,6 +1466,15 @@ static int load_file(const char *path, CkptMeta *meta, float *weights, float *mo
         rc = -2;
         goto out;
     }
+    if ((momentum && !find_section(r, CKPT_SEC_MOMENTUM)) || (average && !find_section(r, CKPT_SEC_AVERAGE))) {
+        char set[16] = "";
+        ckpt_meta_get_extra(&r->meta, CKPT_EXTRA_SLIM, set, sizeof set);
+        snprintf(err, errlen, "%s is slim (%s%s, no optimizer state): evaluate it, or start a new run from it with "
+                 "--init; it cannot be resumed", path, set[0] ? "its weights are the run's " : "weights only",
+                 set[0] ? (strcmp(set, "raw") == 0 ? "last weights" : "Polyak average") : "");
+        rc = -3;
+        goto out;
+    }
     if ((weights && ckpt_reader_read(r, CKPT_SEC_WEIGHTS, weights, num_params, err, errlen)) ||
         (momentum && ckpt_reader_read(r, CKPT_SEC_MOMENTUM, momentum, num_params, err, errlen)) ||
         (average && ckpt_reader_read(r, CKPT_SEC_AVERAGE, average, num_params, err, errlen)) ||
@@ -1502,6 +1534,9 @@ int ckpt_load_latest(const char *dir, char *path, size_t pathlen, CkptMeta *meta
         if (rc == 0) {
             snprintf(path, pathlen, "%s", full);
             found = 1;
+        } else if (rc == -3) {
+            snprintf(line, sizeof line, "skipping checkpoint %s: %s", f[i].name, why);
+            report_add(report, reportlen, line);
         } else if (rc == -2) {
             /* sound, but of another model: not a reason to fall back to an older one */
             snprintf(path, pathlen, "%s", full);

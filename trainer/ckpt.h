@@ -29,6 +29,7 @@
  * keys and unknown sections are skipped) and refuses a newer major version. */
 #define CKPT_VERSION_MAJOR 1
 #define CKPT_VERSION_MINOR 0
+#define CKPT_VERSION_MINOR_SLIM 1 /* 1.1: the momentum and average sections may be absent */
 #define CKPT_ARCH "googlenet-bvlc"
 #define CKPT_EXT ".gnck"
 #define CKPT_LATEST "latest" /* a text file in the directory naming the newest checkpoint */
@@ -81,6 +82,11 @@ typedef struct {
     char *extra;             /* "key=value\n" lines: keys this build does not know
                                 (from a newer writer), or the caller's own */
 } CkptMeta;
+
+/* A slim checkpoint (`ckpt slim`, --keep-every-slim) holds one set of weights
+ * in its weights section and no momentum or average; this extra key says
+ * which set it was: "average" (the Polyak average) or "raw". */
+#define CKPT_EXTRA_SLIM "slim"
 
 /* Zeroes m and fills the format version and CKPT_ARCH. */
 void ckpt_meta_init(CkptMeta *m);
@@ -160,6 +166,9 @@ const CkptMeta *ckpt_reader_meta(const CkptReader *r);
 /* The section table: *count entries, in file order. */
 const CkptSectionInfo *ckpt_reader_sections(const CkptReader *r, int *count);
 uint64_t ckpt_reader_file_bytes(const CkptReader *r);
+/* Whether the file has the section (a slim checkpoint has no momentum and
+ * no average). */
+int ckpt_reader_has(const CkptReader *r, CkptSectionKind kind);
 /* Reads every byte: the file checksum, each section's stored and decoded
  * checksums, and the weights' SHA-256 against the metadata. */
 int ckpt_reader_verify(CkptReader *r, char *err, size_t errlen);
@@ -228,6 +237,8 @@ typedef struct {
     long keep_every;         /* 0, or checkpoints at multiples of this are kept for good */
     CkptUnit keep_every_unit;/* steps: step % keep_every == 0; epochs: taken at an epoch
                                 boundary (epoch_step == 0) with epoch % keep_every == 0 */
+    int keep_every_slim;     /* a keep_every checkpoint that falls out of the newest `keep` is
+                                rewritten slim: its Polyak average only (CKPT_EXTRA_SLIM) */
     CkptFailPolicy fail;     /* what ckpt_writer_poll tells the trainer after a failed write */
     int nice;                /* 0..19: the writer thread's (and zstd workers') nice value; 10,
                                 so training threads win the cores when both want them */
@@ -240,7 +251,8 @@ typedef struct {
     long writes_done;        /* checkpoints on disk and pointed to by `latest` */
     long writes_failed;
     int busy;                /* a write is in flight */
-    char last_path[4096];    /* the last checkpoint written */
+    char last_path[4096];    /* the checkpoint of the highest step written */
+    long last_step;          /* its step; -1 before the first */
     double last_copy_s;      /* training blocked by the copy of the last save */
     double last_wait_s;      /* training blocked waiting for the previous write */
     double last_write_s;     /* writer thread: shuffle, compress, write, fsync, rename */
@@ -248,6 +260,8 @@ typedef struct {
     uint64_t last_file_bytes;
     int zstd_threads;        /* in use: 0 when the library cannot run workers */
     char note[256];          /* e.g. why zstd runs single-threaded; empty otherwise */
+    int stale_removed;       /* temporary files of interrupted writes ckpt_writer_create removed */
+    char stale_note[512];    /* "2 files (.ckpt-00000006.gnck.tmp.1234.1, 8.0 MB; ...)" */
 } CkptWriterStats;
 
 typedef struct CkptWriter CkptWriter;
@@ -255,7 +269,8 @@ typedef struct CkptWriter CkptWriter;
 /* level 3, zstd_threads 0, keep 0, keep_every 0, fail continue, nice 10. */
 CkptWriterConfig ckpt_writer_default_config(void);
 /* Checks the directory is writable, removes temporary files a crashed writer
- * left there, allocates and touches the copy buffer, starts the thread. */
+ * left there (counted and named in the stats), allocates and touches the copy
+ * buffer, starts the thread. */
 CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t errlen);
 /* Copies meta and the three (num_params) buffers, which the caller may change
  * as soon as this returns, and hands them to the writer thread, which writes
@@ -264,6 +279,15 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
  * only for bad arguments (count mismatch); write failures come from poll. */
 int ckpt_writer_save(CkptWriter *w, const CkptMeta *meta, const float *weights,
                      const float *momentum, const float *average, char *err, size_t errlen);
+
+/* Writes ckpt-<step>.gnck now, in the calling thread, without waiting for the
+ * write in flight: float sections uncompressed, the file renamed before it is
+ * flushed, `latest` moved to it unless a newer checkpoint exists. For a run
+ * that may be killed in a second (a signal). Safe to call from another thread
+ * than ckpt_writer_save's; no retention. Returns 0, or -1 with err; *seconds
+ * (may be NULL) gets the time it took. */
+int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weights, const float *momentum,
+                         const float *average, double *seconds, char *err, size_t errlen);
 
 enum { CKPT_POLL_OK = 0, CKPT_POLL_FAILED = 1, CKPT_POLL_STOP = 2 };
 /* Non-blocking. CKPT_POLL_OK when no write has failed since the last call;

@@ -18,14 +18,20 @@ typedef struct {
     size_t planes_cap;
     uint8_t *out;         /* (CKPT_OUT_CHUNK) compressed bytes on their way to the file */
     char note[256];       /* why fewer threads than asked, or empty */
+    int urgent;           /* float sections raw, and the file renamed before it is flushed:
+                             a checkpoint in the time it takes to copy the state to the page
+                             cache, for a run about to be killed (ckpt_writer_save_now) */
 } CkptEncoder;
 
 int ckpt_encoder_init(CkptEncoder *e, int level, int threads, char *err, size_t errlen);
 void ckpt_encoder_free(CkptEncoder *e);
 
 /* Writes the checkpoint into a temporary file beside `path`, fsyncs it,
- * renames it to `path` and fsyncs the directory. On failure the temporary file
- * is gone and `path` untouched. *file_bytes gets the size written. */
+ * renames it to `path` and fsyncs the directory (e->urgent: renames first and
+ * then fsyncs, so a process killed meanwhile leaves a complete file; a power
+ * cut may damage it, which readers detect). On failure the temporary file is
+ * gone and `path` untouched. *file_bytes gets the size written. momentum and
+ * average may be NULL: a slim checkpoint (format 1.1) without them. */
 int ckpt_write_atomic(CkptEncoder *e, const char *path, const CkptMeta *meta, const float *weights,
                       const float *momentum, const float *average, CkptIoFault fault,
                       void *fault_ctx, uint64_t *file_bytes, char *err, size_t errlen);

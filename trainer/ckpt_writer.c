@@ -2,8 +2,10 @@
  * state into the writer's own buffer (the only time training is blocked,
  * besides waiting for a write still in flight) and a thread shuffles,
  * compresses, checksums and writes it atomically, moves the `latest` pointer
- * the same way and applies the retention policy. At most one write is in
- * flight. Failures are kept for ckpt_writer_poll; nothing here prints. */
+ * the same way and applies the retention policy (which may rewrite old
+ * keep-every checkpoints slim). At most one write is in flight. save_now()
+ * writes at once, uncompressed, for a run about to be killed. Failures are
+ * kept for ckpt_writer_poll; nothing here prints. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +25,8 @@ struct CkptWriter {
     CkptWriterConfig cfg;
     char dir[4096];
     CkptEncoder enc;
+    CkptEncoder urgent;    /* ckpt_writer_save_now's: raw sections, under now_mu */
+    pthread_mutex_t now_mu;
     float *buf;            /* (3, num_params): weights, momentum, average */
     CkptMeta meta;         /* the job's metadata (a deep copy) */
     pthread_t thread;
@@ -74,8 +78,38 @@ static int is_keeper(const CkptWriter *w, const CkptEntry *e)
     return keep;
 }
 
-/* Deletes checkpoints beyond the newest `keep`, except keep_every ones and the
- * protected names. Returns the number of files it failed to delete. */
+/* Rewrites a full checkpoint slim (its average as the weights, no momentum),
+ * in place and atomically; w->buf is free while the thread runs retention. A
+ * slim one is left as it is. */
+static int make_slim(CkptWriter *w, const char *path, char *note, size_t notelen)
+{
+    char err[512], set[16];
+    CkptReader *r = ckpt_open(path, err, sizeof err);
+    if (!r) {
+        say(note, notelen, "could not rewrite %s slim: %s", path, err);
+        return -1;
+    }
+    const CkptMeta *m = ckpt_reader_meta(r);
+    int rc = 0;
+    if (!ckpt_meta_get_extra(m, CKPT_EXTRA_SLIM, set, sizeof set) && ckpt_reader_has(r, CKPT_SEC_AVERAGE)) {
+        CkptMeta slim;
+        rc = -1;
+        if (m->num_params != w->cfg.num_params) say(err, sizeof err, "it holds another model");
+        else if (ckpt_reader_read(r, CKPT_SEC_AVERAGE, w->buf, m->num_params, err, sizeof err) == 0 &&
+                 ckpt_meta_copy(&slim, m) == 0) {
+            if (ckpt_meta_add_extra(&slim, CKPT_EXTRA_SLIM, "average", err, sizeof err) == 0)
+                rc = ckpt_write_atomic(&w->enc, path, &slim, w->buf, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
+            ckpt_meta_free(&slim);
+        }
+        if (rc != 0) say(note, notelen, "could not rewrite %s slim: %s", path, err);
+    }
+    ckpt_close(r);
+    return rc;
+}
+
+/* Deletes checkpoints beyond the newest `keep`, except keep_every ones (made
+ * slim when asked) and the protected names. Returns the number of files it
+ * failed to delete. */
 static int apply_retention(CkptWriter *w, const char *protect1, const char *protect2, char *note, size_t notelen)
 {
     if (w->cfg.keep <= 0) return 0;
@@ -90,9 +124,12 @@ static int apply_retention(CkptWriter *w, const char *protect1, const char *prot
     int failures = 0;
     for (size_t i = (size_t)w->cfg.keep; i < n; i++) {
         if (strcmp(e[i].name, protect1) == 0 || (protect2 && strcmp(e[i].name, protect2) == 0)) continue;
-        if (is_keeper(w, &e[i])) continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", w->dir, e[i].name);
+        if (is_keeper(w, &e[i])) {
+            if (w->cfg.keep_every_slim) make_slim(w, path, note, notelen);
+            continue;
+        }
         if (unlink(path) != 0 && errno != ENOENT) {
             failures++;
             say(note, notelen, "could not delete old checkpoint %s: %s", path, strerror(errno));
@@ -164,7 +201,10 @@ static void *writer_main(void *arg)
         if (rc == 0) {
             w->st.writes_done++;
             w->st.last_file_bytes = bytes;
-            say(w->st.last_path, sizeof w->st.last_path, "%s", path);
+            if (w->meta.step >= w->st.last_step) {
+                w->st.last_step = w->meta.step;
+                say(w->st.last_path, sizeof w->st.last_path, "%s", path);
+            }
         } else {
             w->st.writes_failed++;
             w->unreported = 1;
@@ -177,20 +217,31 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Removes temporary files a crashed writer left in dir. */
-static void remove_stale_temps(const char *dir)
+/* Removes temporary files a killed writer left in dir; counts and names them. */
+static int remove_stale_temps(const char *dir, char *note, size_t notelen)
 {
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return 0;
     struct dirent *de;
+    int n = 0;
+    size_t at = 0;
+    note[0] = '\0';
     while ((de = readdir(d))) {
         if (!ckpt_is_temp_name(de->d_name)) continue;
         if (strncmp(de->d_name, ".ckpt-", 6) != 0 && strncmp(de->d_name, "." CKPT_LATEST ".", 8) != 0) continue;
         char p[4400];
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
+        struct stat st;
+        double mb = stat(p, &st) == 0 ? st.st_size / 1e6 : 0;
+        if (unlink(p) != 0) continue;
+        if (n < 3 && at < notelen)
+            at += (size_t)snprintf(note + at, notelen - at, "%s%s (%.1f MB)", n ? "; " : "", de->d_name, mb);
+        else if (n == 3 && at < notelen)
+            at += (size_t)snprintf(note + at, notelen - at, "; ...");
+        n++;
     }
     closedir(d);
+    return n;
 }
 
 CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t errlen)
@@ -223,13 +274,14 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
         return NULL;
     }
     unlink(probe);
-    remove_stale_temps(cfg->dir);
 
     CkptWriter *w = calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    w->st.stale_removed = remove_stale_temps(cfg->dir, w->st.stale_note, sizeof w->st.stale_note);
+    w->st.last_step = -1;
     w->cfg = *cfg;
     snprintf(w->dir, sizeof w->dir, "%s", cfg->dir);
     w->cfg.dir = w->dir;
@@ -237,10 +289,17 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
         free(w);
         return NULL;
     }
+    if (ckpt_encoder_init(&w->urgent, 1, 0, err, errlen) != 0) {
+        ckpt_encoder_free(&w->enc);
+        free(w);
+        return NULL;
+    }
+    w->urgent.urgent = 1;
     size_t bytes = 3 * cfg->num_params * sizeof(float);
     w->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!w->buf) {
         ckpt_encoder_free(&w->enc);
+        ckpt_encoder_free(&w->urgent);
         free(w);
         snprintf(err, errlen, "out of memory for the checkpoint buffer (%.0f MB)", bytes / 1e6);
         return NULL;
@@ -251,12 +310,15 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
     w->st.zstd_threads = w->enc.threads;
     snprintf(w->st.note, sizeof w->st.note, "%s", w->enc.note);
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->now_mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         snprintf(err, errlen, "cannot start the checkpoint writer thread");
         pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->now_mu);
         pthread_cond_destroy(&w->cv);
         ckpt_encoder_free(&w->enc);
+        ckpt_encoder_free(&w->urgent);
         free(w->buf);
         free(w);
         return NULL;
@@ -305,6 +367,51 @@ int ckpt_writer_save(CkptWriter *w, const CkptMeta *meta, const float *weights, 
     return 0;
 }
 
+int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weights, const float *momentum,
+                         const float *average, double *seconds, char *err, size_t errlen)
+{
+    double t0 = now_s();
+    if (meta->num_params != w->cfg.num_params || meta->step < 0) {
+        snprintf(err, errlen, "checkpoint of %zu parameters at step %ld given to a writer made for %zu", meta->num_params,
+                 meta->step, w->cfg.num_params);
+        return -1;
+    }
+    char name[256], path[4400], line[300], latest[4200], why[1024];
+    ckpt_file_name(meta->step, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", w->dir, name);
+    pthread_mutex_lock(&w->now_mu);
+    uint64_t bytes = 0;
+    int rc = ckpt_write_atomic(&w->urgent, path, meta, weights, momentum, average, NULL, NULL, &bytes, err, errlen);
+    if (rc == 0) {
+        /* `latest` names the newest checkpoint; the background writer may have
+         * finished a later one meanwhile */
+        char newest[256];
+        if (ckpt_newest_step(w->dir, newest, sizeof newest) <= meta->step) {
+            snprintf(latest, sizeof latest, "%s/%s", w->dir, CKPT_LATEST);
+            snprintf(line, sizeof line, "%s\n", name);
+            if (ckpt_write_bytes_atomic(latest, NULL, 0, line, strlen(line), NULL, NULL, why, sizeof why) != 0) {
+                snprintf(err, errlen, "%s was written but %s was not updated: %s", path, CKPT_LATEST, why);
+                rc = -1;
+            }
+        }
+    }
+    pthread_mutex_unlock(&w->now_mu);
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) {
+        w->st.writes_done++;
+        w->st.last_file_bytes = bytes;
+        if (meta->step >= w->st.last_step) {
+            w->st.last_step = meta->step;
+            say(w->st.last_path, sizeof w->st.last_path, "%s", path);
+        }
+    } else {
+        w->st.writes_failed++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (seconds) *seconds = now_s() - t0;
+    return rc;
+}
+
 int ckpt_writer_poll(CkptWriter *w, char *err, size_t errlen)
 {
     pthread_mutex_lock(&w->mu);
@@ -344,8 +451,10 @@ void ckpt_writer_free(CkptWriter *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->now_mu);
     pthread_cond_destroy(&w->cv);
     ckpt_encoder_free(&w->enc);
+    ckpt_encoder_free(&w->urgent);
     ckpt_meta_free(&w->meta);
     free(w->buf);
     free(w);

@@ -148,7 +148,10 @@ int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
 
         CliFlag *f = NULL;
         for (int k = 0; k < nflags; k++)
-            if (strcmp(flags[k].name, name) == 0) { f = &flags[k]; break; }
+            if (strcmp(flags[k].name, name) == 0 || (flags[k].alias && strcmp(flags[k].alias, name) == 0)) {
+                f = &flags[k];
+                break;
+            }
         if (!f) {
             const char *names[128];
             int n = nflags < 128 ? nflags : 128;
@@ -186,6 +189,73 @@ int cli_given(const CliFlag *flags, int nflags, const char *name)
     return 0;
 }
 
+void cli_format_value(const CliFlag *fl, char *out, size_t len)
+{
+    out[0] = '\0';
+    switch (fl->type) {
+    case CLI_INT: snprintf(out, len, "%d", *(int *)fl->dst); break;
+    case CLI_LONG: snprintf(out, len, "%ld", *(long *)fl->dst); break;
+    case CLI_FLOAT: snprintf(out, len, "%g", *(double *)fl->dst); break;
+    case CLI_STR:
+        if (*(const char **)fl->dst) snprintf(out, len, "%s", *(const char **)fl->dst);
+        break;
+    case CLI_CHOICE: snprintf(out, len, "%s", *(const char **)fl->dst); break;
+    case CLI_BOOL: snprintf(out, len, "%s", *(int *)fl->dst ? "on" : "off"); break;
+    case CLI_STR_LIST: {
+        const CliStrList *l = fl->dst;
+        size_t at = 0;
+        for (int i = 0; i < l->n && at < len; i++) at += (size_t)snprintf(out + at, len - at, "%s%s", i ? "," : "", l->items[i]);
+        break;
+    }
+    }
+}
+
+int cli_settings_format(const CliFlag *flags, int nflags, char *out, size_t len)
+{
+    size_t at = 0;
+    char v[4096];
+    if (len) out[0] = '\0';
+    for (int i = 0; i < nflags; i++) {
+        cli_format_value(&flags[i], v, sizeof v);
+        int n = snprintf(out + at, at < len ? len - at : 0, "%s%s=", at ? " " : "", flags[i].name);
+        if (n < 0 || at + (size_t)n >= len) return -1;
+        at += (size_t)n;
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+            int esc = *p == '%' || *p == ' ' || *p < 0x20 || *p == 0x7f;
+            if (at + (esc ? 3 : 1) >= len) return -1;
+            if (esc) at += (size_t)snprintf(out + at, len - at, "%%%02X", *p);
+            else out[at++] = (char)*p;
+        }
+        out[at] = '\0';
+    }
+    return (int)at;
+}
+
+int cli_settings_get(const char *settings, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = settings; p && *p;) {
+        const char *end = strchr(p, ' ');
+        if (!end) end = p + strlen(p);
+        if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            size_t at = 0;
+            for (const char *q = p + nl + 1; q < end && at + 1 < len; q++) {
+                unsigned x;
+                if (*q == '%' && end - q >= 3 && sscanf(q + 1, "%2x", &x) == 1) {
+                    out[at++] = (char)x;
+                    q += 2;
+                } else {
+                    out[at++] = *q;
+                }
+            }
+            out[at] = '\0';
+            return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 void cli_print_help(FILE *f, const char *usage, const char *summary,
                     const CliFlag *flags, int nflags)
 {
@@ -194,39 +264,25 @@ void cli_print_help(FILE *f, const char *usage, const char *summary,
     if (nflags) fprintf(f, "\nflags:\n");
     for (int i = 0; i < nflags; i++) {
         const CliFlag *fl = &flags[i];
-        char left[96], def[96] = "";
+        char left[96], def[96];
         const char *mv = fl->metavar;
-        switch (fl->type) {
-        case CLI_INT:
-            if (!mv) mv = "N";
-            snprintf(def, sizeof def, "%d", *(int *)fl->dst);
-            break;
-        case CLI_LONG:
-            if (!mv) mv = "N";
-            snprintf(def, sizeof def, "%ld", *(long *)fl->dst);
-            break;
-        case CLI_FLOAT:
-            if (!mv) mv = "X";
-            snprintf(def, sizeof def, "%g", *(double *)fl->dst);
-            break;
-        case CLI_STR:
-        case CLI_STR_LIST:
-            if (!mv) mv = "S";
-            if (fl->type == CLI_STR && *(const char **)fl->dst)
-                snprintf(def, sizeof def, "%s", *(const char **)fl->dst);
-            break;
-        case CLI_CHOICE:
-            if (!mv) mv = fl->choices;
-            snprintf(def, sizeof def, "%s", *(const char **)fl->dst);
-            break;
-        case CLI_BOOL:
-            mv = "";
-            snprintf(def, sizeof def, "%s", *(int *)fl->dst ? "on" : "off");
-            break;
+        if (!mv) {
+            switch (fl->type) {
+            case CLI_INT:
+            case CLI_LONG: mv = "N"; break;
+            case CLI_FLOAT: mv = "X"; break;
+            case CLI_CHOICE: mv = fl->choices; break;
+            case CLI_BOOL: mv = ""; break;
+            default: mv = "S"; break;
+            }
         }
+        if (fl->type == CLI_BOOL) mv = "";
+        cli_format_value(fl, def, sizeof def);
+        if (fl->type == CLI_STR_LIST) def[0] = '\0';
         snprintf(left, sizeof left, "%s%s%s", fl->name, *mv ? " " : "", mv);
         fprintf(f, "  %-26s %s", left, fl->help ? fl->help : "");
         if (def[0]) fprintf(f, " [default: %s]", def);
+        if (fl->alias) fprintf(f, " (also %s)", fl->alias);
         fputc('\n', f);
     }
 }

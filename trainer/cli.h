@@ -35,8 +35,22 @@ typedef struct {
     const char *choices; /* CLI_CHOICE: "step|poly|cosine" */
     double min, max;     /* numeric range, checked when min < max */
     const char *metavar; /* shown in help: "N", "FILE"; NULL picks one from the type */
+    const char *alias;   /* an older name of the flag, still accepted: "--filter" */
     int given;           /* set by cli_parse: the flag was on the command line */
 } CliFlag;
+
+/* Limits shared by every command that has the flag, so that one option has
+ * one range everywhere. */
+#define CLI_BATCH_MAX 65536    /* --batch, --eval-batch */
+#define CLI_CROP_MAX 4096      /* --crop (the smallest is model_min_crop) */
+#define CLI_THREADS_MAX 256    /* --threads, --workers */
+#define CLI_CLASSES_MAX 1000000
+#define CLI_SEED_MAX 9.2e18
+#define CLI_TIMEOUT_MAX 1e9
+#define CLI_LEVEL_MIN -7       /* --ckpt-level: Zstandard's range */
+#define CLI_LEVEL_MAX 19
+#define CLI_ZSTD_THREADS_MAX 64 /* --ckpt-threads */
+#define CLI_INTERP_CHOICES "random|nearest|bilinear|bicubic|area|lanczos"
 
 /* Parses argv[0..argc) (argv[0] is the first flag, not the program name).
  * Arguments that are not flags are collected into positional[0..*npositional)
@@ -55,6 +69,18 @@ const char *cli_closest(const char *word, const char *const *candidates, int n);
 
 /* Whether flag `name` was given to the last cli_parse of this table. */
 int cli_given(const CliFlag *flags, int nflags, const char *name);
+
+/* The flag's current value as text ("32", "0.01", "on", "" for an unset
+ * string); the form --help shows as the default. */
+void cli_format_value(const CliFlag *f, char *out, size_t len);
+/* Every flag of the table with its current value, "--batch=32 --crop=224 ...":
+ * what a run was started with, to be recorded and compared later (a value's
+ * '%', ' ' and control bytes are written %XX). Returns the length, or -1 when
+ * it does not fit in len. */
+int cli_settings_format(const CliFlag *flags, int nflags, char *out, size_t len);
+/* The value of `name` in a string made by cli_settings_format, unescaped, into
+ * out[len]: 1 when present, 0 when absent. */
+int cli_settings_get(const char *settings, const char *name, char *out, size_t len);
 
 #define CLI_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -56,17 +56,17 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
 
 int cmd_bench(int argc, char **argv)
 {
-    int batch = 32, threads = trainer_default_threads(), crop = 224, eval = 0;
+    int batch = 32, threads = 0, crop = 224, eval = 0;
     int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0, layers = 0;
     const char *conv_algo = "auto";
     CliFlag flags[] = {
-        {"--batch", CLI_INT, &batch, "images per step", NULL, 1, 4096},
-        {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers", NULL, 1, 256},
-        {"--crop", CLI_INT, &crop, "input height and width", NULL, 8, 1024},
+        {"--batch", CLI_INT, &batch, "images per step", NULL, 1, CLI_BATCH_MAX},
+        {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers; 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
+        {"--crop", CLI_INT, &crop, "input height and width", NULL, 8, CLI_CROP_MAX},
         {"--eval", CLI_BOOL, &eval, "time inference (main head only) instead of training"},
         {"--steps", CLI_INT, &steps, "timed steps", NULL, 1, 100000},
         {"--warmup", CLI_INT, &warmup, "untimed steps first", NULL, 0, 1000},
-        {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 2, 100000},
+        {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 1, CLI_CLASSES_MAX},
         {"--no-aux", CLI_BOOL, &no_aux, "leave out the auxiliary heads"},
         {"--layers", CLI_BOOL, &layers, "also print every layer's time and GFLOP/s, slowest first"},
         {"--conv-algo", CLI_CHOICE, (void *)&conv_algo, "convolution algorithms: time them per layer first (auto), or fixed", "auto|winograd|gemm"},
@@ -75,7 +75,7 @@ int cmd_bench(int argc, char **argv)
     int help = 0;
     char err[256];
     if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet bench: %s\n", err);
+        trainer_print_once("bench", "%s", err);
         return EXIT_USAGE;
     }
     if (help) {
@@ -85,6 +85,7 @@ int cmd_bench(int argc, char **argv)
                        flags, CLI_COUNT(flags));
         return EXIT_OK;
     }
+    if (threads == 0) threads = trainer_default_threads();
     trainer_set_threads(threads);
 
     ModelConfig cfg = model_default_config();

@@ -26,7 +26,7 @@ static double cpu_now(void)
 
 int cmd_bench_loader(int argc, char **argv)
 {
-    const char *data = NULL, *classes_file = NULL, *labels = NULL, *cache = NULL, *interp = "bilinear";
+    const char *data = NULL, *classes_file = NULL, *labels = NULL, *cache = NULL, *interp = "random";
     int workers = (int)sysconf(_SC_NPROCESSORS_ONLN), batch = 32, crop = 224, batches = 20, warmup = 2;
     int eval = 0, no_photometric = 0, no_flip = 0, json = 0, scan_only = 0;
     long seed = 1;
@@ -36,25 +36,25 @@ int cmd_bench_loader(int argc, char **argv)
         {"--classes-file", CLI_STR, &classes_file, "class ids in label order, one per line", NULL, 0, 0, "FILE"},
         {"--labels", CLI_STR, &labels, "label file of a flat directory", NULL, 0, 0, "FILE"},
         {"--index-cache", CLI_STR, &cache, "read/write the dataset index here", NULL, 0, 0, "FILE"},
-        {"--workers", CLI_INT, &workers, "decoding threads (0: decode in the main thread)", NULL, 0, 256},
-        {"--batch", CLI_INT, &batch, "images per batch", NULL, 1, 4096},
-        {"--crop", CLI_INT, &crop, "output height and width", NULL, 8, 1024},
+        {"--workers", CLI_INT, &workers, "decoding threads (0: decode in the main thread)", NULL, 0, CLI_THREADS_MAX},
+        {"--batch", CLI_INT, &batch, "images per batch", NULL, 1, CLI_BATCH_MAX},
+        {"--crop", CLI_INT, &crop, "output height and width", NULL, 8, CLI_CROP_MAX},
         {"--batches", CLI_INT, &batches, "timed batches", NULL, 1, 1000000},
         {"--warmup", CLI_INT, &warmup, "untimed batches first", NULL, 0, 1000},
         {"--eval", CLI_BOOL, &eval, "time the evaluation transform (resize, centre crop)"},
-        {"--interp", CLI_CHOICE, &interp, "training resampling filter", "nearest|bilinear|bicubic|area|lanczos|random"},
+        {"--interp", CLI_CHOICE, &interp, "resampling of training crops; random picks one per sample (as train); the evaluation transform is always bilinear", CLI_INTERP_CHOICES},
         {"--min-area", CLI_FLOAT, &min_area, "smallest random crop, as a fraction of the image area", NULL, 0.001, 1},
         {"--no-photometric", CLI_BOOL, &no_photometric, "leave out brightness/contrast/saturation/lighting"},
         {"--no-flip", CLI_BOOL, &no_flip, "leave out the random mirror"},
         {"--max-pixels", CLI_FLOAT, &max_pixels, "refuse images whose header declares more pixels", NULL, 1, 1e12},
-        {"--seed", CLI_LONG, &seed, "augmentation and shuffle seed", NULL, 0, 2147483647},
+        {"--seed", CLI_LONG, &seed, "augmentation and shuffle seed", NULL, 0, CLI_SEED_MAX},
         {"--scan-only", CLI_BOOL, &scan_only, "only time building the index"},
         {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
     };
     int help = 0;
     char err[512];
     if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet bench-loader: %s\n", err);
+        trainer_print_once("bench-loader", "%s", err);
         return EXIT_USAGE;
     }
     if (help) {
@@ -66,7 +66,7 @@ int cmd_bench_loader(int argc, char **argv)
         return EXIT_OK;
     }
     if (!data) {
-        fprintf(stderr, "googlenet bench-loader: --data DIR is required (see --help)\n");
+        trainer_print_once("bench-loader", "--data DIR is required (see --help)");
         return EXIT_USAGE;
     }
     DatasetOptions dopt = {data, classes_file, labels, cache};

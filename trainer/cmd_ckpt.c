@@ -1,8 +1,9 @@
-/* cmd_ckpt.c: `googlenet ckpt info|verify|export|import|bench`: inspect and
- * check checkpoints, move weights to and from NumPy's .npy, and measure what
- * checkpointing costs (compression ratios and the training stall). The format
- * and the writer are in ckpt.c / ckpt_writer.c; this file only drives them and
- * prints. It never writes over a checkpoint it was not asked to replace. */
+/* cmd_ckpt.c: `googlenet ckpt info|verify|export|import|slim|bench`: inspect
+ * and check checkpoints, move weights to and from NumPy's .npy, write the
+ * inference-only part of a checkpoint, and measure what checkpointing costs
+ * (compression ratios and the training stall). The format and the writer are
+ * in ckpt.c / ckpt_writer.c; this file only drives them and prints. It never
+ * writes over a checkpoint it was not asked to replace. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,10 +20,12 @@
 #include "nn/sgd.h"
 #include "trainer/ckpt.h"
 #include "trainer/ckpt_hash.h"
+#include "trainer/ckpt_params.h"
 #include "trainer/ckpt_onnx.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/runtime.h"
+#include "trainer/train_resume.h"
 
 static double now_s(void)
 {
@@ -68,17 +71,18 @@ static void print_meta(const CkptMeta *m)
     printf("  architecture   %s, %d classes, crop %d, aux heads %s, dropout %g / %g\n", m->arch, m->classes, m->crop,
            m->aux ? "on" : "off", (double)m->head_dropout, (double)m->aux_dropout);
     printf("  num_params     %zu\n", m->num_params);
-    printf("  position       step %ld; epoch %ld, %ld steps (%lld samples) into it; %lld samples seen\n", m->step,
-           m->epoch, m->epoch_step, m->epoch_samples, m->samples_seen);
+    char pos[128];
+    train_format_position(m->step, m->epoch, m->epoch_step, 0, pos, sizeof pos);
+    printf("  position       %s; %lld samples seen\n", pos, m->samples_seen);
     printf("  seed           %llu (all randomness is counter-based: seed + position is the RNG state)\n",
            (unsigned long long)m->seed);
     printf("  ranks          %d x batch %d x accum %d = global batch %lld\n", m->world_size, m->batch, m->accum,
            (long long)m->world_size * m->batch * m->accum);
     const LrSchedule *s = &m->lr;
-    printf("  learning rate  %s, base %g, warm-up %ld iters", lr_policy_name(s->policy), s->base_lr, s->warmup_iters);
-    if (s->policy == LR_STEP) printf(", gamma %g every %ld", s->gamma, s->step_size);
-    if (s->policy == LR_POLY) printf(", power %g over %ld iters", s->power, s->max_iter);
-    if (s->policy == LR_COSINE) printf(", to %g x base over %ld iters", s->final_frac, s->max_iter);
+    printf("  learning rate  %s, base %g, warm-up %ld steps", lr_policy_name(s->policy), s->base_lr, s->warmup_iters);
+    if (s->policy == LR_STEP) printf(", gamma %g every %ld steps", s->gamma, s->step_size);
+    if (s->policy == LR_POLY) printf(", power %g over %ld steps", s->power, s->max_iter);
+    if (s->policy == LR_COSINE) printf(", to %g x base over %ld steps", s->final_frac, s->max_iter);
     printf("; last %.6g\n", m->last_lr);
     printf("  optimizer      momentum %g, weight decay %g, ema decay %g\n", m->momentum, m->weight_decay,
            m->ema_decay);
@@ -115,32 +119,38 @@ static int print_tensors(const CkptMeta *m)
         fprintf(stderr, "googlenet ckpt info: no tensor table for architecture '%s'\n", m->arch);
         return -1;
     }
-    ModelConfig cfg = model_default_config();
-    cfg.classes = m->classes;
-    cfg.aux = m->aux;
-    cfg.crop = model_min_crop(m->aux) > m->crop ? model_min_crop(m->aux) : m->crop;
-    cfg.training = 0;
-    cfg.batch = 1;
     char err[300];
-    Model *mdl = model_init(&cfg, err, sizeof err);
-    if (!mdl) {
+    CkptLayout l;
+    if (ckpt_layout_init(&l, m->classes, m->aux, err, sizeof err) != 0) {
         fprintf(stderr, "googlenet ckpt info: %s\n", err);
         return -1;
     }
-    int nt;
-    const ParamTensor *t = model_param_tensors(mdl, &nt);
-    printf("tensors (%d, parameter order: offset and count in floats):\n", nt);
-    for (int i = 0; i < nt; i++) {
+    printf("tensors (%d, parameter order: offset and count in floats):\n", l.n);
+    for (int i = 0; i < l.n; i++) {
         char shape[64] = "";
-        for (int d = 0; d < t[i].ndim; d++)
-            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? "x" : "", t[i].shape[d]);
-        printf("  %10zu %9zu  %-16s %s\n", t[i].offset, t[i].count, shape, t[i].name);
+        for (int d = 0; d < l.t[i].ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? "x" : "", l.t[i].shape[d]);
+        printf("  %10zu %9zu  %-16s %s\n", l.t[i].offset, l.t[i].count, shape, l.t[i].name);
     }
-    int rc = model_num_params(mdl) == m->num_params ? 0 : -1;
+    int rc = l.num_params == m->num_params ? 0 : -1;
     if (rc) fprintf(stderr, "googlenet ckpt info: this build's layout has %zu parameters, the file %zu\n",
-                    model_num_params(mdl), m->num_params);
-    model_free(mdl);
+                    l.num_params, m->num_params);
+    ckpt_layout_free(&l);
     return rc;
+}
+
+/* What a checkpoint can still do, by the sections it has. */
+static void print_form(const CkptReader *r)
+{
+    char set[16];
+    if (ckpt_meta_get_extra(ckpt_reader_meta(r), CKPT_EXTRA_SLIM, set, sizeof set))
+        printf("  form           slim: the run's %s only, no optimizer state: evaluate it, or start a new run from it "
+               "(train --init); it cannot be resumed\n", strcmp(set, "raw") == 0 ? "last weights" : "Polyak average");
+    else if (ckpt_reader_has(r, CKPT_SEC_MOMENTUM) && ckpt_reader_has(r, CKPT_SEC_AVERAGE))
+        printf("  form           full: resume it exactly (train --resume), evaluate it (its average or its weights), "
+               "or start a new run from it (train --init)\n");
+    else
+        printf("  form           weights without optimizer state: evaluate it, or start a new run from it (train --init)\n");
 }
 
 static int ckpt_info(int argc, char **argv)
@@ -170,6 +180,7 @@ static int ckpt_info(int argc, char **argv)
     printf("checkpoint %s: format %d.%d, %llu bytes (%.1f MB)\n", pos[0], m->version_major, m->version_minor,
            (unsigned long long)fb, fb / 1e6);
     print_meta(m);
+    print_form(r);
     int ns;
     const CkptSectionInfo *s = ckpt_reader_sections(r, &ns);
     printf("  sections       %-9s %-14s %14s %14s %7s\n", "name", "codec", "raw bytes", "stored bytes", "ratio");
@@ -319,12 +330,12 @@ static int ckpt_import(int argc, char **argv)
         {"--out", CLI_STR, &out, "the checkpoint to write", NULL, 0, 0, "FILE.gnck"},
         {"--like", CLI_STR, &like, "take architecture, classes, class names and settings from this checkpoint",
          NULL, 0, 0, "OTHER.gnck"},
-        {"--classes", CLI_INT, &classes, "classifier outputs (without --like)", NULL, 2, 100000},
-        {"--crop", CLI_INT, &crop, "input crop recorded (without --like)", NULL, 8, 1024},
+        {"--classes", CLI_INT, &classes, "classifier outputs (without --like)", NULL, 1, CLI_CLASSES_MAX},
+        {"--crop", CLI_INT, &crop, "input crop recorded (without --like)", NULL, 8, CLI_CROP_MAX},
         {"--no-aux", CLI_BOOL, &no_aux, "the weights have no auxiliary heads (without --like)"},
         {"--step", CLI_LONG, &step, "step recorded in the checkpoint", NULL, 0, 1e15},
-        {"--level", CLI_INT, &level, "zstd level", NULL, -7, 19},
-        {"--zstd-threads", CLI_INT, &threads, "zstd worker threads (0: compress in this thread)", NULL, 0, 64},
+        {"--ckpt-level", CLI_INT, &level, "Zstandard level of the checkpoint", NULL, CLI_LEVEL_MIN, CLI_LEVEL_MAX, NULL, "--level"},
+        {"--ckpt-threads", CLI_INT, &threads, "Zstandard worker threads (0: compress in this thread)", NULL, 0, CLI_ZSTD_THREADS_MAX, NULL, "--zstd-threads"},
         {"--force", CLI_BOOL, &force, "replace --out when it exists"},
     };
     const char *pos[1];
@@ -421,6 +432,120 @@ static int ckpt_import(int argc, char **argv)
 out:
     free(w);
     free(mom);
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+/* ---- slim ---- */
+
+/* The weights to keep: the chosen set, without the aux heads unless kept. */
+static float *slim_weights(CkptReader *r, int average, int keep_aux, CkptMeta *meta, char *err, size_t errlen)
+{
+    const CkptMeta *m = ckpt_reader_meta(r);
+    char was[16] = "";
+    int slim = ckpt_meta_get_extra(m, CKPT_EXTRA_SLIM, was, sizeof was);
+    if (slim && (strcmp(was, "average") == 0) != average)
+        return snprintf(err, errlen, "it is slim already and holds only its %s; pass --weights %s",
+                        average ? "last weights" : "Polyak average", average ? "raw" : "average"), NULL;
+    float *w = malloc(m->num_params * sizeof(float));
+    if (!w) return snprintf(err, errlen, "out of memory for %zu weights", m->num_params), NULL;
+    CkptSectionKind kind = !slim && average ? CKPT_SEC_AVERAGE : CKPT_SEC_WEIGHTS;
+    if (ckpt_reader_read(r, kind, w, m->num_params, err, errlen) != 0) {
+        free(w);
+        return NULL;
+    }
+    if (ckpt_meta_copy(meta, m) != 0 ||
+        (!slim && ckpt_meta_add_extra(meta, CKPT_EXTRA_SLIM, average ? "average" : "raw", err, errlen) != 0)) {
+        free(w);
+        return snprintf(err, errlen, "out of memory"), NULL;
+    }
+    meta->created_unix = 0;
+    if (!m->aux || keep_aux) return w;
+    /* the aux heads only train: inference runs the main path */
+    CkptLayout from, to;
+    char missing[512];
+    size_t lowest;
+    float *main_path = NULL;
+    if (ckpt_layout_init(&from, m->classes, 1, err, errlen) == 0) {
+        if (ckpt_layout_init(&to, m->classes, 0, err, errlen) == 0) {
+            if (from.num_params != m->num_params)
+                snprintf(err, errlen, "it holds %zu parameters, not the %zu of its architecture", m->num_params,
+                         from.num_params);
+            else if (!(main_path = malloc(to.num_params * sizeof(float))))
+                snprintf(err, errlen, "out of memory");
+            else if (ckpt_params_copy(&to, main_path, &from, w, NULL, missing, sizeof missing, &lowest) != 0) {
+                snprintf(err, errlen, "its layout lacks %s", missing);
+                free(main_path);
+                main_path = NULL;
+            }
+            meta->aux = 0;
+            meta->num_params = to.num_params;
+            ckpt_layout_free(&to);
+        }
+        ckpt_layout_free(&from);
+    }
+    free(w);
+    if (!main_path) ckpt_meta_free(meta);
+    return main_path;
+}
+
+static int ckpt_slim(int argc, char **argv)
+{
+    const char *out = NULL, *weights = "average";
+    int keep_aux = 0, level = 3, threads = 0, force = 0;
+    CliFlag flags[] = {
+        {"--out", CLI_STR, &out, "the slim checkpoint to write", NULL, 0, 0, "FILE.gnck"},
+        {"--weights", CLI_CHOICE, &weights, "which weights to keep: the Polyak average (what eval scores by default) "
+         "or the last weights", "average|raw"},
+        {"--keep-aux", CLI_BOOL, &keep_aux, "keep the auxiliary heads (only training uses them)"},
+        {"--ckpt-level", CLI_INT, &level, "Zstandard level", NULL, CLI_LEVEL_MIN, CLI_LEVEL_MAX, NULL, "--level"},
+        {"--ckpt-threads", CLI_INT, &threads, "Zstandard worker threads", NULL, 0, CLI_ZSTD_THREADS_MAX, NULL,
+         "--zstd-threads"},
+        {"--force", CLI_BOOL, &force, "replace --out when it exists"},
+    };
+    const char *pos[1];
+    int done;
+    int rc = parse_action("slim", "googlenet ckpt slim FILE --out SLIM.gnck [flags]",
+                          "Writes the part of a checkpoint that inference needs: one set of weights (the\n"
+                          "Polyak average by default) without the momentum, and without the aux heads\n"
+                          "unless --keep-aux. eval reads it, and train --init starts a new run from it;\n"
+                          "it cannot be resumed.",
+                          flags, CLI_COUNT(flags), argc, argv, pos, 1, &done);
+    if (done) return rc;
+    if (!out) {
+        fprintf(stderr, "googlenet ckpt slim: --out SLIM.gnck is required\n");
+        return EXIT_USAGE;
+    }
+    if (!force && access(out, F_OK) == 0) {
+        fprintf(stderr, "googlenet ckpt slim: %s exists; pass --force to replace it\n", out);
+        return EXIT_FAIL;
+    }
+    char err[1200], why[1200];
+    CkptReader *r = ckpt_open(pos[0], err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "googlenet ckpt slim: %s\n", err);
+        return EXIT_FAIL;
+    }
+    CkptMeta meta;
+    float *w = slim_weights(r, strcmp(weights, "average") == 0, keep_aux, &meta, why, sizeof why);
+    uint64_t full = ckpt_reader_file_bytes(r);
+    ckpt_close(r);
+    if (!w) {
+        fprintf(stderr, "googlenet ckpt slim: %s: %s\n", pos[0], why);
+        return EXIT_FAIL;
+    }
+    rc = EXIT_FAIL;
+    struct stat st;
+    if (ckpt_save(out, &meta, w, NULL, NULL, level, threads, err, sizeof err) != 0)
+        fprintf(stderr, "googlenet ckpt slim: %s\n", err);
+    else if (stat(out, &st) == 0) {
+        printf("wrote %s: %s of %s (step %ld), %zu parameters%s, %.1f MB (the checkpoint: %.1f MB); evaluate it, or "
+               "start a new run from it with train --init; it cannot be resumed\n", out,
+               strcmp(weights, "average") == 0 ? "the Polyak average" : "the last weights", pos[0], meta.step,
+               meta.num_params, meta.aux ? " with the aux heads" : " (no aux heads)", st.st_size / 1e6, full / 1e6);
+        rc = EXIT_OK;
+    }
+    free(w);
     ckpt_meta_free(&meta);
     return rc;
 }
@@ -610,25 +735,26 @@ static int ckpt_bench(int argc, char **argv)
 {
     const char *from = NULL, *dir = "/tmp";
     int train_steps = 200, crop = 64, batch = 16, level = 3, zthreads = 0, saves = 3, json = 0;
-    int step_crop = 224, step_batch = 32, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), nice = 10;
+    int step_crop = 224, step_batch = 32, threads = 0, nice = 10;
     double lr = 0.01, step_ms_given = 0;
     CliFlag flags[] = {
         {"--from", CLI_STR, &from, "take trained weights from a checkpoint (.gnck) or an .npy instead of training",
          NULL, 0, 0, "FILE"},
         {"--train-steps", CLI_INT, &train_steps, "SGD steps of the real network on random data", NULL, 0, 100000},
-        {"--crop", CLI_INT, &crop, "crop of those steps", NULL, 8, 1024},
-        {"--batch", CLI_INT, &batch, "batch of those steps", NULL, 1, 4096},
-        {"--lr", CLI_FLOAT, &lr, "learning rate of those steps", NULL, 0, 10},
-        {"--level", CLI_INT, &level, "zstd level", NULL, -7, 19},
-        {"--zstd-threads", CLI_INT, &zthreads, "zstd worker threads (0: the writer thread compresses)", NULL, 0, 64},
+        {"--crop", CLI_INT, &crop, "crop of those steps", NULL, 8, CLI_CROP_MAX},
+        {"--batch", CLI_INT, &batch, "batch of those steps", NULL, 1, CLI_BATCH_MAX},
+        {"--lr", CLI_FLOAT, &lr, "learning rate of those steps", NULL, 0, 100},
+        {"--ckpt-level", CLI_INT, &level, "Zstandard level", NULL, CLI_LEVEL_MIN, CLI_LEVEL_MAX, NULL, "--level"},
+        {"--ckpt-threads", CLI_INT, &zthreads, "Zstandard worker threads (0: the writer thread compresses)", NULL, 0,
+         CLI_ZSTD_THREADS_MAX, NULL, "--zstd-threads"},
         {"--nice", CLI_INT, &nice, "nice value of the writer thread (0 leaves it as training's)", NULL, 0, 19},
         {"--saves", CLI_INT, &saves, "checkpoints written through the asynchronous writer", NULL, 1, 100},
         {"--dir", CLI_STR, &dir, "where the benchmark writes (a temporary directory inside it)", NULL, 0, 0, "DIR"},
         {"--step-ms", CLI_FLOAT, &step_ms_given, "one training step's time (from `googlenet bench`); 0 measures it",
          NULL, 0, 1e9},
-        {"--step-crop", CLI_INT, &step_crop, "crop of the measured training step", NULL, 8, 1024},
-        {"--step-batch", CLI_INT, &step_batch, "batch of the measured training step", NULL, 1, 4096},
-        {"--threads", CLI_INT, &threads, "threads for training", NULL, 1, 256},
+        {"--step-crop", CLI_INT, &step_crop, "crop of the measured training step", NULL, 8, CLI_CROP_MAX},
+        {"--step-batch", CLI_INT, &step_batch, "batch of the measured training step", NULL, 1, CLI_BATCH_MAX},
+        {"--threads", CLI_INT, &threads, "threads for training; 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
         {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
     };
     int done;
@@ -639,6 +765,7 @@ static int ckpt_bench(int argc, char **argv)
                           "one training step.",
                           flags, CLI_COUNT(flags), argc, argv, NULL, 0, &done);
     if (done) return rc;
+    if (threads == 0) threads = trainer_default_threads();
     trainer_set_threads(threads);
     parallel_set_threads(threads);
     char err[1200];
@@ -832,6 +959,7 @@ static const Action actions[] = {
     {"verify", ckpt_verify, "check every checksum; exit 0 or 1 with one line"},
     {"export", ckpt_export, "write the weights (or another float section) as .npy, or the network as ONNX"},
     {"import", ckpt_import, "build a checkpoint from a .npy of weights"},
+    {"slim", ckpt_slim, "write the inference-only part: one set of weights, no optimizer state, no aux heads"},
     {"bench", ckpt_bench, "compression ratios and the training stall per checkpoint"},
 };
 
@@ -852,6 +980,6 @@ int cmd_ckpt(int argc, char **argv)
     }
     const char *near = cli_closest(argv[0], names, n);
     if (near) fprintf(stderr, "googlenet ckpt: unknown action '%s'; did you mean '%s'?\n", argv[0], near);
-    else fprintf(stderr, "googlenet ckpt: unknown action '%s'; one of info, verify, export, import, bench\n", argv[0]);
+    else fprintf(stderr, "googlenet ckpt: unknown action '%s'; one of info, verify, export, import, slim, bench\n", argv[0]);
     return EXIT_USAGE;
 }

@@ -200,7 +200,18 @@ static int ensemble_read_one(Ensemble *e, int i, const char *path, int average, 
         snprintf(err, errlen, "out of memory for the %zu parameters of %s", e->np, path);
         goto out;
     }
-    if (ckpt_reader_read(r, average ? CKPT_SEC_AVERAGE : CKPT_SEC_WEIGHTS, e->sets[i], e->np, why, sizeof why) != 0) {
+    /* a slim checkpoint's one set of weights is in its weights section, and is what it says */
+    char slim[16] = "";
+    CkptSectionKind kind = average ? CKPT_SEC_AVERAGE : CKPT_SEC_WEIGHTS;
+    if (ckpt_meta_get_extra(m, CKPT_EXTRA_SLIM, slim, sizeof slim)) {
+        if ((strcmp(slim, "average") == 0) != average) {
+            snprintf(err, errlen, "checkpoint %s is slim and holds only its %s: evaluate it with --weights %s", path,
+                     average ? "last weights" : "Polyak average", average ? "raw" : "average");
+            goto out;
+        }
+        kind = CKPT_SEC_WEIGHTS;
+    }
+    if (ckpt_reader_read(r, kind, e->sets[i], e->np, why, sizeof why) != 0) {
         snprintf(err, errlen, "checkpoint %s: cannot read its %s: %s", path, average ? "Polyak average" : "weights", why);
         goto out;
     }
@@ -358,7 +369,7 @@ static int eval_config(const EvalArgs *a, const Dataset *ds, const Ensemble *e, 
     ec->max_bad = a->max_bad;
     ec->max_bad_name = "--max-bad";
     if (image_filter_parse(a->filter, &ec->filter) != 0 || ec->filter == IMAGE_FILTER_RANDOM)
-        return snprintf(err, errlen, "--filter '%s' is not a fixed filter; use nearest, bilinear, bicubic, area or lanczos",
+        return snprintf(err, errlen, "--interp '%s' is not a fixed filter; use nearest, bilinear, bicubic, area or lanczos",
                         a->filter), -1;
     if (strcmp(a->norm, "caffe") == 0) {
         const float mean[3] = IMAGE_CAFFE_MEAN_RGB, std[3] = IMAGE_CAFFE_STD_RGB;
@@ -411,22 +422,28 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
     EvalResult res;
     int rc = failed ? -1 : evaluate_run(c, m, (const float *const *)e.sets, e.n, &ec, &res, err, sizeof err);
     int code = EXIT_OK;
-    if (rc != 0) {
+    if (rc < 0) {
         if (rank == 0) fprintf(stderr, "googlenet eval: %s\n", err);
         code = EXIT_FAIL;
     } else if (rank == 0) {
+        /* an incomplete evaluation (over --max-bad) still shows what it scored */
         EvalReportInfo info = {a->data, a->weights, (const char *const *)e.paths, e.steps, NULL, e.n, ds};
         const char *sha[CLI_LIST_MAX];
         for (int i = 0; i < e.n; i++) sha[i] = e.sha[i];
         info.ckpt_sha256 = sha;
         evaluate_print_table(stdout, &res, &info, a->show_classes);
         fflush(stdout);
-        if (a->report && evaluate_report_write(a->report, &res, &info, err, sizeof err) != 0) {
-            fprintf(stderr, "googlenet eval: %s\n", err);
+        char why[ERRLEN];
+        if (a->report && evaluate_report_write(a->report, &res, &info, why, sizeof why) != 0) {
+            fprintf(stderr, "googlenet eval: %s\n", why);
             code = EXIT_FAIL;
         }
     }
-    if (rc == 0) evaluate_result_free(&res);
+    if (rc == EVAL_INCOMPLETE) {
+        if (rank == 0) fprintf(stderr, "googlenet eval: incomplete: %s\n", err);
+        code = EXIT_FAIL;
+    }
+    if (rc >= 0) evaluate_result_free(&res);
     model_free(m);
     ensemble_free(&e);
     return code;
@@ -586,10 +603,10 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         if (!bad) {
             Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
             EvalConfig ec;
-            if (eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0 ||
-                evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err) != 0)
-                bad = 1;
-            else have_res = 1;
+            int erc = eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0
+                          ? -1 : evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err);
+            have_res = erc >= 0; /* an incomplete one is freed, not recorded */
+            bad = erc != 0;
         }
         if (rank == 0) {
             if (bad) {
@@ -668,6 +685,7 @@ int cmd_eval(int argc, char **argv)
 {
     EvalArgs a;
     eval_args_default(&a);
+    a.threads = 0; /* 0: this node's cores / its ranks */
     a.show_classes = 5;
     a.max_bad = 0.01;
     a.poll = 60;
@@ -680,14 +698,14 @@ int cmd_eval(int argc, char **argv)
         {"--index-cache", CLI_STR, &a.cache_file, "cache of the dataset index (rebuilt when the tree changes)", NULL, 0, 0, "FILE"},
         {"--crops", CLI_CHOICE, &a.crops, "crops per image: centre; 4 corners + centre, mirrored; the paper's 144", "1|10|144"},
         {"--weights", CLI_CHOICE, &a.weights, "the checkpoint's Polyak average (the paper's final model) or its last weights", "average|raw"},
-        {"--batch", CLI_INT, &a.batch, "crops per forward pass", NULL, 1, 4096},
+        {"--batch", CLI_INT, &a.batch, "crops per forward pass", NULL, 1, CLI_BATCH_MAX},
         {"--subset", CLI_LONG, &a.subset, "evaluate N images evenly spaced over the set (0: all), for a quick look", NULL, 0, 1e12},
-        {"--crop", CLI_INT, &a.crop, "input size; 0 takes the checkpoint's", NULL, 0, 4096},
+        {"--crop", CLI_INT, &a.crop, "input size; 0 takes the checkpoint's", NULL, 0, CLI_CROP_MAX},
         {"--report", CLI_STR, &a.report, "write the figures and per-class accuracy as JSON", NULL, 0, 0, "FILE"},
-        {"--workers", CLI_INT, &a.workers, "decode threads per rank (0: decode in the main thread)", NULL, 0, 64},
-        {"--threads", CLI_INT, &a.threads, "threads per rank for the network (GEMM and layers)", NULL, 1, 256},
+        {"--workers", CLI_INT, &a.workers, "decode threads per rank (0: decode in the main thread)", NULL, 0, CLI_THREADS_MAX},
+        {"--threads", CLI_INT, &a.threads, "threads per rank for the network (GEMM and layers); 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
         {"--resize", CLI_INT, &a.resize, "1- and 10-crop shorter side at crop 224 (scaled by crop/224)", NULL, 224, 4096},
-        {"--filter", CLI_STR, &a.filter, "resampling filter: nearest|bilinear|bicubic|area|lanczos", NULL, 0, 0, "NAME"},
+        {"--interp", CLI_CHOICE, &a.filter, "resampling of the crops (a fixed filter: as the loader's evaluation transform)", "nearest|bilinear|bicubic|area|lanczos", 0, 0, NULL, "--filter"},
         {"--norm", CLI_CHOICE, &a.norm, "input normalisation: the one the checkpoint was trained with (ImageNet's when it recorded none), ImageNet mean/std on 0..1, or Caffe's mean on 0..255", "checkpoint|imagenet|caffe"},
         {"--max-bad", CLI_FLOAT, &a.max_bad, "fraction of images allowed to be unreadable (skipped, counted)", NULL, 0, 1},
         {"--show-classes", CLI_INT, &a.show_classes, "worst and best classes listed in the table", NULL, 0, 100000},
@@ -695,18 +713,19 @@ int cmd_eval(int argc, char **argv)
         {"--results", CLI_STR, &a.results, "with --watch: the JSON-lines file results are appended to", NULL, 0, 0, "FILE"},
         {"--follow", CLI_BOOL, &a.follow, "with --watch: keep waiting for new checkpoints (until SIGTERM/SIGINT)"},
         {"--poll", CLI_FLOAT, &a.poll, "with --follow: seconds between looks at DIR", NULL, 0.1, 86400},
-        {"--timeout", CLI_FLOAT, &a.timeout, "seconds a collective may wait for a late rank before the job aborts (0: never)", NULL, 0, 1e9},
+        {"--timeout", CLI_FLOAT, &a.timeout, "seconds a collective may take before the job is aborted (0: never)", NULL, 0, CLI_TIMEOUT_MAX},
         {"--quiet", CLI_BOOL, &a.quiet, "no progress lines"},
         {"--conv-algo", CLI_CHOICE, &a.conv_algo, "convolution algorithms: the checkpoint's plan (what training evaluated with; timed now when it has none), timed now, or fixed", "checkpoint|auto|winograd|gemm"},
     };
     int nf = CLI_COUNT(flags), help = 0;
     char err[ERRLEN];
     if (cli_parse(flags, nf, argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet eval: %s\n", err);
+        trainer_print_once("eval", "%s", err);
         return EXIT_USAGE;
     }
     if (help) {
-        cli_print_help(stdout, "googlenet eval --ckpt FILE [--ckpt FILE ...] --data VAL [flags]\n"
+        if (trainer_launcher_rank() == 0)
+            cli_print_help(stdout, "googlenet eval --ckpt FILE [--ckpt FILE ...] --data VAL [flags]\n"
                                "       googlenet eval --watch DIR --results FILE.jsonl --data VAL [--follow] [flags]",
                        "Evaluates checkpoints on a validation set with 1, 10 or 144 crops per image\n"
                        "(Szegedy et al. 2015, Table 3); several --ckpt average their softmax\n"
@@ -726,26 +745,27 @@ int cmd_eval(int argc, char **argv)
     else if (a.watch && !a.results) usage = "--watch needs --results FILE.jsonl to record what was evaluated";
     else if (a.watch && a.report) usage = "--report is for one evaluation; --watch writes --results lines";
     else if (!a.watch && (a.results || a.follow)) usage = "--results and --follow go with --watch DIR";
-    else if (a.crop > 0 && a.crop < model_min_crop(0))
-        usage = "--crop is too small for GoogLeNet";
-    ImageFilter f;
-    if (!usage && (image_filter_parse(a.filter, &f) != 0 || f == IMAGE_FILTER_RANDOM))
-        usage = "--filter must be one of nearest, bilinear, bicubic, area, lanczos";
+    char crop_msg[160];
+    if (!usage && a.crop > 0 && a.crop < model_min_crop(0)) {
+        trainer_crop_too_small(a.crop, crop_msg, sizeof crop_msg);
+        usage = crop_msg;
+    }
     if (usage) {
-        fprintf(stderr, "googlenet eval: %s\n", usage);
+        trainer_print_once("eval", "%s", usage);
         return EXIT_USAGE;
     }
+    /* rank 0 reads the data and the checkpoints (and reports for the job) */
     if (access(a.data, R_OK) != 0) {
-        fprintf(stderr, "googlenet eval: cannot read --data %s: %s\n", a.data, strerror(errno));
+        trainer_print_once("eval", "cannot read --data %s: %s", a.data, strerror(errno));
         return EXIT_FAIL;
     }
     for (int i = 0; i < a.ckpts.n; i++)
         if (access(a.ckpts.items[i], R_OK) != 0) {
-            fprintf(stderr, "googlenet eval: cannot read --ckpt %s: %s\n", a.ckpts.items[i], strerror(errno));
+            trainer_print_once("eval", "cannot read --ckpt %s: %s", a.ckpts.items[i], strerror(errno));
             return EXIT_FAIL;
         }
     if (a.watch && access(a.watch, R_OK | X_OK) != 0) {
-        fprintf(stderr, "googlenet eval: cannot read --watch directory %s: %s\n", a.watch, strerror(errno));
+        trainer_print_once("eval", "cannot read --watch directory %s: %s", a.watch, strerror(errno));
         return EXIT_FAIL;
     }
     Comm *c = comm_init(&argc, &argv, a.timeout, err, sizeof err);
@@ -753,7 +773,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "googlenet eval: %s\n", err);
         return EXIT_FAIL;
     }
-    trainer_set_threads(a.threads);
+    trainer_set_threads(a.threads > 0 ? a.threads : trainer_default_threads());
     int code = EXIT_FAIL;
     Dataset *ds = eval_open_data(c, &a);
     if (ds) code = a.watch ? eval_watch(c, &a, ds) : eval_once(c, &a, ds);

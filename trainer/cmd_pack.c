@@ -40,7 +40,7 @@ int cmd_pack(int argc, char **argv)
     int help = 0;
     char err[512];
     if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet pack: %s\n", err);
+        trainer_print_once("pack", "%s", err);
         return EXIT_USAGE;
     }
     if (help) {
@@ -53,7 +53,7 @@ int cmd_pack(int argc, char **argv)
         return EXIT_OK;
     }
     if (!data || !out) {
-        fprintf(stderr, "googlenet pack: --data DIR and --out DIR are required (see --help)\n");
+        trainer_print_once("pack", "--data DIR and --out DIR are required (see --help)");
         return EXIT_USAGE;
     }
     double t0 = trainer_now();

@@ -446,11 +446,12 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
     memset(out, 0, sizeof *out);
     char msg[EVAL_MSG] = "";
     int B = 0, crop = 0, classes = model_config(m)->classes;
-    int failed = eval_check(m, nsets, cfg, &B, &crop, msg, sizeof msg) != 0;
+    int failed = eval_check(m, nsets, cfg, &B, &crop, msg, sizeof msg) != 0, stopped = 0;
 
     /* everything the reduction needs is allocated before the first collective */
     enum { NAMES = EVAL_BAD_NAMES * 256 };
-    size_t ncounts = 5 + 3 * (size_t)classes; /* images, crops, bad, top1, top5, 3 x (classes) */
+    /* images, crops, bad, top1, top5, 3 x (classes), ranks stopped early */
+    size_t ncounts = 6 + 3 * (size_t)classes;
     int64_t *counts = calloc(ncounts, sizeof *counts);
     char *names = calloc((size_t)world + 1, NAMES);    /* (world + 1, NAMES): all ranks', then mine */
     char *msgs = calloc((size_t)world, EVAL_MSG);      /* (world, EVAL_MSG) */
@@ -478,7 +479,7 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
         have_E = 1;
         if (eval_setup(&E, cfg, begin, end, stride, cfg->crops, B, crop, msg, sizeof msg) != 0) failed = 1;
         else if (eval_consume(&E, m, weight_sets, nsets, &L, msg, sizeof msg) != 0) failed = 1;
-        else if (E.failed) failed = 1, snprintf(msg, sizeof msg, "%s", E.fail_msg);
+        else if (E.failed) stopped = 1; /* over the bad-file limit: what was scored is still reported */
         if (E.started) eval_stop_workers(&E);
     }
     double seconds = trainer_now() - t0;
@@ -510,6 +511,7 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
     counts[2] = E.bad;
     counts[3] = L.top1;
     counts[4] = L.top5;
+    counts[ncounts - 1] = stopped;
     double sums[1] = {L.loss_sum}, maxs[1] = {seconds};
     char *mine = names + (size_t)world * NAMES;
     for (int k = 0; k < E.nbad_names; k++) {
@@ -556,15 +558,17 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
     }
     free(names);
     free(msgs);
+    int64_t seen = out->images + out->bad, stopped_ranks = counts[ncounts - 1];
     free(counts);
-    int64_t seen = out->images + out->bad;
-    if (out->bad > 0 && out->bad > cfg->max_bad * (double)seen) {
+    if ((out->bad > 0 && out->bad > cfg->max_bad * (double)seen) || stopped_ranks) {
+        out->incomplete = 1;
         snprintf(err, errlen,
-                 "%lld of %lld images could not be read (limit %.3g%%), e.g. %.150s; check the dataset or raise %s",
-                 (long long)out->bad, (long long)seen, 100 * cfg->max_bad, out->nbad_names ? out->bad_names[0] : "?",
-                 cfg->max_bad_name ? cfg->max_bad_name : "the bad-file limit");
-        evaluate_result_free(out);
-        return -1;
+                 "%lld of %lld images could not be read (limit %.3g%%)%s, e.g. %.150s; the figures cover only the "
+                 "%lld images scored; check the dataset or raise %s",
+                 (long long)out->bad, (long long)seen, 100 * cfg->max_bad,
+                 stopped_ranks ? " and the evaluation stopped early" : "", out->nbad_names ? out->bad_names[0] : "?",
+                 (long long)out->images, cfg->max_bad_name ? cfg->max_bad_name : "the bad-file limit");
+        return EVAL_INCOMPLETE;
     }
     return 0;
 }
@@ -638,6 +642,7 @@ char *evaluate_json(const EvalResult *r, const EvalReportInfo *info, int per_cla
               r->crops_per_image);
     es_printf(&b, "%s\"crop\":%s%d,%s\"models\":%s%d,%s\"seconds\":%s%.3f,%s\"img_per_s\":%s%.3f,%s\"world\":%s%d", nl,
               sp, r->crop, nl, sp, r->models, nl, sp, r->seconds, nl, sp, r->img_per_s, nl, sp, r->world);
+    if (r->incomplete) es_printf(&b, ",%s\"incomplete\":%strue", nl, sp);
     if (info && info->weights) {
         es_printf(&b, ",%s\"weights\":%s", nl, sp);
         es_json_string(&b, info->weights);
@@ -731,9 +736,10 @@ static int eval_class_cmp(const void *a, const void *b)
 
 void evaluate_print_table(FILE *f, const EvalResult *r, const EvalReportInfo *info, int show_classes)
 {
-    fprintf(f, "%d model%s x %d crop%s at %d, %s weights, %d rank%s\n", r->models, r->models == 1 ? "" : "s",
+    fprintf(f, "%d model%s x %d crop%s at %d, %s weights, %d rank%s%s\n", r->models, r->models == 1 ? "" : "s",
             r->crops_per_image, r->crops_per_image == 1 ? "" : "s", r->crop,
-            info && info->weights ? info->weights : "given", r->world, r->world == 1 ? "" : "s");
+            info && info->weights ? info->weights : "given", r->world, r->world == 1 ? "" : "s",
+            r->incomplete ? "  INCOMPLETE: over the unreadable-image limit, the figures cover the images scored" : "");
     fprintf(f, "  %10s %8s %8s %8s %10s %12s %9s %8s\n", "images", "top-1", "top-5", "loss", "unreadable", "crops",
             "seconds", "img/s");
     fprintf(f, "  %10lld %7.2f%% %7.2f%% %8.4f %10lld %12lld %9.1f %8.2f\n", (long long)r->images,

@@ -85,15 +85,21 @@ typedef struct {
     int64_t *class_top1;   /* (classes) */
     int64_t *class_top5;   /* (classes) */
     int world;             /* ranks that took part */
+    int incomplete;        /* more images were unreadable than max_bad allows (a rank may
+                              have stopped early): the figures cover the images scored */
 } EvalResult;
+
+enum { EVAL_INCOMPLETE = 1 }; /* evaluate_run: scored, but over the bad-file limit */
 
 /* Collective. Evaluates cfg->ds with model m (built with any batch >= cfg->batch,
  * training or not; only MODEL_EVAL forwards are run) averaged over the nsets
  * weight sets (model_num_params floats each), which are copied into
  * model_params(m) in turn: the caller restores its own weights afterwards. On
  * return every rank holds the reduced figures in *out (free with
- * evaluate_result_free). Returns 0, or -1 on every rank with a one-line
- * message in err. */
+ * evaluate_result_free). Returns 0; EVAL_INCOMPLETE when more images than
+ * cfg->max_bad were unreadable: *out holds what was scored (out->incomplete,
+ * free it too) and err says why; or -1 on every rank with a one-line message
+ * in err. */
 int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets,
                  const EvalConfig *cfg, EvalResult *out, char *err, size_t errlen);
 void evaluate_result_free(EvalResult *r);

@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
+#include "comm/comm.h"
 #include "nn/kernels/kernels.h"
+#include "trainer/ckpt.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "version.h" /* GOOGLENET_REVISION, written by the Makefile */
 
 char *openblas_get_corename(void);
 
@@ -91,11 +95,48 @@ static void simd_check(void)
 
 static void print_usage(FILE *f)
 {
-    fprintf(f, "usage: googlenet <command> [flags]     (googlenet <command> --help for its flags)\n\n"
+    fprintf(f, "usage: googlenet <command> [flags]     (googlenet help <command>, or <command> --help, for its flags)\n"
+               "       googlenet --version\n\n"
                "GoogLeNet (Szegedy et al. 2015, Caffe's bvlc_googlenet) trained data-parallel over MPI.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nexit codes: 0 done, 1 a run-time error (one line on stderr), 2 a bad flag or an impossible\n"
+               "combination, 3 training stopped by a signal after a checkpoint (continue with --resume auto)\n");
+}
+
+/* What a bug report needs: the revision and the libraries it runs with. */
+static void print_version(void)
+{
+    char mpi[256];
+    comm_library_version(mpi, sizeof mpi);
+    printf("googlenet %s\n", GOOGLENET_REVISION);
+    printf("  checkpoints  writes format %d.%d (%d.%d when slim), reads %d.x\n", CKPT_VERSION_MAJOR,
+           CKPT_VERSION_MINOR, CKPT_VERSION_MAJOR, CKPT_VERSION_MINOR_SLIM, CKPT_VERSION_MAJOR);
+    printf("  MPI          %s\n", mpi);
+    printf("  OpenBLAS     %s (kernels %s)\n", openblas_get_config(), openblas_get_corename());
+    printf("  Zstandard    %s\n", ZSTD_versionString());
+    printf("  SIMD         %s kernels\n", nn_kernels()->name);
+}
+
+/* `googlenet help CMD [ACTION]` is `googlenet CMD [ACTION] --help`. */
+static int run_help(int argc, char **argv, const Command *cmds, int n)
+{
+    if (argc < 3) {
+        print_usage(stdout);
+        return EXIT_OK;
+    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(argv[2], cmds[i].name) == 0) {
+            char *args[8];
+            int k = 0;
+            for (int j = 3; j < argc && k < 6; j++) args[k++] = argv[j];
+            args[k++] = "--help";
+            args[k] = NULL;
+            return cmds[i].run(k, args);
+        }
+    fprintf(stderr, "googlenet help: unknown command '%s'; run 'googlenet help' for the list\n", argv[2]);
+    return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -106,8 +147,13 @@ int main(int argc, char **argv)
         print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    const char *names[16];
     int n = (int)(sizeof commands / sizeof commands[0]);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        print_version();
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) return run_help(argc, argv, commands, n);
+    const char *names[16];
     for (int i = 0; i < n; i++) {
         names[i] = commands[i].name;
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);

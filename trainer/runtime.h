@@ -1,7 +1,9 @@
 /* runtime.h: what every subcommand needs of the process: threads, a clock,
- * memory figures. */
+ * memory figures, and messages that a job of many ranks prints once. */
 #ifndef TRAINER_RUNTIME_H
 #define TRAINER_RUNTIME_H
+
+#include <stddef.h>
 
 /* Sets the thread count of the layers' pool (nn/parallel.h), which also splits
  * every GEMM; OpenBLAS itself runs single-threaded. 0 changes nothing. */
@@ -15,5 +17,18 @@ double trainer_now(void);
 double trainer_peak_rss_mb(void);
 /* The OpenBLAS kernel set in use ("Cooperlake", "Haswell", ...). */
 const char *trainer_blas_core(void);
+/* This process's rank as its launcher set it before MPI starts (Open MPI,
+ * PMIx, Slurm, MPICH/Hydra); 0 when not launched as a rank. */
+int trainer_launcher_rank(void);
+/* "--crop 10 is too small for GoogLeNet: the smallest is 63": the one
+ * statement of the minimum crop (nn/model.h model_min_crop) every command
+ * makes. */
+void trainer_crop_too_small(int crop, char *out, size_t len);
+/* Whether an Open MPI mpirun started this process. */
+int trainer_under_mpirun(void);
+/* "googlenet CMD: message\n" on stderr, written at once (so that no other
+ * output lands inside the line), by the launcher's rank 0 only: a bad flag
+ * that every rank sees is reported once. */
+void trainer_print_once(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

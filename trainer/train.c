@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +27,13 @@
 #include "nn/rng.h"
 #include "nn/sgd.h"
 #include "trainer/ckpt.h"
+#include "trainer/ckpt_hash.h"
 #include "trainer/commands.h"
 #include "trainer/evaluate.h"
+#include "trainer/finetune.h"
 #include "trainer/trace.h"
+#include "trainer/train_resume.h"
+#include "trainer/train_stop.h"
 #include "trainer/runtime.h"
 
 #define ERR_LEN 512
@@ -50,6 +53,7 @@ TrainConfig train_default_config(void)
         .out = "runs/train", .log_every = 10, .ckpt_every = "1e", .keep = 5, .keep_every = "0",
         .ckpt_fail = "continue", .ckpt_level = 3, .ckpt_threads = 1,
         .eval_every = "1e", .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01, .eval_resize = 256,
+        .init_weights = "average",
     };
     return c;
 }
@@ -76,9 +80,12 @@ static int agree(Comm *c, int rc, const char *err)
     return -1;
 }
 
-/* Rank 0 opens (or reads the cache of) the dataset; the others get its index. */
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* Rank 0 opens (or reads the cache of) the dataset; the others get its index.
+ * *cache_made: rank 0 wrote a cache file that was not there. */
 static Dataset *open_dataset(Comm *c, const char *path, const char *classes_file,
-                             const char *labels, const char *cache, char *err)
+                             const char *labels, const char *cache, int *cache_made, char *err)
 {
     Dataset *ds = NULL;
     uint8_t *buf = NULL;
@@ -87,7 +94,9 @@ static Dataset *open_dataset(Comm *c, const char *path, const char *classes_file
     if (comm_rank(c) == 0) {
         DatasetOptions o = {.path = path, .classes_file = classes_file, .labels_file = labels,
                             .cache_file = cache};
+        int had = cache && file_exists(cache);
         ds = dataset_open(&o, err, ERR_LEN);
+        if (cache && !had && file_exists(cache)) *cache_made = 1;
         if (!ds) rc = -1;
         else if (comm_size(c) > 1 && dataset_serialize(ds, &buf, &len, err, ERR_LEN) != 0) rc = -1;
     }
@@ -133,13 +142,28 @@ typedef struct {
     CkptWriter *writer;
     Trace *trace;
     LrSchedule sched;
+    int accum;           /* micro-batches per step: --accum, or what keeps a resumed run's global batch */
     long spe;            /* optimizer steps per epoch */
     long loader_spe;     /* loader batches per epoch */
     long total_steps;
     long step;           /* optimizer steps done */
+    long epoch;          /* the epoch in progress, 0-based (steps of other shapes may precede it) */
+    long epoch_step;     /* steps of it done */
     long long samples_seen;
     int global_batch;    /* samples per optimizer step, all ranks */
     double lr;
+    /* fine-tuning: parameters [0, freeze_from) stay fixed (tensors before first_trainable) */
+    size_t freeze_from;
+    int first_trainable;
+    /* stopping: the emergency thread (rank 0) and what it may write */
+    TrainStop *stop;
+    const float *live_weights; /* the training weights: the model's, or backup while validation borrows it */
+    long saved_step;     /* the step of the newest complete checkpoint (-1: none) */
+    /* a start that fails (or finds the run complete) removes what it made in --out */
+    char out_existed[4096]; /* rank 0: the deepest part of --out's path that existed before */
+    int cache_made[2], metrics_made, started;
+    char data_digest[17];
+    char *class_names;   /* the training set's, each ended by '\n' */
     /* checkpoints */
     long ckpt_every, eval_every;
     int ckpt_every_epochs, eval_every_epochs;
@@ -149,6 +173,7 @@ typedef struct {
     double t_start;
     char out_dir[4096];
     char conv_plan[4096];  /* the convolution plan every rank runs (nn/model.h) */
+    char resume_plan[4096]; /* rank 0: the resumed checkpoint's, "" when it has none */
 } Run;
 
 static int is_dir(const char *p)
@@ -202,14 +227,14 @@ static void fill_meta(Run *r, CkptMeta *m)
     const TrainConfig *cfg = r->cfg;
     ckpt_meta_init(m);
     m->step = r->step;
-    m->epoch = r->step / r->spe;
-    m->epoch_step = r->step % r->spe;
+    m->epoch = r->epoch;
+    m->epoch_step = r->epoch_step;
     m->epoch_samples = (long long)m->epoch_step * r->global_batch;
     m->samples_seen = r->samples_seen;
     m->seed = cfg->seed;
     m->world_size = r->world;
     m->batch = cfg->batch;
-    m->accum = cfg->accum;
+    m->accum = r->accum;
     ckpt_meta_set_model(m, model_config(r->model), r->np);
     m->lr = r->sched;
     m->last_lr = r->lr;
@@ -222,6 +247,8 @@ static void fill_meta(Run *r, CkptMeta *m)
     char err[ERR_LEN];
     ckpt_meta_set_norm(m, cfg->mean, cfg->std, err, sizeof err);
     ckpt_meta_add_extra(m, "conv_plan", r->conv_plan, err, sizeof err);
+    ckpt_meta_add_extra(m, "train_settings", cfg->settings, err, sizeof err);
+    ckpt_meta_add_extra(m, "data_digest", r->data_digest, err, sizeof err);
     int nc = dataset_num_classes(r->train_ds);
     const char **names = malloc(sizeof(char *) * (size_t)nc);
     if (names) {
@@ -261,6 +288,44 @@ static int check_writer(Run *r, int wait)
     return rc == CKPT_POLL_STOP ? -1 : 0;
 }
 
+/* Emergency thread (train_stop.h), state locked: the last completed step. */
+static int snapshot(void *ctx, CkptMeta *m, const float **w, const float **mom, const float **avg)
+{
+    Run *r = ctx;
+    ckpt_meta_free(m);
+    fill_meta(r, m);
+    *w = r->live_weights;
+    *mom = r->momentum;
+    *avg = r->average;
+    CkptWriterStats ws;
+    ckpt_writer_stats(r->writer, &ws);
+    if (r->step == 0 && r->saved_step < 0) return TRAIN_STOP_NOTHING;
+    return r->step == r->saved_step || r->step == ws.last_step ? TRAIN_STOP_ON_DISK : 0;
+}
+
+/* Rank 0, after a SIGTERM or SIGINT stop: the final checkpoint at once,
+ * uncompressed (the launcher may kill the job in a second). */
+static int save_urgent(Run *r)
+{
+    if (r->rank != 0 || !r->writer) return 0;
+    CkptWriterStats ws;
+    CkptMeta m;
+    char err[ERR_LEN];
+    double secs = 0;
+    int rc = 0;
+    train_stop_lock(r->stop);
+    ckpt_writer_stats(r->writer, &ws);
+    if (ws.last_step != r->step) { /* else the emergency thread wrote this step */
+        fill_meta(r, &m);
+        rc = ckpt_writer_save_now(r->writer, &m, r->live_weights, r->momentum, r->average, &secs, err, sizeof err);
+        ckpt_meta_free(&m);
+    }
+    train_stop_unlock(r->stop);
+    if (rc != 0) fprintf(stderr, "googlenet train: the checkpoint of step %ld after %s failed: %s\n", r->step,
+                         train_stop_name(train_stop_signal()), err);
+    return rc;
+}
+
 /* ---- logging ---- */
 
 typedef struct {
@@ -296,35 +361,37 @@ static void log_interval(Run *r, const Interval *iv, int final_line)
     double elapsed = trainer_now() - r->t_start;
     double per_step = iv->steps > 0 ? iv->seconds / iv->steps : 0;
     double eta = per_step * (double)(r->total_steps - r->step);
-    long epoch = (r->step - 1) / r->spe;
+    /* the step just done: epoch (1-based) and its place in it, as every message says it */
+    long epoch1 = r->epoch_step == 0 ? r->epoch : r->epoch + 1;
+    long in_epoch = r->epoch_step == 0 ? r->spe : r->epoch_step;
     char eta_s[32];
     fmt_duration(eta, eta_s, sizeof eta_s);
     if (r->metrics) {
         fprintf(r->metrics,
-                "{\"step\":%ld,\"epoch\":%.4f,\"loss\":%.6f,\"loss_main\":%.6f,\"loss_aux1\":%.6f,"
-                "\"loss_aux2\":%.6f,\"top1\":%.6f,\"top5\":%.6f,\"lr\":%.8g,\"img_per_s\":%.3f,"
-                "\"data_wait\":%.4f,\"comm_exposed\":%.4f,\"comm_busy\":%.4f,\"elapsed_s\":%.2f,\"eta_s\":%.1f}\n",
-                r->step, (double)r->step / r->spe, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
-                iv->v[M_AUX2] / n, top1, iv->v[M_TOP5] / n, r->lr, img_s, wait, exposed, busy, elapsed, eta);
+                "{\"step\":%ld,\"epoch\":%ld,\"epoch_step\":%ld,\"epochs_done\":%.4f,\"loss\":%.6f,"
+                "\"loss_main\":%.6f,\"loss_aux1\":%.6f,\"loss_aux2\":%.6f,\"top1\":%.6f,\"top5\":%.6f,"
+                "\"lr\":%.8g,\"img_per_s\":%.3f,\"data_wait\":%.4f,\"comm_exposed\":%.4f,\"comm_busy\":%.4f,"
+                "\"elapsed_s\":%.2f,\"eta_s\":%.1f}\n",
+                r->step, epoch1, in_epoch, r->epoch + (double)r->epoch_step / r->spe, loss, iv->v[M_MAIN] / n,
+                iv->v[M_AUX1] / n, iv->v[M_AUX2] / n, top1, iv->v[M_TOP5] / n, r->lr, img_s, wait, exposed, busy,
+                elapsed, eta);
         fflush(r->metrics);
     }
     if (cfg->quiet) return;
     if (r->tty) {
-        long in_epoch = (r->step - 1) % r->spe + 1;
         int width = 24, fill = (int)(width * (double)in_epoch / r->spe);
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld  loss %.4f  top1 %.1f%%  %.1f img/s  ETA %s",
-                epoch + 1, (r->total_steps + r->spe - 1) / r->spe, bar, in_epoch, r->spe, loss,
-                100 * top1, img_s, eta_s);
+        fprintf(stderr, "\r\033[Kstep %ld/%ld  epoch %ld [%s] %ld/%ld  loss %.4f  top1 %.1f%%  %.1f img/s  ETA %s",
+                r->step, r->total_steps, epoch1, bar, in_epoch, r->spe, loss, 100 * top1, img_s, eta_s);
         if (final_line) fputc('\n', stderr);
         fflush(stderr);
         return;
     }
-    printf("epoch %ld step %ld/%ld  loss %.4f (main %.4f aux1 %.4f aux2 %.4f)  top1 %.1f%%  lr %.5g  "
+    printf("step %ld/%ld (epoch %ld: %ld/%ld)  loss %.4f (main %.4f aux1 %.4f aux2 %.4f)  top1 %.1f%%  lr %.5g  "
            "%.1f img/s  data %.0f%%  comm %.0f%%  ETA %s\n",
-           epoch + 1, r->step, r->total_steps, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
+           r->step, r->total_steps, epoch1, in_epoch, r->spe, loss, iv->v[M_MAIN] / n, iv->v[M_AUX1] / n,
            iv->v[M_AUX2] / n, 100 * top1, r->lr, img_s, 100 * wait, 100 * exposed, eta_s);
     fflush(stdout);
 }
@@ -341,7 +408,11 @@ static int validate(Run *r)
     float *w = model_params(r->model);
     const float *set = w;
     if (strcmp(cfg->eval_weights, "average") == 0) {
+        /* the model's weights are borrowed: an emergency checkpoint meanwhile takes the copy */
         memcpy(r->backup, w, r->np * sizeof(float));
+        train_stop_lock(r->stop);
+        r->live_weights = r->backup;
+        train_stop_unlock(r->stop);
         set = r->average;
     }
     EvalConfig ec = evaluate_default_config();
@@ -360,7 +431,12 @@ static int validate(Run *r)
     char err[ERR_LEN];
     const float *sets[1] = {set};
     int rc = evaluate_run(r->comm, r->model, sets, 1, &ec, &res, err, sizeof err);
-    if (set != w) memcpy(w, r->backup, r->np * sizeof(float));
+    if (set != w) {
+        train_stop_lock(r->stop);
+        memcpy(w, r->backup, r->np * sizeof(float));
+        r->live_weights = w;
+        train_stop_unlock(r->stop);
+    }
     trace_event(r->trace, "evaluation", 0, t0, trainer_now(), r->step);
     if (agree(r->comm, rc, err) != 0) {
         evaluate_result_free(&res);
@@ -370,17 +446,20 @@ static int validate(Run *r)
         double top1 = res.images ? (double)res.top1 / res.images : 0;
         double top5 = res.images ? (double)res.top5 / res.images : 0;
         if (r->tty && !cfg->quiet) fputc('\n', stderr);
+        char pos[128];
+        train_format_position(r->step, r->epoch, r->epoch_step, r->spe, pos, sizeof pos);
         if (!cfg->quiet)
-            printf("validation at step %ld (epoch %.2f, %s weights, %d crop%s): top-1 %.2f%%  top-5 %.2f%%  "
+            printf("validation after %s, %s weights, %d crop%s: top-1 %.2f%%  top-5 %.2f%%  "
                    "loss %.4f  (%lld images, %lld unreadable, %.1f s)\n",
-                   r->step, (double)r->step / r->spe, cfg->eval_weights, cfg->eval_crops,
-                   cfg->eval_crops == 1 ? "" : "s", 100 * top1, 100 * top5, res.loss,
-                   (long long)res.images, (long long)res.bad, res.seconds);
+                   pos, cfg->eval_weights, cfg->eval_crops, cfg->eval_crops == 1 ? "" : "s", 100 * top1,
+                   100 * top5, res.loss, (long long)res.images, (long long)res.bad, res.seconds);
         if (r->metrics) {
             fprintf(r->metrics,
-                    "{\"step\":%ld,\"epoch\":%.4f,\"val_top1\":%.6f,\"val_top5\":%.6f,\"val_loss\":%.6f,"
-                    "\"val_images\":%lld,\"val_crops\":%d,\"val_weights\":\"%s\",\"val_seconds\":%.2f}\n",
-                    r->step, (double)r->step / r->spe, top1, top5, res.loss, (long long)res.images,
+                    "{\"step\":%ld,\"epoch\":%ld,\"epoch_step\":%ld,\"epochs_done\":%.4f,\"val_top1\":%.6f,"
+                    "\"val_top5\":%.6f,\"val_loss\":%.6f,\"val_images\":%lld,\"val_crops\":%d,"
+                    "\"val_weights\":\"%s\",\"val_seconds\":%.2f}\n",
+                    r->step, r->epoch_step == 0 ? r->epoch : r->epoch + 1, r->epoch_step == 0 ? r->spe : r->epoch_step,
+                    r->epoch + (double)r->epoch_step / r->spe, top1, top5, res.loss, (long long)res.images,
                     cfg->eval_crops, cfg->eval_weights, res.seconds);
             fflush(r->metrics);
         }
@@ -398,14 +477,45 @@ static ImageFilter filter_from(const char *name)
     return f;
 }
 
-static int setup(Run *r, char *err)
+/* Rank 0: a digest of the training set's items and labels, so that a resume
+ * over other data of the same size is noticed; and its class names. */
+static int describe_data(Run *r, char *err)
+{
+    const Dataset *ds = r->train_ds;
+    Xxh64 x;
+    xxh64_init(&x, 0);
+    for (size_t i = 0; i < dataset_size(ds); i++) {
+        int32_t label = dataset_label(ds, i);
+        const char *name = dataset_item_name(ds, i);
+        xxh64_update(&x, &label, sizeof label);
+        xxh64_update(&x, name, strlen(name) + 1);
+    }
+    snprintf(r->data_digest, sizeof r->data_digest, "%016llx", (unsigned long long)xxh64_digest(&x));
+    size_t len = 1;
+    int nc = dataset_num_classes(ds);
+    for (int k = 0; k < nc; k++) len += strlen(dataset_class_name(ds, k)) + 1;
+    if (!(r->class_names = malloc(len))) {
+        snprintf(err, ERR_LEN, "out of memory for the class names");
+        return -1;
+    }
+    size_t at = 0;
+    for (int k = 0; k < nc; k++) at += (size_t)sprintf(r->class_names + at, "%s\n", dataset_class_name(ds, k));
+    r->class_names[at] = '\0';
+    return 0;
+}
+
+/* The output directory, the datasets and their index caches. */
+static int setup_data(Run *r, char *err)
 {
     const TrainConfig *cfg = r->cfg;
     Comm *c = r->comm;
     int rc = 0;
-
-    /* output directory and the index caches live in it */
-    if (r->rank == 0) rc = make_dirs(cfg->out, err);
+    if (r->rank == 0) {
+        snprintf(r->out_existed, sizeof r->out_existed, "%s", cfg->out);
+        while (!is_dir(r->out_existed) && strrchr(r->out_existed, '/')) *strrchr(r->out_existed, '/') = '\0';
+        if (!is_dir(r->out_existed)) r->out_existed[0] = '\0'; /* a relative path, none of it there */
+        rc = make_dirs(cfg->out, err);
+    }
     if (rc == 0 && r->rank == 0 && !cfg->resume) {
         /* a fresh run would delete another run's checkpoints (retention) and
          * truncate its metrics.jsonl: refuse before touching anything */
@@ -424,8 +534,8 @@ static int setup(Run *r, char *err)
     char cache[4200], vcache[4200];
     snprintf(cache, sizeof cache, "%s/train-index.cache", cfg->out);
     snprintf(vcache, sizeof vcache, "%s/val-index.cache", cfg->out);
-    r->train_ds = open_dataset(c, cfg->data, cfg->classes_file, NULL,
-                               cfg->index_cache ? cfg->index_cache : cache, err);
+    r->train_ds = open_dataset(c, cfg->data, cfg->classes_file, cfg->labels,
+                               cfg->index_cache ? cfg->index_cache : cache, &r->cache_made[0], err);
     if (!r->train_ds) return -2;
     int nc = dataset_num_classes(r->train_ds);
     if (cfg->classes > 0 && cfg->classes != nc) {
@@ -434,9 +544,10 @@ static int setup(Run *r, char *err)
         rc = -1;
         r->usage = 1;
     }
+    if (rc == 0 && r->rank == 0) rc = describe_data(r, err);
     if (agree(c, rc, err) != 0) return -1;
     if (cfg->val) {
-        r->val_ds = open_dataset(c, cfg->val, cfg->classes_file, cfg->val_labels, vcache, err);
+        r->val_ds = open_dataset(c, cfg->val, cfg->classes_file, cfg->val_labels, vcache, &r->cache_made[1], err);
         if (!r->val_ds) return -2;
         if (dataset_num_classes(r->val_ds) != nc) {
             snprintf(err, ERR_LEN, "the validation set %s has %d classes, the training set %d (use the same --classes-file)",
@@ -446,10 +557,15 @@ static int setup(Run *r, char *err)
         }
         if (agree(c, rc, err) != 0) return -1;
     }
+    return 0;
+}
 
-    /* model and optimizer state */
+/* The model replica and the optimizer state. */
+static int setup_model(Run *r, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
     ModelConfig mc = model_default_config();
-    mc.classes = nc;
+    mc.classes = dataset_num_classes(r->train_ds);
     mc.crop = cfg->crop;
     mc.batch = cfg->eval_batch > cfg->batch ? cfg->eval_batch : cfg->batch;
     mc.aux = cfg->aux;
@@ -458,9 +574,14 @@ static int setup(Run *r, char *err)
     mc.aux_dropout = (float)cfg->aux_dropout;
     mc.conv_gemm = strcmp(cfg->conv_algo, "gemm") == 0;
     r->model = model_init(&mc, err, ERR_LEN);
-    rc = r->model ? 0 : -1;
-    if (agree(c, rc, err) != 0) return -1;
+    int rc = r->model ? 0 : -1;
+    if (rc == 0 && cfg->freeze) {
+        rc = finetune_freeze(r->model, cfg->freeze, &r->freeze_from, &r->first_trainable, err, ERR_LEN);
+        r->usage = rc != 0;
+    }
+    if (agree(r->comm, rc, err) != 0) return -1;
     r->np = model_num_params(r->model);
+    r->live_weights = model_params(r->model);
     r->momentum = calloc(r->np, sizeof(float));
     r->average = malloc(r->np * sizeof(float));
     r->backup = malloc(r->np * sizeof(float));
@@ -470,9 +591,23 @@ static int setup(Run *r, char *err)
         snprintf(err, ERR_LEN, "out of memory for the optimizer state (%zu parameters)", r->np);
         rc = -1;
     }
-    if (agree(c, rc, err) != 0) return -1;
+    return agree(r->comm, rc, err);
+}
 
-    /* the loader over this rank's shard */
+/* The allreducer hands out offsets into the trained part [freeze_from, np). */
+static void grads_ready(void *ctx, size_t ready_from)
+{
+    Run *r = ctx;
+    comm_allreducer_ready(r->ar, ready_from - r->freeze_from);
+}
+
+/* Loader, schedule, allreducer, checkpoint writer, metrics and trace, for the
+ * shape initial_state settled (r->accum, r->spe, r->total_steps). */
+static int setup_run(Run *r, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    Comm *c = r->comm;
+    int rc = 0;
     LoaderConfig lc = loader_default_config();
     lc.ds = r->train_ds;
     lc.crop = cfg->crop;
@@ -493,15 +628,12 @@ static int setup(Run *r, char *err)
     rc = r->loader ? 0 : -1;
     if (agree(c, rc, err) != 0) return -1;
     r->loader_spe = loader_steps_per_epoch(r->loader);
-    r->spe = r->loader_spe / cfg->accum;
-    if (r->spe < 1) {
-        snprintf(err, ERR_LEN, "%s gives %ld batches per rank per epoch, fewer than --accum %d: use a smaller --batch or --accum",
-                 cfg->data, r->loader_spe, cfg->accum);
+    if (r->loader_spe / r->accum != r->spe) {
+        snprintf(err, ERR_LEN, "the loader gives %ld batches per epoch and the plan %ld steps of %d", r->loader_spe,
+                 r->spe, r->accum);
         rc = -1;
     }
     if (agree(c, rc, err) != 0) return -1;
-    r->global_batch = cfg->batch * r->world * cfg->accum;
-    r->total_steps = cfg->steps > 0 ? cfg->steps : (long)cfg->epochs * r->spe;
 
     /* learning-rate schedule, in optimizer steps */
     double lr = cfg->lr;
@@ -512,11 +644,11 @@ static int setup(Run *r, char *err)
                             .warmup_iters = (long)llround(cfg->warmup_epochs * r->spe)};
     if (r->sched.step_size < 1) r->sched.step_size = 1;
 
-    /* gradient allreduce */
+    /* gradient allreduce: the frozen layers' part of the buffer is never sent */
     CommCompress cc = COMM_COMPRESS_NONE;
     comm_compress_parse(cfg->grad_compress, &cc);
-    r->ar = comm_allreducer_init(c, model_grads(r->model), r->np, (size_t)(cfg->bucket_mb * 1048576.0), cc,
-                                 !cfg->no_overlap, err, ERR_LEN);
+    r->ar = comm_allreducer_init(c, model_grads(r->model) + r->freeze_from, r->np - r->freeze_from,
+                                 (size_t)(cfg->bucket_mb * 1048576.0), cc, !cfg->no_overlap, err, ERR_LEN);
     rc = r->ar ? 0 : -1;
     if (agree(c, rc, err) != 0) return -1;
 
@@ -536,15 +668,22 @@ static int setup(Run *r, char *err)
         parse_every(cfg->keep_every, &ke, &ke_epochs);
         wc.keep_every = ke;
         wc.keep_every_unit = ke_epochs ? CKPT_UNIT_EPOCHS : CKPT_UNIT_STEPS;
+        wc.keep_every_slim = cfg->keep_every_slim;
         wc.fail = strcmp(cfg->ckpt_fail, "stop") == 0 ? CKPT_FAIL_STOP : CKPT_FAIL_CONTINUE;
         r->writer = ckpt_writer_create(&wc, err, ERR_LEN);
         if (!r->writer) rc = -1;
+        CkptWriterStats ws;
+        if (r->writer) ckpt_writer_stats(r->writer, &ws);
+        if (r->writer && ws.stale_removed)
+            fprintf(stderr, "googlenet train: removed %d temporary file%s left in %s by a checkpoint write that was "
+                    "interrupted: %s\n", ws.stale_removed, ws.stale_removed == 1 ? "" : "s", cfg->out, ws.stale_note);
     }
     if (agree(c, rc, err) != 0) return -1;
 
     if (r->rank == 0) {
         char mpath[4200];
         snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", cfg->out);
+        r->metrics_made = !file_exists(mpath);
         r->metrics = fopen(mpath, cfg->resume ? "a" : "w");
         if (!r->metrics) {
             snprintf(err, ERR_LEN, "cannot write %s: %s", mpath, strerror(errno));
@@ -560,16 +699,33 @@ static int setup(Run *r, char *err)
     return 0;
 }
 
+/* Whether the checkpoint with header h holds this run's model; -1 with a line
+ * naming the setting that differs and what to do. */
+static int check_model(const char *path, const CkptMeta *h, const Run *r, char *err)
+{
+    char msg[ERR_LEN];
+    const ModelConfig *mc = model_config(r->model);
+    if (ckpt_meta_check_model(h, mc, r->np, msg, sizeof msg) == 0) return 0;
+    /* the model's class count is the training data's: --classes cannot make
+     * them agree, a new run from the checkpoint's weights can */
+    if (strcmp(h->arch, CKPT_ARCH) == 0 && h->aux == mc->aux && h->classes != mc->classes)
+        snprintf(err, ERR_LEN, "%s has %d classes and the training data %s has %d: it cannot be resumed on this data; "
+                 "start a new run from its weights with --init %s and a new --out (the classifiers are "
+                 "re-initialised)", path, h->classes, r->cfg->data, mc->classes, path);
+    else
+        snprintf(err, ERR_LEN, "%s: %s", path, msg);
+    return -1;
+}
+
 /* A checkpoint that failed to load because it holds another model's number of
  * parameters: say which setting differs (classes, aux heads, architecture)
  * when its header tells, instead of the bare counts. */
 static void explain_other_model(const char *path, const Run *r, char *err)
 {
     CkptMeta h;
-    char why[256], msg[ERR_LEN];
+    char why[256];
     if (!path[0] || ckpt_peek_meta(path, &h, why, sizeof why) != 0) return;
-    if (ckpt_meta_check_model(&h, model_config(r->model), r->np, msg, sizeof msg) != 0)
-        snprintf(err, ERR_LEN, "%s: %s", path, msg);
+    check_model(path, &h, r, err);
     ckpt_meta_free(&h);
 }
 
@@ -649,112 +805,154 @@ static int conv_plan_setup(Run *r, const char *from_ckpt, char *err)
     return 0;
 }
 
-/* Initial weights, or the checkpoint to resume from: rank 0's state goes to
- * every rank, and every rank checks it holds the same bits. */
-static int initial_state(Run *r, char *err)
+/* Rank 0: the checkpoint --resume names, read into the state buffers. 1 when
+ * loaded (its metadata in *m, its path in path), 0 when there is none (auto),
+ * -1 on an error. */
+static int load_resume(Run *r, char *path, size_t pathlen, CkptMeta *m, char *err)
 {
     const TrainConfig *cfg = r->cfg;
-    Comm *c = r->comm;
     float *w = model_params(r->model);
-    int rc = 0;
-    int64_t pos[3] = {0, 0, 0}; /* step, samples seen, epoch samples done */
-    int64_t resumed_world = 0, resumed_epoch = 0;
-    char plan[sizeof r->conv_plan] = "";
-    if (r->rank == 0) {
-        int loaded = 0;
-        if (cfg->resume) {
-            char path[4096] = "", report[2048] = "";
-            CkptMeta m;
-            if (strcmp(cfg->resume, "auto") == 0) {
-                /* newest first, each candidate read once: loading it is verifying it */
-                int found = ckpt_load_latest(cfg->out, path, sizeof path, &m, w, r->momentum, r->average, r->np,
-                                             report, sizeof report, err, ERR_LEN);
-                if (report[0]) fprintf(stderr, "googlenet train: %s", report);
-                if (found < 0) {
-                    rc = -1;
-                    explain_other_model(path, r, err);
-                } else if (found == 1) loaded = 1;
-                else printf("no checkpoint in %s: starting from scratch\n", cfg->out);
-            } else {
-                snprintf(path, sizeof path, "%s", cfg->resume);
-                /* an older checkpoint than --out's newest would overwrite and prune a later
-                 * trajectory: refuse on the header alone, before reading the file */
-                CkptMeta h;
-                char newest[256], why[256];
-                long s = ckpt_newest_step(cfg->out, newest, sizeof newest);
-                if (s >= 0 && ckpt_peek_meta(path, &h, why, sizeof why) == 0) {
-                    if (s > h.step) {
-                        snprintf(err, ERR_LEN,
-                                 "%s holds checkpoints past step %ld of %s (newest %s) that this run would replace: "
-                                 "give a new --out, or move them away (nothing was changed)",
-                                 cfg->out, h.step, path, newest);
-                        rc = -1;
-                    }
-                    ckpt_meta_free(&h);
-                }
-                if (rc == 0) {
-                    if (ckpt_load(path, &m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) {
-                        rc = -1;
-                        explain_other_model(path, r, err);
-                    } else loaded = 1;
-                }
-            }
-            if (loaded) {
-                if (ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN) != 0) {
-                    rc = -1;
-                } else {
-                    if (!ckpt_meta_get_extra(&m, "conv_plan", plan, sizeof plan)) plan[0] = '\0';
-                    pos[0] = m.step;
-                    pos[1] = m.samples_seen;
-                    pos[2] = m.epoch_samples;
-                    resumed_world = m.world_size;
-                    resumed_epoch = m.epoch;
-                    int same = m.world_size == r->world && m.batch == cfg->batch && m.accum == cfg->accum &&
-                               m.seed == cfg->seed && m.dataset_size == (long long)dataset_size(r->train_ds);
-                    printf("resuming from %s: step %ld, epoch %ld (+%ld steps)%s\n", path, m.step, m.epoch,
-                           m.epoch_step,
-                           same ? "" : "; the run's shape changed (ranks, batch, accum, seed or data): the epoch position is re-split");
-                }
-                ckpt_meta_free(&m);
-            }
-        }
-        if (!loaded) {
-            /* a fresh start; also after damaged candidates were partly read into the buffers */
-            model_init_weights(r->model, cfg->seed);
-            memcpy(r->average, w, r->np * sizeof(float));
-            memset(r->momentum, 0, r->np * sizeof(float));
+    if (strcmp(cfg->resume, "auto") == 0) {
+        char report[2048] = "";
+        /* newest first, each candidate read once: loading it is verifying it */
+        int found = ckpt_load_latest(cfg->out, path, pathlen, m, w, r->momentum, r->average, r->np, report,
+                                     sizeof report, err, ERR_LEN);
+        if (report[0]) fprintf(stderr, "googlenet train: %s", report);
+        if (found < 0) explain_other_model(path, r, err);
+        else if (found == 0) printf("no checkpoint in %s: starting from %s\n", cfg->out, cfg->init ? cfg->init : "scratch");
+        return found;
+    }
+    snprintf(path, pathlen, "%s", cfg->resume);
+    /* an older checkpoint than --out's newest would overwrite and prune a later
+     * trajectory: refuse on the header alone, before reading the file */
+    CkptMeta h;
+    char newest[256], why[256];
+    long s = ckpt_newest_step(cfg->out, newest, sizeof newest);
+    if (s >= 0 && ckpt_peek_meta(path, &h, why, sizeof why) == 0) {
+        long hs = h.step;
+        ckpt_meta_free(&h);
+        if (s > hs) {
+            snprintf(err, ERR_LEN,
+                     "%s holds checkpoints past step %ld of %s (newest %s) that this run would replace: "
+                     "give a new --out, or move them away (nothing was changed)",
+                     cfg->out, hs, path, newest);
+            return -1;
         }
     }
-    if (agree(c, rc, err) != 0) return -1;
+    if (ckpt_load(path, m, w, r->momentum, r->average, r->np, err, ERR_LEN) != 0) {
+        explain_other_model(path, r, err);
+        return -1;
+    }
+    return 1;
+}
+
+/* Rank 0, a new run: the seed's initialisation, or --init's weights. */
+static int fresh_state(Run *r, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    float *w = model_params(r->model);
+    /* also after damaged candidates were partly read into the buffers */
+    model_init_weights(r->model, cfg->seed);
+    if (cfg->init) {
+        size_t reinit_lo;
+        char report[2048];
+        if (finetune_init(r->model, cfg->init, strcmp(cfg->init_weights, "average") == 0, r->class_names,
+                          dataset_num_classes(r->train_ds), cfg->mean, cfg->std, report, sizeof report, &reinit_lo,
+                          err, ERR_LEN) != 0)
+            return -1;
+        fputs(report, stdout);
+        if (reinit_lo < r->freeze_from) {
+            int nt;
+            const ParamTensor *pt = model_param_tensors(r->model, &nt);
+            const char *name = "?";
+            for (int i = 0; i < nt; i++)
+                if (pt[i].offset == reinit_lo) name = pt[i].name;
+            snprintf(err, ERR_LEN, "--freeze %s would keep %s fixed at its fresh initialisation (--init could not give "
+                     "it); freeze fewer layers%s", cfg->freeze, name, cfg->aux ? ", or train without the aux heads (--no-aux)" : "");
+            r->usage = 1;
+            return -1;
+        }
+    }
+    memcpy(r->average, w, r->np * sizeof(float));
+    memset(r->momentum, 0, r->np * sizeof(float));
+    return 0;
+}
+
+/* Rank 0: where the run starts (train_resume.h), with the state in the
+ * buffers and a resumed checkpoint's convolution plan in r->resume_plan. */
+static int start_point(Run *r, ResumePlan *p, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    ResumeRun run = {r->world, (long long)dataset_size(r->train_ds), r->data_digest, r->class_names,
+                     dataset_num_classes(r->train_ds)};
+    char path[4096] = "";
+    CkptMeta m;
+    int loaded = cfg->resume ? load_resume(r, path, sizeof path, &m, err) : 0;
+    if (loaded < 0) return -1;
+    if (!loaded) {
+        if (fresh_state(r, err) != 0) return -1;
+        return train_resume_fresh(cfg, &run, p, err, ERR_LEN);
+    }
+    int rc = check_model(path, &m, r, err);
+    if (rc == 0 && (rc = train_resume_plan(cfg, &m, path, &run, p, err, ERR_LEN)) != 0) r->usage = 1;
+    if (rc == 0) {
+        if (!ckpt_meta_get_extra(&m, "conv_plan", r->resume_plan, sizeof r->resume_plan)) r->resume_plan[0] = '\0';
+        char pos[128];
+        train_format_position(p->step, p->epoch, p->epoch_step, p->spe, pos, sizeof pos);
+        if (p->complete) {
+            printf("%s is complete: %s is %s, the last of the run; nothing to do (to train longer, raise --epochs "
+                   "or --steps and add --allow-changes)\n", cfg->out, path, pos);
+        } else {
+            fputs(p->notes, stdout);
+            printf("resuming from %s: %s\n", path, pos);
+        }
+    }
+    ckpt_meta_free(&m);
+    return rc;
+}
+
+/* Collective: where every rank starts. 1 when the run is already complete. */
+static int initial_state(Run *r, char *err)
+{
+    ResumePlan p;
+    memset(&p, 0, sizeof p);
+    int rc = r->rank == 0 ? start_point(r, &p, err) : 0;
+    fflush(stdout);
+    if (agree(r->comm, rc, err) != 0) return -1;
+    int64_t info[9] = {p.accum, p.global_batch, p.spe, p.step, p.epoch, p.epoch_step, p.samples_seen, p.total_steps,
+                       p.complete};
+    comm_broadcast(r->comm, info, sizeof info, "start position");
+    r->accum = (int)info[0];
+    r->global_batch = (int)info[1];
+    r->spe = info[2];
+    r->step = info[3];
+    r->epoch = info[4];
+    r->epoch_step = info[5];
+    r->samples_seen = info[6];
+    r->total_steps = info[7];
+    r->saved_step = r->step > 0 ? r->step : -1; /* a resumed checkpoint is on disk */
+    return info[8] ? 1 : 0;
+}
+
+/* Collective: rank 0's state goes to every rank, which checks it holds the
+ * same bits; then the convolution plan. */
+static int share_state(Run *r, char *err)
+{
+    Comm *c = r->comm;
+    float *w = model_params(r->model);
     comm_broadcast(c, w, r->np * sizeof(float), "initial weights");
     comm_broadcast(c, r->momentum, r->np * sizeof(float), "momentum");
     comm_broadcast(c, r->average, r->np * sizeof(float), "Polyak average");
-    int64_t info[5] = {pos[0], pos[1], pos[2], resumed_world, resumed_epoch};
-    comm_broadcast(c, info, sizeof info, "resume position");
-    rc = comm_check_identical(c, w, r->np * sizeof(float), "initial weights", err, ERR_LEN);
+    int rc = comm_check_identical(c, w, r->np * sizeof(float), "initial weights", err, ERR_LEN);
     if (agree(c, rc, err) != 0) return -1;
-    if (conv_plan_setup(r, pos[0] > 0 ? plan : NULL, err) != 0) return -1;
-
-    /* where to continue: exactly the same step with the same shape; otherwise
-     * the samples done of the epoch, re-split over the new global batch */
-    r->samples_seen = info[1];
-    if (info[0] > 0) {
-        long epoch = (long)info[4];
-        long es = (long)(info[2] / r->global_batch);
-        if (es >= r->spe) {
-            epoch++;
-            es = 0;
-        }
-        r->step = epoch * r->spe + es;
-    }
-    return 0;
+    return conv_plan_setup(r, r->step > 0 ? r->resume_plan : NULL, err);
 }
 
 /* Whether a thing done every `every` steps (or epochs) is due after this step. */
 static int due(const Run *r, long every, int epochs, int epoch_end)
 {
     if (every <= 0) return 0;
-    return epochs ? epoch_end && (r->step / r->spe) % every == 0 : r->step % every == 0;
+    return epochs ? epoch_end && r->epoch % every == 0 : r->step % every == 0;
 }
 
 /* Collective: every replica must hold the same bits after the same updates. */
@@ -775,12 +973,6 @@ static int check_replicas(Run *r)
 
 /* ---- the loop ---- */
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    comm_request_stop();
-}
-
 static int train_loop(Run *r)
 {
     const TrainConfig *cfg = r->cfg;
@@ -797,21 +989,25 @@ static int train_loop(Run *r)
     long long epoch_bad = 0;
 
     if (r->step < r->total_steps &&
-        loader_seek(r->loader, r->step / r->spe, (r->step % r->spe) * cfg->accum, err, sizeof err) != 0) {
+        loader_seek(r->loader, r->epoch, r->epoch_step * r->accum, err, sizeof err) != 0) {
         if (agree(c, -1, err) != 0) return EXIT_FAIL;
     }
-    if (r->rank == 0 && !cfg->quiet)
-        printf("training: %d rank%s x batch %d x accum %d = global batch %d, %ld steps/epoch, steps %ld..%ld, "
+    if (r->rank == 0 && !cfg->quiet) {
+        printf("training: %d rank%s x batch %d x accum %d = global batch %d, %ld steps per epoch; steps %ld to %ld; "
                "lr %.4g (%s)\n",
-               r->world, r->world == 1 ? "" : "s", cfg->batch, cfg->accum, r->global_batch, r->spe, r->step,
+               r->world, r->world == 1 ? "" : "s", cfg->batch, r->accum, r->global_batch, r->spe, r->step + 1,
                r->total_steps, r->sched.base_lr, cfg->lr_policy);
+        if (r->freeze_from)
+            printf("frozen: every layer up to %s (%zu of %zu parameters) gets no gradient and no allreduce; "
+                   "%zu are trained\n", cfg->freeze, r->freeze_from, r->np, r->np - r->freeze_from);
+    }
 
     while (r->step < r->total_steps) {
-        long epoch = r->step / r->spe, es = r->step % r->spe;
-        memset(model_grads(m), 0, r->np * sizeof(float));
+        long epoch = r->epoch, es = r->epoch_step;
+        memset(model_grads(m) + r->freeze_from, 0, (r->np - r->freeze_from) * sizeof(float));
         double v[M_COUNT] = {0};
-        for (int micro = 0; micro < cfg->accum; micro++) {
-            long want_step = es * cfg->accum + micro;
+        for (int micro = 0; micro < r->accum; micro++) {
+            long want_step = es * r->accum + micro;
             LoaderBatchInfo info;
             double t0 = trainer_now();
             int got = loader_next(r->loader, r->images, r->labels, &info, err, sizeof err);
@@ -833,9 +1029,9 @@ static int train_loop(Run *r)
             model_forward(m, r->images, r->labels, cfg->batch, MODEL_TRAIN, key, &st);
             double t2 = trainer_now();
             trace_event(r->trace, "forward", 0, t1, t2, r->step);
-            int last = micro == cfg->accum - 1;
+            int last = micro == r->accum - 1;
             if (last) comm_allreducer_begin(r->ar);
-            model_backward(m, loss_scale, last ? comm_allreducer_ready : NULL, last ? r->ar : NULL);
+            model_backward_from(m, r->freeze_from, loss_scale, last ? grads_ready : NULL, r);
             trace_event(r->trace, "backward", 0, t2, trainer_now(), r->step);
             v[M_LOSS] += st.loss * st.n;
             v[M_MAIN] += st.head[MODEL_HEAD_MAIN].loss_sum;
@@ -862,17 +1058,26 @@ static int train_loop(Run *r)
         v[M_EXPOSED] = cs.exposed_seconds;
         v[M_COMM] = cs.comm_seconds;
 
-        r->lr = lr_at(&r->sched, r->step);
         /* the average warms up as TensorFlow's ExponentialMovingAverage does, so
          * short runs are not dominated by the initial weights */
         double ema = fmin(cfg->ema_decay, (1.0 + r->step) / (10.0 + r->step));
-        sgd_step(model_params(m), r->momentum, model_grads(m), r->average, pt, ntensors, (float)r->lr,
-                 (float)cfg->momentum, (float)cfg->wd, (float)ema);
+        /* the update and the position change together: an emergency checkpoint
+         * (train_stop.h) sees the state before or after, never in between */
+        train_stop_lock(r->stop);
+        r->lr = lr_at(&r->sched, r->step);
+        sgd_step(model_params(m), r->momentum, model_grads(m), r->average, pt + r->first_trainable,
+                 ntensors - r->first_trainable, (float)r->lr, (float)cfg->momentum, (float)cfg->wd, (float)ema);
         trace_event(r->trace, "sgd update", 0, t4, trainer_now(), r->step);
+        r->step++;
+        r->samples_seen += r->global_batch;
+        int epoch_end = ++r->epoch_step == r->spe;
+        if (epoch_end) {
+            r->epoch++;
+            r->epoch_step = 0;
+        }
+        train_stop_unlock(r->stop);
         v[M_STOP] = comm_stop_requested();
         comm_allreduce_double(c, v, M_COUNT, COMM_SUM, "step metrics");
-        r->step++;
-        r->samples_seen += (long long)v[M_SAMPLES];
         epoch_bad += (long long)v[M_BAD];
         for (int k = 0; k < M_COUNT; k++) iv.v[k] += v[k];
         iv.steps++;
@@ -884,7 +1089,6 @@ static int train_loop(Run *r)
             failed = 1;
             break;
         }
-        int epoch_end = r->step % r->spe == 0;
         double t_now = trainer_now();
         if (r->rank == 0 && (t_now - t_last_log >= cfg->log_every || epoch_end || r->step == r->total_steps ||
                              (r->tty && t_now - t_last_log >= 0.5))) {
@@ -902,7 +1106,7 @@ static int train_loop(Run *r)
         }
         if (epoch_end) {
             if (r->rank == 0 && epoch_bad > 0 && !cfg->quiet)
-                printf("epoch %ld: %lld unreadable or corrupt files were replaced\n", epoch + 1, epoch_bad);
+                printf("epoch %ld: %lld unreadable or corrupt files were replaced\n", r->epoch, epoch_bad);
             epoch_bad = 0;
         }
         /* rank 0's checkpoint writer may ask to stop (--ckpt-fail stop); it has
@@ -927,6 +1131,8 @@ static int train_loop(Run *r)
         }
         if (v[M_STOP] > 0) {
             stopped = 1;
+            /* SIGTERM or SIGINT: rank 0 saves now, before any waiting */
+            if (train_stop_urgent() && save_urgent(r) != 0) failed = 1;
             break;
         }
     }
@@ -951,12 +1157,52 @@ static int train_loop(Run *r)
         if (agree(c, failed, "the final checkpoint failed") != 0) return EXIT_FAIL;
     }
     if (stopped) {
-        if (r->rank == 0)
-            fprintf(stderr, "googlenet train: stopped at step %ld on a signal; resume with --resume auto\n",
-                    r->step);
+        if (r->rank == 0) {
+            char pos[128], name[64];
+            train_format_position(r->step, r->epoch, r->epoch_step, r->spe, pos, sizeof pos);
+            ckpt_file_name(r->step, name, sizeof name);
+            /* mpirun reports a rank's non-zero exit as "the job has been
+             * aborted": the line says beforehand that this one is a success */
+            fprintf(stderr, "googlenet train: stopped by %s after %s, saved in %s/%s; continue with --resume auto. "
+                    "Exit code 3%s\n", train_stop_name(train_stop_signal()), pos, r->cfg->out, name,
+                    trainer_under_mpirun() ? ", which mpirun reports below as the job being aborted: nothing was lost"
+                                           : " (stopped after a checkpoint)");
+        }
         return EXIT_PREEMPTED;
     }
     return EXIT_OK;
+}
+
+/* Rank 0, when no step was trained (a failed start, or a complete run):
+ * removes what this start made in --out, so that it is as it was. */
+static void undo_start(Run *r)
+{
+    const TrainConfig *cfg = r->cfg;
+    char p[4200];
+    if (r->metrics) {
+        fclose(r->metrics);
+        r->metrics = NULL;
+    }
+    if (r->metrics_made) {
+        snprintf(p, sizeof p, "%s/metrics.jsonl", cfg->out);
+        unlink(p);
+    }
+    if (r->cache_made[0]) {
+        if (cfg->index_cache) snprintf(p, sizeof p, "%s", cfg->index_cache);
+        else snprintf(p, sizeof p, "%s/train-index.cache", cfg->out);
+        unlink(p);
+    }
+    if (r->cache_made[1]) {
+        snprintf(p, sizeof p, "%s/val-index.cache", cfg->out);
+        unlink(p);
+    }
+    /* the directories this start made, deepest first; rmdir leaves any that is not empty */
+    snprintf(p, sizeof p, "%s", cfg->out);
+    while (p[0] && strcmp(p, r->out_existed) != 0 && rmdir(p) == 0) {
+        char *slash = strrchr(p, '/');
+        if (!slash) break;
+        *slash = '\0';
+    }
 }
 
 int train_run(const TrainConfig *cfg, Comm *comm)
@@ -970,21 +1216,26 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     r.t_start = trainer_now();
     r.tty = r.rank == 0 && isatty(STDERR_FILENO) && !cfg->quiet;
     trainer_set_threads(cfg->threads > 0 ? cfg->threads : trainer_default_threads());
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    /* mpirun kills its ranks a second after forwarding SIGTERM, but forwards
-     * SIGUSR1/SIGUSR2 and waits: those are the graceful stop under mpirun */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
+    /* SIGUSR1/SIGUSR2: a graceful stop; SIGTERM/SIGINT also an emergency
+     * checkpoint at once, since a launcher may kill the ranks a second later */
+    train_stop_handlers();
 
     char err[ERR_LEN] = "";
-    int code = EXIT_FAIL;
-    int rc = setup(&r, err);
-    if (rc == 0 && initial_state(&r, err) == 0) code = train_loop(&r);
+    int code = EXIT_FAIL, complete = 0;
+    int rc = setup_data(&r, err);
+    if (rc == 0) rc = setup_model(&r, err);
+    if (rc == 0 && (complete = initial_state(&r, err)) < 0) rc = -1;
+    if (complete == 1) code = EXIT_OK;
+    else if (rc == 0 && setup_run(&r, err) == 0 && share_state(&r, err) == 0) {
+        if (r.rank == 0) r.stop = train_stop_start(r.writer, snapshot, &r, err, sizeof err);
+        if (agree(comm, r.rank == 0 && !r.stop, err) == 0) {
+            r.started = 1;
+            code = train_loop(&r);
+        }
+    }
     if (r.usage) code = EXIT_USAGE;
+    train_stop_free(r.stop);
+    if (!r.started && r.rank == 0) undo_start(&r);
 
     if (r.trace) {
         trace_close(r.trace);
@@ -1005,5 +1256,6 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     free(r.backup);
     free(r.images);
     free(r.labels);
+    free(r.class_names);
     return code;
 }

@@ -13,7 +13,7 @@
 
 typedef struct {
     /* data */
-    const char *data, *val, *classes_file, *val_labels, *index_cache;
+    const char *data, *labels, *val, *classes_file, *val_labels, *index_cache;
     int classes;          /* 0: from the data; otherwise must match it */
     int crop, batch, workers, drop_last;
     /* augmentation */
@@ -34,6 +34,7 @@ typedef struct {
     double warmup_epochs, gamma, step_epochs, power, final_lr_frac;
     double momentum, wd, ema_decay;
     int accum;
+    int accum_given;      /* --accum was on the command line (a resume keeps it as given) */
     unsigned long long seed;
     /* parallelism */
     int threads;
@@ -53,7 +54,13 @@ typedef struct {
     int keep, ckpt_level, ckpt_threads;
     const char *keep_every; /* "M" steps or "Me" epochs */
     const char *ckpt_fail;  /* "continue" | "stop" */
+    int keep_every_slim;    /* keep-every checkpoints drop the optimizer state once past --keep */
     const char *resume;     /* NULL, "auto" or a file */
+    int allow_changes;      /* a resume may change settings that change the run (train_resume.h) */
+    /* fine-tuning */
+    const char *init;       /* NULL, or a checkpoint whose weights start a new run */
+    const char *init_weights; /* "average" | "raw": which of its weight sets */
+    const char *freeze;     /* NULL, or the last layer (or module) kept fixed */
     /* validation */
     const char *eval_every; /* "N" steps, "Ne" epochs, "0" off */
     long eval_subset;       /* 0: the whole validation set; N: N images evenly spaced */
@@ -64,6 +71,9 @@ typedef struct {
     double eval_max_bad;    /* fraction of unreadable validation images tolerated */
     /* the command line, for the checkpoints' provenance */
     char command[2048];
+    /* every flag's value (cli_settings_format), recorded in checkpoints and
+     * compared on resume (train_resume.h) */
+    char settings[8192];
 } TrainConfig;
 
 /* Every flag's default. */
