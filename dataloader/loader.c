@@ -248,14 +248,9 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     int fw, fh, crop = c->crop;
     ImageFormat fmt;
     if (image_probe(w->bytes, len, &fw, &fh, &fmt, err, errlen) != 0) return -1;
-    long long limit = c->max_pixels > 0 ? c->max_pixels : IMAGE_MAX_PIXELS_DEFAULT;
-    if ((long long)fw * fh > limit) {
-        snprintf(err, errlen, "header declares %dx%d = %lld pixels, over the limit of %lld (a decompression bomb?)", fw,
-                 fh, (long long)fw * fh, limit);
-        return -1;
-    }
+    if (image_check_pixels(fw, fh, c->max_pixels, err, errlen) != 0) return -1;
     ImageDecodeOptions opt = {0};
-    opt.max_pixels = limit;
+    opt.max_pixels = c->max_pixels;
     double bx, by, bw, bh; /* the box to resample, full-size pixels */
     int mirror = 0, confine;
     ImageFilter filter;
@@ -276,15 +271,7 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     } else {
         /* shorter side to S, centre crop: the box that crop covers in the original */
         int S = (int)lround((double)crop * c->eval_resize / 224.0), Wr, Hr;
-        if (fw <= fh) {
-            Wr = S;
-            Hr = (int)((long long)S * fh / fw);
-        } else {
-            Hr = S;
-            Wr = (int)((long long)S * fw / fh);
-        }
-        if (Wr < 1) Wr = 1;
-        if (Hr < 1) Hr = 1;
+        if (image_resized_size(fw, fh, S, &Wr, &Hr, err, errlen) != 0) return -1;
         double sx = (double)fw / Wr, sy = (double)fh / Hr;
         int left = (int)lround((Wr - crop) / 2.0), top = (int)lround((Hr - crop) / 2.0);
         bx = left * sx, by = top * sy, bw = crop * sx, bh = crop * sy;

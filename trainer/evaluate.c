@@ -123,11 +123,7 @@ static int eval_decode(Evaluator *E, EvalWorker *w, long j, EvalCropPlan *plan, 
     int fw, fh;
     ImageFormat fmt;
     if (image_probe(w->bytes, len, &fw, &fh, &fmt, why, whylen) != 0) return -1;
-    long long limit = c->max_pixels > 0 ? c->max_pixels : IMAGE_MAX_PIXELS_DEFAULT;
-    if ((long long)fw * fh > limit)
-        return snprintf(why, whylen, "header declares %dx%d = %lld pixels, over the limit of %lld", fw, fh,
-                        (long long)fw * fh, limit), -1;
-    if (eval_crops_plan(E->K, fw, fh, E->crop, c->resize, c->filter, limit, plan, why, whylen) != 0) return -1;
+    if (eval_crops_plan(E->K, fw, fh, E->crop, c->resize, c->filter, c->max_pixels, plan, why, whylen) != 0) return -1;
     return image_decode(w->bytes, len, &plan->decode, &w->img, w->scratch, why, whylen);
 }
 
