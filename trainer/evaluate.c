@@ -272,17 +272,6 @@ typedef struct {
     int64_t *class_total, *class_top1, *class_top5; /* (classes) */
 } EvalLocal;
 
-/* Rank of label among scores (1 = highest), ties counted against the label
- * (loss_rank_of's rule, on doubles). */
-static int eval_rank_of(const double *scores, int classes, int label)
-{
-    double s = scores[label];
-    int rank = 1;
-    for (int k = 0; k < classes; k++)
-        if (k != label && scores[k] >= s) rank++;
-    return rank;
-}
-
 typedef struct {
     double *p;  /* (classes) summed probabilities */
     int bad;    /* some crop of the image is a hole */
@@ -356,7 +345,7 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
             int label = dataset_label(E->ds, (E->begin + (size_t)j) * E->stride);
             double inv = 1.0 / ((double)K * nsets);
             for (int k = 0; k < classes; k++) a->p[k] *= inv;
-            int rank = eval_rank_of(a->p, classes, label);
+            int rank = loss_rank_of_f64(a->p, classes, label);
             double pl = a->p[label] > EVAL_P_FLOOR ? a->p[label] : EVAL_P_FLOOR;
             L->images++;
             L->crops += (int64_t)K * nsets;
