@@ -139,10 +139,10 @@ FUZZ_BIN        := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 
 define fuzz_rules
-build/fuzz/fuzz_$(1): tests/fuzz/fuzz_util.c $$(fuzz_src_$(1)) $$(wildcard tests/fuzz/*.h)
+build/fuzz/fuzz_$(1): tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c $$(fuzz_src_$(1)) $$(wildcard tests/fuzz/*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_LIBS)
-$(BUILD)/tests/fuzz/replay_$(1): $$(patsubst %.c,$(BUILD)/%.o,tests/fuzz/replay.c tests/fuzz/fuzz_util.c \
+$(BUILD)/tests/fuzz/replay_$(1): $$(patsubst %.c,$(BUILD)/%.o,tests/fuzz/replay.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c \
                                  $$(filter tests/%,$$(fuzz_src_$(1)))) $$(LIB_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)

@@ -150,7 +150,7 @@ static void check_file(size_t len)
     free(av);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     if (!dir[0]) {
         fuzz_path(dir, sizeof dir, "run");
@@ -170,5 +170,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         check_file(len);
     }
     free(fixed);
-    return 0;
 }

@@ -43,7 +43,7 @@ static int label_in_file(const Dataset *ds, const char *name)
     return -1;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     if (!tree[0]) setup();
     fuzz_write(classes, data, len);
@@ -64,5 +64,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     o.labels_file = labels;
     ds = fuzz_dataset_open(&o);
     dataset_free(ds);
-    return 0;
 }

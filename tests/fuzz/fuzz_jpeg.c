@@ -3,8 +3,7 @@
 #include "tests/fuzz/fuzz_image.h"
 #include "tests/fuzz/fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     fuzz_image_run(data, len);
-    return 0;
 }

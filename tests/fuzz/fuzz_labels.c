@@ -30,7 +30,7 @@ static void setup(void)
     fuzz_write(classes, syn, strlen(syn));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     if (!flat[0]) setup();
     fuzz_write(labels, data, len);
@@ -50,5 +50,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         if (with_classes) FUZZ_CHECK(dataset_num_classes(ds) == 3, "%d classes", dataset_num_classes(ds));
         dataset_free(ds);
     }
-    return 0;
 }

@@ -44,7 +44,7 @@ static int fix_chunk_crcs(uint8_t *d, size_t len)
     return changed;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     fuzz_image_run(data, len);
     if (len > 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0) {
@@ -53,5 +53,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         if (fix_chunk_crcs(fixed, len)) fuzz_image_run(fixed, len);
         free(fixed);
     }
-    return 0;
 }

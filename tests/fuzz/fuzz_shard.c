@@ -55,7 +55,7 @@ static void run(const uint8_t *data, size_t len)
     dataset_free(fuzz_dataset_open(&o));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+void fuzz_target(const uint8_t *data, size_t len)
 {
     if (!one[0]) {
         fuzz_path(one, sizeof one, "one");
@@ -69,5 +69,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     fix_crcs(fixed, len);
     if (memcmp(fixed, data, len) != 0) run(fixed, len);
     free(fixed);
-    return 0;
 }

@@ -12,7 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Every target defines this (libFuzzer's entry point). */
+/* Every target defines fuzz_target. LLVMFuzzerTestOneInput, libFuzzer's entry
+ * point (fuzz_util.c), runs it under a limit of FUZZ_CPU_SECONDS of CPU time:
+ * an input over it aborts as a hang. CPU time, not wall time (libFuzzer's
+ * -timeout, which make fuzz sets to 10 s as a backstop), because the cores are
+ * shared: a busy machine must not turn a slow input into a finding. */
+#define FUZZ_CPU_SECONDS 1
+void fuzz_target(const uint8_t *data, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 /* A directory of this process, created on first use under $TMPDIR (or /tmp)

@@ -8,16 +8,13 @@
  * (-malloc_limit_mb=1024): an allocation sized by a field nobody checked.
  * Outside AddressSanitizer (which replaces malloc itself) the replay does the
  * same, so such an input fails here too instead of passing on a machine that
- * overcommits memory. Likewise an input that takes over 2 s of CPU time
- * (libFuzzer's -timeout=1, with room for a slower build) aborts. */
+ * overcommits memory. A hang (over FUZZ_CPU_SECONDS of CPU) aborts in
+ * LLVMFuzzerTestOneInput itself, as under libFuzzer. */
 #include <dirent.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "tests/fuzz/fuzz_util.h"
 
@@ -27,6 +24,7 @@
 #endif
 #endif
 #if !defined(__SANITIZE_ADDRESS__) && !defined(REPLAY_ASAN)
+#include <unistd.h>
 
 #define REPLAY_MALLOC_LIMIT ((size_t)1 << 30)
 extern void *__libc_malloc(size_t n);
@@ -59,16 +57,6 @@ void *realloc(void *p, size_t n)
 }
 #endif
 
-#define REPLAY_CPU_SECONDS 2
-
-static void on_cpu_limit(int sig)
-{
-    static const char msg[] = "replay: the input ran over 2 s of CPU time (a hang under libFuzzer's -timeout=1)\n";
-    (void)sig;
-    if (write(2, msg, sizeof msg - 1) < 0) abort();
-    abort();
-}
-
 static int replay_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -86,11 +74,7 @@ static int replay_file(const char *path)
     memcpy(in, buf, len);
     free(buf);
     fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
-    struct itimerval limit = {{0, 0}, {REPLAY_CPU_SECONDS, 0}}, off = {{0, 0}, {0, 0}};
-    signal(SIGPROF, on_cpu_limit);
-    setitimer(ITIMER_PROF, &limit, NULL);
     LLVMFuzzerTestOneInput(in, len);
-    setitimer(ITIMER_PROF, &off, NULL);
     free(in);
     return 0;
 }

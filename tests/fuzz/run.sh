@@ -2,9 +2,11 @@
 # run.sh: `make fuzz` runs this after building the targets. Each target runs
 # for FUZZ_SECONDS under nice -n 19 (the cores are shared), starting from its
 # seeds (tests/fuzz/corpus/<target>) and kept inputs (tests/fuzz/regressions/
-# <target>), growing its own corpus in build/fuzz/corpus/<target>. Limits, as
-# libFuzzer flags: an input that runs over 1 s is a hang (-timeout=1), one that
-# needs over 1 GB an out-of-memory (-rss_limit_mb, -malloc_limit_mb). An input
+# <target>), growing its own corpus in build/fuzz/corpus/<target>. Limits: an
+# input that runs over 1 s of CPU time is a hang (fuzz_util.c; libFuzzer's own
+# -timeout counts wall time, so it is only a 10 s backstop on these shared
+# cores), one that needs over 1 GB an out-of-memory (-rss_limit_mb,
+# -malloc_limit_mb). An input
 # that crashes, hangs or runs out of memory lands in build/fuzz/findings/
 # <target>/; fix the code, then keep the input in tests/fuzz/regressions/
 # <target>/ so `make test` replays it. Prints one line per target and a table
@@ -27,7 +29,7 @@ for t in $targets; do
   before=$(ls "$out/findings/$t" | wc -l)
   log=$out/$t.log
   start=$(date +%s)
-  TMPDIR=$PWD/$out/tmp/$t UBSAN_OPTIONS=print_stacktrace=1 nice -n 19 "$bin" -max_total_time="$secs" -timeout=1 \
+  TMPDIR=$PWD/$out/tmp/$t UBSAN_OPTIONS=print_stacktrace=1 nice -n 19 "$bin" -max_total_time="$secs" -timeout=10 \
     -rss_limit_mb=1024 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/findings/$t/" \
     "${dirs[@]}" >"$log" 2>&1
   rc=$?
