@@ -238,10 +238,15 @@ static void jerr_emit(j_common_ptr c, int level)
 {
     JpegErr *e = (JpegErr *)c->err;
     if (level >= 0) return; /* trace messages */
-    /* A premature end is a truncated file: refused like PIL refuses it. Other
-     * corrupt-data warnings (extraneous bytes) decode fine and are tolerated. */
-    if (c->err->msg_code == JWRN_JPEG_EOF) e->eof = 1;
     c->err->num_warnings++;
+    /* A premature end is a truncated file: refused like PIL refuses it, at
+     * once (libjpeg would go on to decode the rest of the image as grey, work
+     * thrown away: a few bytes of header can declare 64 M pixels). Other
+     * corrupt-data warnings (extraneous bytes) decode fine and are tolerated. */
+    if (c->err->msg_code == JWRN_JPEG_EOF) {
+        e->eof = 1;
+        longjmp(e->jmp, 1);
+    }
 }
 
 static void jerr_output(j_common_ptr c) { (void)c; }
@@ -291,7 +296,8 @@ static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions
     s->jerr.pub.num_warnings = 0;
     if (setjmp(s->jerr.jmp)) {
         jpeg_abort_decompress(ci);
-        snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
+        if (s->jerr.eof) snprintf(err, errlen, "truncated JPEG: the data ends before the image does");
+        else snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
         return -1;
     }
     jpeg_mem_src(ci, data, (unsigned long)len);
