@@ -387,13 +387,18 @@ static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs
         *bad = 0;
         return;
     }
-    *bad = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, fail, faillen);
-    if (*bad < 0) {
+    int tries = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, fail,
+                            faillen);
+    if (tries < 0) {
         *failed = 1;
-        *bad = LOADER_MAX_TRIES;
         memset(out, 0, L->sample_floats * sizeof *out);
         sl->labels[b] = -1;
     }
+    /* One count per sample whose own file is bad, however many replacements
+     * it took (a bad replacement is counted at its own place in the epoch),
+     * and none for a padding duplicate of an item the epoch reads anyway: an
+     * epoch's counts, summed over the ranks, are the damaged files it met. */
+    *bad = tries != 0 && sl->pass[b] == 0;
 }
 
 /* Records finished sample b in its slot. The messages kept are those of the
