@@ -1100,6 +1100,53 @@ out:
     return rc;
 }
 
+/* Where a file without its end marker was cut short, for the message. The
+ * writer puts the sections back to back after the header in a fixed order:
+ * weights, momentum and average (one zstd frame each), the class names and
+ * the metadata (text, the metadata starting with its format_version key),
+ * then the table (its first entry: the weights at offset 32) and the trailer.
+ * Walking the frames and finding those two landmarks names the region. */
+static const char *truncation_region(CkptReader *r)
+{
+    static const char *const inside[3] = {"inside section 'weights'", "inside section 'momentum'",
+                                          "inside section 'average'"};
+    if (r->size <= HEADER_BYTES) return "at the end of the header";
+    size_t n = (size_t)(r->size - HEADER_BYTES), off = 0;
+    uint8_t *b = malloc(n);
+    const char *where = "somewhere after the header";
+    if (!b || pread_full(r->fd, b, n, HEADER_BYTES) != 0) goto out;
+    for (int k = 0; k < 3; k++) {
+        if (off == n) {
+            where = k ? "at the end of a float section" : "at the end of the header";
+            goto out;
+        }
+        size_t f = ZSTD_findFrameCompressedSize(b + off, n - off);
+        if (ZSTD_isError(f)) {
+            where = inside[k];
+            goto out;
+        }
+        off += f;
+    }
+    uint8_t entry0[24] = {0};
+    put32(entry0, CKPT_SEC_WEIGHTS);
+    put32(entry0 + 4, CKPT_CODEC_SHUFFLE_ZSTD);
+    put32(entry0 + 8, 4);
+    put64(entry0 + 16, HEADER_BYTES);
+    const uint8_t *meta = memmem(b + off, n - off, "format_version=", 15);
+    const uint8_t *table = meta ? memmem(meta, (size_t)(b + n - meta), entry0, sizeof entry0) : NULL;
+    if (!meta) {
+        where = off == n ? "right after section 'average'" : "inside the class names (or the metadata)";
+    } else if (!table) {
+        where = "inside the metadata";
+    } else {
+        size_t nsec = meta > b + off ? 5 : 4; /* the class names are a section when present */
+        where = (size_t)(b + n - table) < nsec * ENTRY_BYTES ? "inside the section table" : "inside the trailer";
+    }
+out:
+    free(b);
+    return where;
+}
+
 CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
 {
     CkptReader *r = calloc(1, sizeof *r);
@@ -1131,9 +1178,14 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
         goto fail;
     }
     if (hn < 8 || memcmp(hdr, ckpt_magic, 8) != 0) {
+        int same = 0;
+        for (size_t i = 0; i < hn && i < 8; i++) same += hdr[i] == ckpt_magic[i];
         if (hn < 8 && memcmp(hdr, ckpt_magic, hn) == 0)
             snprintf(err, errlen, "%s: truncated: %llu bytes, shorter than the header", path,
                      (unsigned long long)r->size);
+        else if (same == 7) /* one byte off: a damaged checkpoint, not another kind of file */
+            snprintf(err, errlen, "%s: the header is damaged (one byte of its magic number differs); use an older "
+                     "checkpoint", path);
         else
             snprintf(err, errlen, "%s: not a googlenet checkpoint (wrong magic number)", path);
         goto fail;
@@ -1165,8 +1217,11 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
     uint8_t tr[TRAILER_BYTES];
     if (r->size < HEADER_BYTES + TRAILER_BYTES || pread_full(r->fd, tr, TRAILER_BYTES, r->size - TRAILER_BYTES) != 0 ||
         memcmp(tr + 40, ckpt_end_magic, 8) != 0) {
-        snprintf(err, errlen, "%s: truncated or cut short while being written (%llu bytes, no end marker); use an "
-                 "older checkpoint", path, (unsigned long long)r->size);
+        if (r->size >= HEADER_BYTES + TRAILER_BYTES && get64(tr + 24) == r->size) /* complete, by its own count */
+            snprintf(err, errlen, "%s: the trailer is damaged (its end marker); use an older checkpoint", path);
+        else
+            snprintf(err, errlen, "%s: truncated or cut short while being written: the file ends at byte %llu, %s; "
+                     "use an older checkpoint", path, (unsigned long long)r->size, truncation_region(r));
         goto fail;
     }
     uint64_t table_off = get64(tr), file_bytes = get64(tr + 24);
@@ -1193,7 +1248,9 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
     if (pread_full(r->fd, table, (size_t)nsec * ENTRY_BYTES, table_off) != 0 ||
         xxh64(table, (size_t)nsec * ENTRY_BYTES, 0) != get64(tr + 16)) {
         free(table);
-        snprintf(err, errlen, "%s: the section table is damaged (checksum mismatch); use an older checkpoint", path);
+        /* the table or the copy of its checksum in the trailer: no way to tell which */
+        snprintf(err, errlen, "%s: the section table (or its checksum in the trailer) is damaged (checksum "
+                 "mismatch); use an older checkpoint", path);
         goto fail;
     }
     r->nsec = (int)nsec;
@@ -1323,7 +1380,9 @@ static int check_file_xxh64(CkptReader *r, char *err, size_t errlen)
     }
     free(buf);
     if (xxh64_digest(&x) != r->file_xxh64) {
-        snprintf(err, errlen, "%s: the file checksum does not match (damaged outside the sections); use an older "
+        /* every other part passed its own check: what is left is the trailer's
+         * own fields (the whole-file checksum among them) */
+        snprintf(err, errlen, "%s: the whole-file checksum does not match: the trailer is damaged; use an older "
                  "checkpoint", r->path);
         return -1;
     }
