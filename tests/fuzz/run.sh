@@ -52,7 +52,7 @@ for t in $targets; do
   rm -rf "${out:?}/tmp/$t"
 done
 {
-  echo "Fuzzing, $(date -u '+%Y-%m-%d %H:%M UTC'), FUZZ_SECONDS=$secs, nice -n 19, $(nproc) cores"
+  echo "Fuzzing, $(date -u '+%Y-%m-%d %H:%M UTC'), FUZZ_SECONDS=$secs, nice -n 19, $(getconf _NPROCESSORS_ONLN) cores"
   echo
   echo "| target | seconds | executions | exec/s | coverage (edges) | corpus | findings |"
   echo "|---|---|---|---|---|---|---|"
