@@ -604,6 +604,30 @@ int ckpt_is_temp_name(const char *name)
 
 /* ---- encoding ---- */
 
+/* A compression context with the encoder's level and workers (threads asked
+ * for; e->threads gets what libzstd grants). */
+static ZSTD_CCtx *encoder_cctx(CkptEncoder *e, int threads)
+{
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    if (!c) return NULL;
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, e->level);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0); /* the section has its own */
+    e->threads = 0;
+    if (threads > 0) {
+        /* libzstd built without ZSTD_MULTITHREAD refuses nbWorkers > 0 */
+        size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, threads);
+        if (ZSTD_isError(r)) {
+            snprintf(e->note, sizeof e->note,
+                     "libzstd cannot run %d worker threads (%s): compressing in the writer thread", threads,
+                     ZSTD_getErrorName(r));
+            ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, 0);
+        } else {
+            e->threads = threads;
+        }
+    }
+    return c;
+}
+
 int ckpt_encoder_init(CkptEncoder *e, int level, int threads, char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
@@ -611,27 +635,13 @@ int ckpt_encoder_init(CkptEncoder *e, int level, int threads, char *err, size_t 
         snprintf(err, errlen, "zstd level %d is outside [%d, %d]", level, ZSTD_minCLevel(), ZSTD_maxCLevel());
         return -1;
     }
-    e->cctx = ZSTD_createCCtx();
+    e->level = level;
+    e->cctx = encoder_cctx(e, threads);
     e->out = malloc(CKPT_OUT_CHUNK);
     if (!e->cctx || !e->out) {
         ckpt_encoder_free(e);
         snprintf(err, errlen, "out of memory for the zstd compressor");
         return -1;
-    }
-    e->level = level;
-    ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 0); /* the section has its own */
-    if (threads > 0) {
-        /* libzstd built without ZSTD_MULTITHREAD refuses nbWorkers > 0 */
-        size_t r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_nbWorkers, threads);
-        if (ZSTD_isError(r)) {
-            snprintf(e->note, sizeof e->note,
-                     "libzstd cannot run %d worker threads (%s): compressing in the writer thread", threads,
-                     ZSTD_getErrorName(r));
-            ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_nbWorkers, 0);
-        } else {
-            e->threads = threads;
-        }
     }
     return 0;
 }
@@ -742,9 +752,25 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
             shuffle4(raw, raw_bytes / 4, e->planes);
             src = e->planes;
         }
+        if (e->unfinished) {
+            /* The last write failed inside a frame. libzstd 1.5.4 with worker
+             * threads crashes in a worker when such a context is reset and
+             * used again (a full disk, then the next checkpoint, crashed the
+             * trainer), so the context is made anew. */
+            ZSTD_CCtx *fresh = encoder_cctx(e, e->threads);
+            if (!fresh) {
+                o->err_no = ENOMEM;
+                o->what = "allocate";
+                return -1;
+            }
+            ZSTD_freeCCtx(e->cctx);
+            e->cctx = fresh;
+            e->unfinished = 0;
+        }
         ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_only);
         ZSTD_CCtx_setPledgedSrcSize(e->cctx, raw_bytes);
         ZSTD_inBuffer in = {src, raw_bytes, 0};
+        e->unfinished = 1;
         for (;;) {
             ZSTD_outBuffer ob = {e->out, CKPT_OUT_CHUNK, 0};
             size_t rem = ZSTD_compressStream2(e->cctx, &ob, &in, ZSTD_e_end);
@@ -757,6 +783,7 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
             if (ob.pos && out_write(o, e->out, ob.pos, 1, 1) != 0) return -1;
             if (rem == 0) break;
         }
+        e->unfinished = 0;
     }
     s->stored_bytes = o->written - s->offset;
     s->stored_xxh64 = xxh64_digest(&o->sec);
