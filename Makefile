@@ -107,6 +107,7 @@ help:
 	@echo "make fashion-full the full Fashion-MNIST recipe"
 	@echo "make test         build and run every test (SANITIZE=address,undefined for sanitizers)"
 	@echo "make deps         install missing Debian packages (scripts/install-deps.sh)"
+	@echo "make valgrind     a short 2-rank training run under valgrind memcheck (Open MPI's reports suppressed)"
 	@echo "make fuzz         run every fuzz target FUZZ_SECONDS (60) under nice; FUZZ_TARGETS=\"ckpt npy\" for some"
 	@echo "make clean        remove build/ and bin/"
 
@@ -156,6 +157,11 @@ $(BUILD)/tests/fuzz/seed_gen: $(patsubst %.c,$(BUILD)/%.o,tests/fuzz/seed_gen.c 
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 run-tests: $(FUZZ_REPLAY_BIN)
+
+# A short 2-rank training run under valgrind memcheck (tests/valgrind/run.sh).
+.PHONY: valgrind
+valgrind: $(BIN) $(BUILD)/tests/helper_gen_dataset
+	@GOOGLENET_BIN=$(BIN) TEST_BUILD=$(BUILD) tests/valgrind/run.sh
 
 .PHONY: fuzz
 fuzz:
