@@ -27,7 +27,7 @@ need_deps = $(if $(1),$(error missing $(foreach p,$(1),$(p) (Debian package $(de
 
 # `make test` and `make demo` install what is missing first and then re-enter
 # make, so the checks below run after the install.
-ifeq ($(filter clean help deps test demo fashion-full,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help deps test test-cluster demo fashion-full,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING))
 ifneq ($(filter run-tests,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING_TEST))
@@ -53,14 +53,19 @@ BIN     := bin/googlenet
 endif
 
 LIB_SRC  := $(wildcard nn/*.c dataloader/*.c comm/*.c) $(filter-out trainer/main.c,$(wildcard trainer/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# nn/kernels/ is compiled once per instruction set; nn/kernels.c picks one at run time
+KERN_SRC := $(wildcard nn/kernels/*.c)
+KERN_OBJ := $(KERN_SRC:%.c=$(BUILD)/%.avx2.o) $(KERN_SRC:%.c=$(BUILD)/%.avx512.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERN_OBJ)
+ISA_avx2   := -mavx2 -mfma -ffp-contract=fast
+ISA_avx512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefer-vector-width=512 -ffp-contract=fast
 MAIN_OBJ := $(BUILD)/trainer/main.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(wildcard tests/helper_*.c)
 TEST_HELPER_BIN := $(TEST_HELPER_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run-tests deps help clean demo fashion-full bench
+.PHONY: all test run-tests deps help clean demo fashion-full bench test-cluster
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJ)
@@ -70,6 +75,14 @@ $(BIN): $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/nn/kernels/%.avx2.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_avx2) -c -o $@ $<
+
+$(BUILD)/nn/kernels/%.avx512.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_avx512) -c -o $@ $<
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -82,6 +95,14 @@ test:
 # Every test binary and every tests/test_*.sh runs; the summary names failures.
 run-tests: $(BIN) $(TEST_BIN) $(TEST_HELPER_BIN)
 	@GOOGLENET_BIN=$(BIN) TEST_BUILD=$(BUILD) scripts/run-tests.sh $(TEST_BIN) $(wildcard tests/test_*.sh)
+
+# The cluster tests, as root: Open MPI across a virtual multi-host cluster and
+# the Slurm scripts on a one-node Slurm (docs/cluster.md). They fail, never
+# skip, where the machine cannot make namespaces or start Slurm.
+test-cluster:
+	@scripts/install-deps.sh --test --cluster
+	@$(MAKE) --no-print-directory $(BIN) $(TEST_HELPER_BIN)
+	@GOOGLENET_BIN=$(BIN) TEST_BUILD=$(BUILD) scripts/run-tests.sh tests/cluster/test_vcluster.sh cluster/slurm-test.sh
 
 deps:
 	@scripts/install-deps.sh
@@ -106,6 +127,7 @@ help:
 	@echo "make demo         train and evaluate on Fashion-MNIST (installs what is missing)"
 	@echo "make fashion-full the full Fashion-MNIST recipe"
 	@echo "make test         build and run every test (SANITIZE=address,undefined for sanitizers)"
+	@echo "make test-cluster multi-host MPI on a virtual cluster and the Slurm scripts on a local Slurm (root)"
 	@echo "make deps         install missing Debian packages (scripts/install-deps.sh)"
 	@echo "make valgrind     a short 2-rank training run under valgrind memcheck (Open MPI's reports suppressed)"
 	@echo "make fuzz         run every fuzz target FUZZ_SECONDS (60) under nice; FUZZ_TARGETS=\"ckpt npy\" for some"

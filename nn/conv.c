@@ -1,16 +1,27 @@
-/* conv.c: convolution as im2col + SGEMM over the whole batch (see conv.h).
+/* conv.c: convolution by plan (see conv.h): the GEMM algorithm here, Winograd
+ * in nn/winograd.c.
  *
- * Large layers are processed a few images at a time so the im2col scratch stays
- * bounded; the GEMM writes its columns of the output in place (ldc = n*Ho*Wo).
- * im2col is parallel over its rows, col2im over input channels (each channel's
- * rows touch only that channel), so no two threads write the same float.
+ * GEMM: im2col + SGEMM with the batch folded into the columns. The forward
+ * and the weight gradient work in blocks of output positions, each lowered
+ * into its thread's own scratch; the input gradient works a few whole images
+ * at a time, col2im parallel over input channels (each channel's rows touch
+ * only that channel), so no two threads write the same float. The GEMM writes
+ * its columns of the output in place (ldc = n*Ho*Wo).
  */
 #include "nn/conv.h"
 
-#include "nn/gemm.h"
+#include <assert.h>
+#include <cblas.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "nn/gemm.h"
+#include "nn/kernels/kernels.h"
 #include "nn/parallel.h"
+#include "nn/winograd.h"
+
+/* im2col scratch: enough floats for a few images of the largest layer */
+#define COL_BUDGET_FLOATS ((size_t)8 << 20)
 
 void conv_shape_init(ConvShape *s, int cin, int cout, int k, int stride, int pad, int h, int w)
 {
@@ -46,164 +57,30 @@ static int images_per_chunk(const ConvShape *s, int n, size_t col_cap)
     return c < n ? c : n;
 }
 
-/* ---- im2col / col2im on channel-major input ---- */
+/* ---- col2im on channel-major input ---- */
 
 typedef struct {
     const ConvShape *s;
-    const float *x; /* (cin, n, h, w) */
-    float *dx;
-    float *col;     /* (cin*k*k, nc*ho*wo) */
+    float *dx;  /* (cin, n, h, w) */
+    float *col; /* (cin*k*k, nc*ho*wo) */
     int n, n0, nc;
 } ColJob;
 
-/* One row of col: channel ci, kernel offset (kh, kw), images n0..n0+nc. */
-static void im2col_row(const ColJob *j, int row)
-{
-    const ConvShape *s = j->s;
-    int kk = s->k * s->k, ci = row / kk, kh = (row % kk) / s->k, kw = row % s->k;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
-    float *dst = j->col + (size_t)row * j->nc * oplane;
-    /* output columns ow whose input column lies inside the image */
-    int ow_lo = 0, ow_hi = s->wo;
-    while (ow_lo < s->wo && ow_lo * s->stride - s->pad + kw < 0) ow_lo++;
-    while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + kw >= s->w) ow_hi--;
-    for (int im = 0; im < j->nc; im++) {
-        const float *src = j->x + ((size_t)ci * j->n + j->n0 + im) * plane;
-        for (int oh = 0; oh < s->ho; oh++, dst += s->wo) {
-            int ih = oh * s->stride - s->pad + kh;
-            if (ih < 0 || ih >= s->h || ow_lo >= ow_hi) {
-                memset(dst, 0, sizeof(float) * s->wo);
-                continue;
-            }
-            /* input index of output column ow: base + ow * stride (base may be < 0) */
-            long base = (long)ih * s->w - s->pad + kw;
-            for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0.0f;
-            if (s->stride == 1) {
-                memcpy(dst + ow_lo, src + (base + ow_lo), sizeof(float) * (ow_hi - ow_lo));
-            } else {
-                for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[base + (long)ow * s->stride];
-            }
-            for (int ow = ow_hi; ow < s->wo; ow++) dst[ow] = 0.0f;
-        }
-    }
-}
-
-static void im2col_range(void *ctx, long b, long e)
-{
-    for (long r = b; r < e; r++) im2col_row(ctx, (int)r);
-}
-
-/* Strided convolutions (conv1's 7x7/2): the rows (ci, kh, every kw) at once.
- * Each input row is split once into its `stride` phases (phase p holds columns
- * p, p + stride, ...); every kernel column's segment of the output is then a
- * contiguous run of one phase, copied with memcpy instead of gathered. */
-static void im2col_strided_group(const ColJob *j, int ci, int kh, float *phase)
-{
-    const ConvShape *s = j->s;
-    int st = s->stride, wph = (s->w + st - 1) / st;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo, rowlen = (size_t)j->nc * oplane;
-    float *row0 = j->col + (size_t)(ci * s->k + kh) * s->k * rowlen;
-    for (int im = 0; im < j->nc; im++) {
-        const float *src = j->x + ((size_t)ci * j->n + j->n0 + im) * plane;
-        for (int oh = 0; oh < s->ho; oh++) {
-            size_t at = (size_t)im * oplane + (size_t)oh * s->wo;
-            int ih = oh * st - s->pad + kh;
-            if (ih < 0 || ih >= s->h) {
-                for (int kw = 0; kw < s->k; kw++) memset(row0 + kw * rowlen + at, 0, sizeof(float) * s->wo);
-                continue;
-            }
-            const float *srow = src + (size_t)ih * s->w;
-            for (int p = 0; p < st; p++)
-                for (int q = 0; q * st + p < s->w; q++) phase[p * wph + q] = srow[q * st + p];
-            for (int kw = 0; kw < s->k; kw++) {
-                /* input column of output column ow: st * ow + d = st * (ow + off) + p */
-                int d = kw - s->pad, p = ((d % st) + st) % st, off = (d - p) / st;
-                int count = (s->w - p + st - 1) / st; /* columns in phase p */
-                int lo = off < 0 ? -off : 0, hi = count - off < s->wo ? count - off : s->wo;
-                if (hi < lo) hi = lo;
-                float *dst = row0 + kw * rowlen + at;
-                memset(dst, 0, sizeof(float) * lo);
-                memcpy(dst + lo, phase + p * wph + (lo + off), sizeof(float) * (hi - lo));
-                memset(dst + hi, 0, sizeof(float) * (s->wo - hi));
-            }
-        }
-    }
-}
-
-static void im2col_strided_range(void *ctx, long b, long e)
-{
-    const ColJob *j = ctx;
-    int st = j->s->stride, wph = (j->s->w + st - 1) / st;
-    float phase[st * wph];
-    for (long g = b; g < e; g++) im2col_strided_group(j, (int)(g / j->s->k), (int)(g % j->s->k), phase);
-}
-
-static void im2col(ColJob *j, int kdim)
-{
-    if (j->s->stride > 1) parallel_for((long)j->s->cin * j->s->k, 1, im2col_strided_range, j);
-    else parallel_for(kdim, 1, im2col_range, j);
-}
-
-/* Adds the rows of channel ci back into dx (images n0..n0+nc). */
-static void col2im_channel(const ColJob *j, int ci)
-{
-    const ConvShape *s = j->s;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
-    for (int kh = 0; kh < s->k; kh++)
-        for (int kw = 0; kw < s->k; kw++) {
-            int row = (ci * s->k + kh) * s->k + kw;
-            int ow_lo = 0, ow_hi = s->wo;
-            while (ow_lo < s->wo && ow_lo * s->stride - s->pad + kw < 0) ow_lo++;
-            while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + kw >= s->w) ow_hi--;
-            const float *src = j->col + (size_t)row * j->nc * oplane;
-            for (int im = 0; im < j->nc; im++) {
-                float *dst = j->dx + ((size_t)ci * j->n + j->n0 + im) * plane;
-                for (int oh = 0; oh < s->ho; oh++, src += s->wo) {
-                    int ih = oh * s->stride - s->pad + kh;
-                    if (ih < 0 || ih >= s->h) continue;
-                    long base = (long)ih * s->w - s->pad + kw;
-                    if (s->stride == 1) {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + ow] += src[ow];
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[base + (long)ow * s->stride] += src[ow];
-                    }
-                }
-            }
-        }
-}
-
 static void col2im_range(void *ctx, long b, long e)
 {
-    for (long c = b; c < e; c++) col2im_channel(ctx, (int)c);
+    const ColJob *j = ctx;
+    nn_kernels()->col2im(j->s, j->dx, j->col, j->n, j->n0, j->nc, b, e);
 }
 
 /* ---- bias, ReLU, bias gradient: one pass over each output row ---- */
 
 typedef struct {
-    float *y;
-    const float *b;
     float *dy;
     const float *relu_y;
     float *db;
     size_t len; /* n*ho*wo */
     int relu;
 } RowJob;
-
-static void bias_relu_range(void *ctx, long b, long e)
-{
-    const RowJob *j = ctx;
-    for (long c = b; c < e; c++) {
-        float *row = j->y + (size_t)c * j->len, bias = j->b[c];
-        if (j->relu) {
-            for (size_t i = 0; i < j->len; i++) {
-                float v = row[i] + bias;
-                row[i] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (size_t i = 0; i < j->len; i++) row[i] += bias;
-        }
-    }
-}
 
 static void bias_grad_range(void *ctx, long b, long e)
 {
@@ -228,61 +105,395 @@ static void bias_grad_range(void *ctx, long b, long e)
 
 /* ---- forward / backward ---- */
 
-void conv_forward(float *y, const float *x, const float *wt, const float *b,
-                  const ConvShape *s, int n, int relu, float *col, size_t col_cap)
+/* ---- forward by GEMM: blocks of output positions, one thread each ----
+ * A block of output positions (columns of Y, across rows and images) is
+ * lowered by im2col into its thread's own scratch, which stays in that core's
+ * cache, multiplied by one single-threaded SGEMM, and given its bias and ReLU
+ * while still in cache. Blocks depend on the shape only: the same bits for any
+ * thread count. */
+
+#define BLOCK_COL_BYTES ((size_t)512 << 10) /* one thread's im2col block */
+#define POINTWISE_BLOCK 1024               /* columns per call of a 1x1 layer */
+
+static long fwd_block(const ConvShape *s, long total)
 {
-    int kdim = s->cin * s->k * s->k;
-    size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
-    if (conv_is_pointwise(s)) {
-        gemm(0, 0, s->cout, (int)ld, kdim, 1.0f,
-                    wt, kdim, x, (int)ld, 0.0f, y, (int)ld);
-    } else {
-        int chunk = images_per_chunk(s, n, col_cap);
-        for (int n0 = 0; n0 < n; n0 += chunk) {
-            int nc = n - n0 < chunk ? n - n0 : chunk;
-            ColJob j = {.s = s, .x = x, .col = col, .n = n, .n0 = n0, .nc = nc};
-            im2col(&j, kdim);
-            gemm(0, 0, s->cout, (int)(nc * oplane),
-                        kdim, 1.0f, wt, kdim, col, (int)(nc * oplane), 0.0f, y + n0 * oplane,
-                        (int)ld);
-        }
-    }
-    RowJob rj = {.y = y, .b = b, .len = ld, .relu = relu};
-    parallel_for(s->cout, 1, bias_relu_range, &rj);
+    long b = conv_is_pointwise(s) ? POINTWISE_BLOCK
+                                  : (long)(BLOCK_COL_BYTES / (sizeof(float) * s->cin * s->k * s->k));
+    b = b / 16 * 16;
+    if (b < 16) b = 16;
+    return b < total ? b : total;
 }
 
-void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
-                   const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
-                   float *col, size_t col_cap)
+typedef struct {
+    const ConvShape *s;     /* cout: the rows of all outputs */
+    const float *x, *wt;    /* wt: (s->cout, cin*k*k), the outputs' weights stacked */
+    const ConvOut *outs;    /* where each output's rows go, in row order */
+    int nouts;
+    float *work;
+    int n, relu;
+    size_t slot;
+    long block, blocks, total;
+    atomic_long next;
+} GemmFwdJob;
+
+/* One block: im2col into the thread's scratch (not for 1x1 layers), the GEMM
+ * into the thread's scratch too (OpenBLAS first zeroes a C it is given with
+ * beta 0: better a C in cache than the output in memory), then bias and ReLU
+ * on the way to the output. */
+static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
+{
+    const ConvShape *s = j->s;
+    int kdim = s->cin * s->k * s->k;
+    long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total, cols = p1 - p0;
+    const float *bm = j->x + p0;
+    long ldb = j->total;
+    float *c = scratch;
+    if (!conv_is_pointwise(s)) {
+        nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
+        bm = scratch;
+        ldb = cols;
+        c = scratch + (size_t)kdim * j->block;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)cols, kdim, 1.0f, j->wt, kdim, bm,
+                (int)ldb, 0.0f, c, (int)cols);
+    const float *src = c;
+    for (int o = 0; o < j->nouts; o++)
+        for (int k = 0; k < j->outs[o].cout; k++, src += cols) {
+            float *row = j->outs[o].y + (size_t)k * j->total + p0, bias = j->outs[o].b ? j->outs[o].b[k] : 0.0f;
+            if (j->relu)
+                for (long i = 0; i < cols; i++) {
+                    float v = src[i] + bias;
+                    row[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (long i = 0; i < cols; i++) row[i] = src[i] + bias;
+        }
+}
+
+static void gemm_fwd_slots(void *ctx, long s0, long s1)
+{
+    GemmFwdJob *j = ctx;
+    (void)s1;
+    for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->blocks;) gemm_fwd_block(j, bi, j->work + s0 * j->slot);
+}
+
+/* A thread's scratch: the block's im2col (not for 1x1 layers) and its product. */
+static size_t gemm_fwd_slot(const ConvShape *s, int n)
+{
+    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
+    return rows * fwd_block(s, (long)n * s->ho * s->wo);
+}
+
+/* The forward of s (its cout the rows of all outs) by blocks of output
+ * positions; wt: the weights of all outs, stacked. */
+static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, const float *wt,
+                              const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+{
+    GemmFwdJob j = {.s = s, .x = x, .wt = wt, .outs = outs, .nouts = nouts, .work = work, .n = n,
+                    .relu = relu, .total = (long)n * s->ho * s->wo};
+    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
+    j.block = fwd_block(s, j.total);
+    j.slot = gemm_fwd_slot(s, n);
+    long slots = parallel_threads();
+    if ((long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
+    if (slots < 1) {
+        /* less scratch than planned (a caller's own buffer): smaller blocks */
+        assert(work_floats >= rows);
+        slots = 1;
+        j.block = (long)(work_floats / rows);
+        j.slot = (size_t)j.block * rows;
+    }
+    j.blocks = (j.total + j.block - 1) / j.block;
+    if (slots > j.blocks) slots = j.blocks;
+    atomic_init(&j.next, 0);
+    parallel_for(slots, 1, gemm_fwd_slots, &j);
+}
+
+static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+{
+    ConvOut out = {y, wt, b, s->cout};
+    gemm_forward_outs(&out, 1, x, wt, s, n, relu, work, work_floats);
+}
+
+/* ---- several 1x1 convolutions of one input: one GEMM ---- */
+
+size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads)
+{
+    return (size_t)s->cout * s->cin + gemm_fwd_slot(s, n) * (size_t)threads;
+}
+
+typedef struct {
+    const ConvOut *outs;
+    float *wt;
+    int cin;
+} StackJob;
+
+static void stack_range(void *ctx, long b, long e)
+{
+    const StackJob *j = ctx;
+    for (long o = b; o < e; o++) {
+        size_t at = 0;
+        for (long q = 0; q < o; q++) at += (size_t)j->outs[q].cout * j->cin;
+        memcpy(j->wt + at, j->outs[o].wt, sizeof(float) * j->outs[o].cout * j->cin);
+    }
+}
+
+void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
+                                 int relu, float *work, size_t work_floats)
+{
+    assert(conv_is_pointwise(s));
+    size_t wfl = (size_t)s->cout * s->cin;
+    StackJob sj = {outs, work, s->cin};
+    parallel_for(nouts, 1, stack_range, &sj);
+    gemm_forward_outs(outs, nouts, x, work, s, n, relu, work + wfl, work_floats - wfl);
+}
+
+/* dx = or += col2im(W^T dY), a few whole images at a time: col2im adds into
+ * overlapping windows, so each input channel is one thread's. */
+static void gemm_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
+                               int accum_dx, float *col, size_t col_cap)
 {
     int kdim = s->cin * s->k * s->k;
     size_t oplane = (size_t)s->ho * s->wo, ld = (size_t)n * oplane;
-    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = ld};
-    parallel_for(s->cout, 1, bias_grad_range, &rj);
     if (conv_is_pointwise(s)) {
-        gemm(0, 1, s->cout, kdim, (int)ld, 1.0f,
-                    dy, (int)ld, x, (int)ld, 1.0f, dw, kdim);
-        if (dx)
-            gemm(1, 0, kdim, (int)ld, s->cout, 1.0f,
-                        wt, kdim, dy, (int)ld, accum_dx ? 1.0f : 0.0f, dx, (int)ld);
+        gemm(1, 0, kdim, (int)ld, s->cout, 1.0f, wt, kdim, dy, (int)ld, accum_dx ? 1.0f : 0.0f, dx, (int)ld);
         return;
     }
     int chunk = images_per_chunk(s, n, col_cap);
     size_t plane = (size_t)s->h * s->w;
     for (int n0 = 0; n0 < n; n0 += chunk) {
         int nc = n - n0 < chunk ? n - n0 : chunk;
-        ColJob j = {.s = s, .x = x, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
-        im2col(&j, kdim);
-        gemm(0, 1, s->cout, kdim, (int)(nc * oplane),
-                    1.0f, dy + n0 * oplane, (int)ld, col, (int)(nc * oplane), 1.0f, dw, kdim);
-        if (!dx) continue;
-        gemm(1, 0, kdim, (int)(nc * oplane), s->cout,
-                    1.0f, wt, kdim, dy + n0 * oplane, (int)ld, 0.0f, col, (int)(nc * oplane));
+        ColJob j = {.s = s, .dx = dx, .col = col, .n = n, .n0 = n0, .nc = nc};
+        gemm(1, 0, kdim, (int)(nc * oplane), s->cout, 1.0f, wt, kdim, dy + n0 * oplane, (int)ld, 0.0f, col,
+             (int)(nc * oplane));
         if (!accum_dx)
-            for (int c = 0; c < s->cin; c++)
-                memset(dx + ((size_t)c * n + n0) * plane, 0, sizeof(float) * nc * plane);
+            for (int c = 0; c < s->cin; c++) memset(dx + ((size_t)c * n + n0) * plane, 0, sizeof(float) * nc * plane);
         parallel_for(s->cin, 1, col2im_range, &j);
     }
+}
+
+/* ---- the weight gradient by GEMM: blocks of output positions into a fixed
+ * number of partial sums ----
+ * dW = dY . im2col(x)^T sums over every output position (for a 1x1 layer
+ * x is its own im2col). Blocks as in the forward; block b is added into
+ * partial sum b % G by one thread, in block order, and the G partials into dw
+ * in order: the same bits for any thread count, and each block of dY and x is
+ * read once (split along the output channels instead, every thread would read
+ * all of it). G depends on the shape only. */
+
+#define DW_PARTIALS_MAX 8
+#define DW_PARTIALS_BUDGET ((size_t)4 << 20) /* floats */
+
+static int dw_partials(const ConvShape *s, long blocks)
+{
+    size_t one = (size_t)s->cout * s->cin * s->k * s->k;
+    long g = (long)(DW_PARTIALS_BUDGET / one);
+    if (g > DW_PARTIALS_MAX) g = DW_PARTIALS_MAX;
+    if (g > blocks) g = blocks;
+    return g < 1 ? 1 : (int)g;
+}
+
+typedef struct {
+    const ConvShape *s;
+    const float *dy, *x;
+    float *partial, *slots;
+    int n, parts;
+    size_t slot;
+    long block, blocks, total;
+    atomic_int next;
+} GemmDwJob;
+
+static void gemm_dw_slots(void *ctx, long s0, long s1)
+{
+    GemmDwJob *j = ctx;
+    const ConvShape *s = j->s;
+    int kdim = s->cin * s->k * s->k;
+    float *col = j->slots + s0 * j->slot;
+    int pointwise = conv_is_pointwise(s);
+    (void)s1;
+    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->parts;) {
+        float *acc = j->partial + (size_t)g * s->cout * kdim;
+        for (long bi = g; bi < j->blocks; bi += j->parts) {
+            long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total;
+            /* a 1x1 layer's block of x is its own im2col */
+            const float *bm = j->x + p0;
+            long ldb = j->total;
+            if (!pointwise) {
+                nn_kernels()->im2col(s, j->x, j->n, p0, p1, col);
+                bm = col;
+                ldb = p1 - p0;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, kdim, (int)(p1 - p0), 1.0f,
+                        j->dy + p0, (int)j->total, bm, (int)ldb, bi == g ? 0.0f : 1.0f, acc, kdim);
+        }
+    }
+}
+
+typedef struct {
+    float *dw;
+    const float *partial;
+    int parts;
+    size_t len;
+} DwSumJob;
+
+static void dw_sum_range(void *ctx, long b, long e)
+{
+    const DwSumJob *j = ctx;
+    for (long i = b; i < e; i++) {
+        float v = j->partial[i];
+        for (int g = 1; g < j->parts; g++) v += j->partial[(size_t)g * j->len + i];
+        j->dw[i] += v;
+    }
+}
+
+static size_t gemm_dw_floats(const ConvShape *s, int n, int threads)
+{
+    long total = (long)n * s->ho * s->wo, block = fwd_block(s, total);
+    size_t one = (size_t)s->cout * s->cin * s->k * s->k;
+    size_t col = conv_is_pointwise(s) ? 0 : one / s->cout * block * (size_t)threads;
+    return one * dw_partials(s, (total + block - 1) / block) + col;
+}
+
+static void gemm_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                                  float *work, size_t work_floats)
+{
+    int kdim = s->cin * s->k * s->k;
+    long total = (long)n * s->ho * s->wo;
+    GemmDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .total = total};
+    j.block = fwd_block(s, total);
+    j.blocks = (total + j.block - 1) / j.block;
+    j.parts = dw_partials(s, j.blocks);
+    j.slot = conv_is_pointwise(s) ? 0 : (size_t)kdim * j.block;
+    size_t len = (size_t)s->cout * kdim;
+    if (work_floats < len * j.parts + j.slot) {
+        /* less scratch than planned (a caller's own buffer): one partial, smaller blocks */
+        assert(work_floats >= len + (size_t)kdim);
+        j.parts = 1;
+        j.block = (long)((work_floats - len) / kdim);
+        j.blocks = (total + j.block - 1) / j.block;
+        j.slot = (size_t)kdim * j.block;
+    }
+    j.partial = work;
+    j.slots = work + len * j.parts;
+    long slots = j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads();
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > j.parts) slots = j.parts;
+    atomic_init(&j.next, 0);
+    parallel_for(slots, 1, gemm_dw_slots, &j);
+    DwSumJob sj = {dw, j.partial, j.parts, len};
+    parallel_for((long)len, 4096, dw_sum_range, &sj);
+}
+
+/* ---- plans ---- */
+
+static const char *const ALGO_NAMES[CONV_ALGOS] = {"gemm", "f2x3", "f4x3", "f2x5"};
+
+const char *conv_algo_name(ConvAlgo a) { return a < CONV_ALGOS ? ALGO_NAMES[a] : "?"; }
+
+int conv_algo_parse(const char *name)
+{
+    for (int a = 0; a < CONV_ALGOS; a++)
+        if (strcmp(name, ALGO_NAMES[a]) == 0) return a;
+    return -1;
+}
+
+static WinoAlg wino_of(ConvAlgo a) { return (WinoAlg)(a - CONV_F2X3); }
+
+int conv_algo_applies(ConvAlgo a, const ConvShape *s)
+{
+    if (a == CONV_GEMM) return 1;
+    return a < CONV_ALGOS && wino_applies(wino_of(a), s);
+}
+
+int conv_default_block(ConvAlgo a, const ConvShape *s, int n, ConvPass pass)
+{
+    return a == CONV_GEMM ? 0 : wino_default_block(wino_of(a), s, n, (int)pass);
+}
+
+ConvPlan conv_plan_uniform(ConvAlgo a, const ConvShape *s, int n)
+{
+    ConvPlan p = {{CONV_GEMM, CONV_GEMM, CONV_GEMM}, {0, 0, 0}};
+    if (!conv_algo_applies(a, s)) return p;
+    for (int i = 0; i < CONV_PASSES; i++) {
+        p.algo[i] = (uint8_t)a;
+        p.block[i] = (uint16_t)conv_default_block(a, s, n, (ConvPass)i);
+    }
+    return p;
+}
+
+int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
+{
+    for (int i = 0; i < CONV_PASSES; i++) {
+        if (p->algo[i] >= CONV_ALGOS || !conv_algo_applies(p->algo[i], s)) return -1;
+        if (p->algo[i] != CONV_GEMM && (p->block[i] < 16 || p->block[i] % 16 != 0)) return -1;
+    }
+    return 0;
+}
+
+/* Pass 0: the forward's blocks; 1: backward data's chunk of whole images;
+ * 2: the weight gradient's partial sums and blocks. */
+static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
+{
+    if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
+    if (pass == 2) return gemm_dw_floats(s, n, threads);
+    size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);
+    return all <= COL_BUDGET_FLOATS ? all : one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS;
+}
+
+size_t conv_work_floats(const ConvShape *s, const ConvPlan *p, int n, int threads, int backward)
+{
+    size_t need = 0;
+    for (int i = 0; i < (backward ? CONV_PASSES : 1); i++) {
+        ConvAlgo a = p ? (ConvAlgo)p->algo[i] : CONV_GEMM;
+        size_t f = a == CONV_GEMM ? gemm_work_floats(s, n, threads, i)
+                                  : wino_scratch_floats(wino_of(a), s, n, p->block[i], threads, i);
+        if (f > need) need = f;
+    }
+    return need;
+}
+
+/* ---- forward / backward by plan ---- */
+
+void conv_forward(float *y, const float *x, const float *wt, const float *b, const ConvShape *s,
+                  int n, int relu, const ConvPlan *p, float *work, size_t work_floats)
+{
+    if (p && p->algo[CONV_FWD] != CONV_GEMM)
+        wino_forward(y, x, wt, b, s, n, relu, wino_of(p->algo[CONV_FWD]), p->block[CONV_FWD], work,
+                     work_floats);
+    else
+        gemm_forward(y, x, wt, b, s, n, relu, work, work_floats);
+}
+
+void conv_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
+                        int accum_dx, const ConvPlan *p, float *work, size_t work_floats)
+{
+    ConvAlgo a = p ? (ConvAlgo)p->algo[CONV_BWD_DATA] : CONV_GEMM;
+    if (a == CONV_GEMM) gemm_backward_data(dx, dy, wt, s, n, accum_dx, work, work_floats);
+    else wino_backward_data(dx, dy, wt, s, n, accum_dx, wino_of(a), p->block[CONV_BWD_DATA], work, work_floats);
+}
+
+void conv_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                           const ConvPlan *p, float *work, size_t work_floats)
+{
+    ConvAlgo a = p ? (ConvAlgo)p->algo[CONV_BWD_WEIGHTS] : CONV_GEMM;
+    if (a == CONV_GEMM) gemm_backward_weights(dw, dy, x, s, n, work, work_floats);
+    else wino_backward_weights(dw, dy, x, s, n, wino_of(a), p->block[CONV_BWD_WEIGHTS], work, work_floats);
+}
+
+void conv_backward_bias(float *db, float *dy, const float *relu_y, const ConvShape *s, int n)
+{
+    RowJob rj = {.dy = dy, .relu_y = relu_y, .db = db, .len = (size_t)n * s->ho * s->wo};
+    parallel_for(s->cout, 1, bias_grad_range, &rj);
+}
+
+void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu_y,
+                   const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
+                   const ConvPlan *p, float *work, size_t work_floats)
+{
+    conv_backward_bias(db, dy, relu_y, s, n);
+    conv_backward_weights(dw, dy, x, s, n, p, work, work_floats);
+    if (dx) conv_backward_data(dx, dy, wt, s, n, accum_dx, p, work, work_floats);
 }
 
 /* ---- reference ---- */

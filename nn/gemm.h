@@ -5,9 +5,9 @@
  * Why not OpenBLAS's threads: between GEMMs its idle workers spin in
  * sched_yield for milliseconds, competing with the layers' own threads for the
  * same cores (16% of a training step on 2 cores). One pool for everything
- * keeps exactly one runnable thread per core. Each element of C is computed by
- * one call with the whole K reduction, so results do not depend on the thread
- * count.
+ * keeps exactly one runnable thread per core. C is cut into blocks of a size
+ * that depends on the shape only, each computed by one call with the whole K
+ * reduction, so results do not depend on the thread count.
  */
 #ifndef NN_GEMM_H
 #define NN_GEMM_H

@@ -19,8 +19,7 @@ typedef struct {
 } LrnShape;
 
 void lrn_forward(float *y, const float *x, const LrnShape *s);
-/* dx overwritten, or added to when accum_dx. */
-void lrn_backward(float *dx, const float *dy, const float *x, const float *y,
-                  const LrnShape *s, int accum_dx);
+/* dx overwritten, or added to when accum_dx. Needs x, not y. */
+void lrn_backward(float *dx, const float *dy, const float *x, const LrnShape *s, int accum_dx);
 
 #endif

@@ -20,6 +20,7 @@
 #include "nn/conv.h"
 #include "nn/fc.h"
 #include "nn/lrn.h"
+#include "nn/parallel.h"
 #include "nn/pool.h"
 #include "nn/rng.h"
 
@@ -65,8 +66,6 @@ static const LrnShape LRN_PARAMS = {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k
 #define AUX_POOL_OUT 4
 #define AUX_CAFFE_MAP 14
 #define AUX_LOSS_WEIGHT 0.3f
-/* im2col scratch: enough floats for a few images of the largest layer */
-#define COL_BUDGET_FLOATS ((size_t)8 << 20)
 
 #define MAX_TENSORS 192
 #define MAX_OPS 192
@@ -93,7 +92,12 @@ typedef struct {
     int accum_dx; /* backward adds to in's diff (another consumer wrote it first) */
     float p;      /* dropout rate, or the loss weight */
     ConvShape conv;
+    ConvPlan plan; /* OP_CONV: the algorithm of each pass */
     PoolShape pool;
+    unsigned char *arg; /* OP_MAXPOOL in training: each output's argmax, (c, batch, ho, wo) */
+    int lead;           /* OP_CONV 1x1: the op whose forward computes this one too, or -1 */
+    int group[4], ngroup; /* a lead: the 1x1 convolutions of its input it computes (itself first) */
+    ConvShape group_shape; /* a lead: its input, and cout the group's total */
 } Op;
 
 struct Model {
@@ -108,8 +112,8 @@ struct Model {
     float *params, *grads;
     float *arena;
     size_t arena_floats;
-    float *col;
-    size_t col_cap;
+    float *work;     /* convolution scratch (im2col, Winograd), shared by all layers */
+    size_t work_cap; /* floats */
     int logits[MODEL_HEADS]; /* tensor of each head's logits, -1 if absent */
     int *labels;             /* (batch) copy of the last forward's labels */
     int has_labels;
@@ -118,6 +122,7 @@ struct Model {
     uint64_t dropout_key;
     double prof[2][OP_KINDS]; /* forward, backward */
     double op_time[2][MAX_OPS];
+    double conv_time[2][MAX_OPS]; /* backward of a convolution: data, weights (bias in neither) */
 };
 
 static const char *const KIND_NAMES[OP_KINDS] = {"conv", "maxpool", "avgpool", "lrn",
@@ -184,6 +189,7 @@ static Op *add_op(Model *m, OpKind kind, const char *name, int in, int out, int 
     o->out = out;
     o->head = head;
     o->w = o->b = -1;
+    o->lead = -1;
     return o;
 }
 
@@ -354,6 +360,30 @@ static void build(Model *m)
     }
 }
 
+/* The 1x1 convolutions (with ReLU) of one input, in one module, run their
+ * forward as one GEMM (conv_forward_pointwise_many): the inception module's
+ * 1x1 and both reduce layers. The first of them leads. */
+static void group_pointwise(Model *m)
+{
+    for (int i = 0; i < m->nop; i++) {
+        Op *a = &m->op[i];
+        if (a->kind != OP_CONV || !conv_is_pointwise(&a->conv) || !a->relu || a->lead >= 0) continue;
+        a->group[0] = i;
+        a->ngroup = 1;
+        a->group_shape = a->conv;
+        for (int j = i + 1; j < m->nop && a->ngroup < 4; j++) {
+            Op *b = &m->op[j];
+            if (b->kind != OP_CONV || !conv_is_pointwise(&b->conv) || !b->relu || b->in != a->in || b->head != a->head)
+                continue;
+            b->lead = i;
+            a->group[a->ngroup++] = j;
+            a->group_shape.cout += b->conv.cout;
+        }
+        if (a->ngroup > 1) a->lead = i;
+        else a->ngroup = 0;
+    }
+}
+
 /* ---- checking the shapes a crop gives ---- */
 
 /* 0 when every map is non-empty and the aux heads see at least 4x4. */
@@ -420,7 +450,7 @@ static int op_planned(const Model *m, const Op *o) { return m->cfg.training || o
 typedef struct {
     size_t size, off;
     int lo, hi;
-    int tensor, is_diff;
+    int tensor, is_diff; /* is_diff 2: tensor is an op, the block its argmax record */
 } Block;
 
 static int by_size_desc(const void *a, const void *b)
@@ -459,6 +489,50 @@ static size_t place_blocks(Block *blk, int nb)
     return total;
 }
 
+/* What each backward reads besides the output's gradient. Max pooling in
+ * training reads its argmax record, not its input; LRN recomputes its scales
+ * from its input; dropout regenerates its mask from its key. */
+static int backward_reads_input(const Op *o)
+{
+    return o->kind == OP_CONV || o->kind == OP_FC || o->kind == OP_LRN || o->kind == OP_LOSS;
+}
+
+static int backward_reads_output(const Op *o)
+{
+    return (o->kind == OP_CONV || o->kind == OP_FC) && o->relu;
+}
+
+/* (Re)allocates the convolution scratch to `need` floats. */
+static int work_resize(Model *m, size_t need, const char *what, char *err, size_t errlen)
+{
+    free(m->work);
+    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
+    m->work_cap = m->work ? need : 0;
+    if (!m->work) {
+        snprintf(err, errlen, "cannot allocate %.0f MB of %s", need * 4.0 / 1e6, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sizes the convolution scratch for the plans of the layers the model runs. */
+static int work_alloc(Model *m, char *err, size_t errlen)
+{
+    size_t need = 16;
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (o->kind != OP_CONV || !op_planned(m, o)) continue;
+        size_t f = conv_work_floats(&o->conv, &o->plan, m->cfg.batch, parallel_threads(), m->cfg.training);
+        if (f > need) need = f;
+        if (o->ngroup > 1) {
+            f = conv_pointwise_many_floats(&o->group_shape, m->cfg.batch, parallel_threads());
+            if (f > need) need = f;
+        }
+    }
+    if (m->work && need <= m->work_cap) return 0;
+    return work_resize(m, need, "convolution scratch", err, errlen);
+}
+
 static int plan(Model *m, char *err, size_t errlen)
 {
     int steps = 0;
@@ -467,6 +541,8 @@ static int plan(Model *m, char *err, size_t errlen)
         if (op_planned(m, &m->op[i])) order[steps++] = i;
     int F = steps;
     /* forward step of the k-th planned op: k; its backward step: 2F-1-k */
+    int step_of[MAX_OPS];
+    for (int k = 0; k < F; k++) step_of[order[k]] = k;
     for (int k = 0; k < F; k++) {
         Op *o = &m->op[order[k]];
         Tensor *in = &m->t[root_of(m, o->in)];
@@ -474,18 +550,19 @@ static int plan(Model *m, char *err, size_t errlen)
         if (o->out >= 0) {
             Tensor *out = &m->t[root_of(m, o->out)];
             touch(&out->d_lo, &out->d_hi, k);
+            /* a grouped 1x1 convolution is computed with its lead */
+            if (o->lead >= 0) touch(&out->d_lo, &out->d_hi, step_of[o->lead]);
             /* inference keeps a head's output until the end, for model_logits */
             if (o->kind == OP_FC && !m->cfg.training) touch(&out->d_lo, &out->d_hi, F);
         }
         if (!m->cfg.training) continue;
         int b = 2 * F - 1 - k;
-        touch(&in->d_lo, &in->d_hi, b);
-        if (o->in != 0) {
-            touch(&in->g_lo, &in->g_hi, b);
-        }
+        /* data live into backward only where the backward reads them */
+        if (backward_reads_input(o) || m->cfg.keep_activations) touch(&in->d_lo, &in->d_hi, b);
+        if (o->in != 0) touch(&in->g_lo, &in->g_hi, b);
         if (o->out >= 0) {
             Tensor *out = &m->t[root_of(m, o->out)];
-            touch(&out->d_lo, &out->d_hi, b);
+            if (backward_reads_output(o) || m->cfg.keep_activations) touch(&out->d_lo, &out->d_hi, b);
             touch(&out->g_lo, &out->g_hi, b);
         }
     }
@@ -499,7 +576,7 @@ static int plan(Model *m, char *err, size_t errlen)
             written[r] = 1;
         }
     }
-    Block *blk = calloc((size_t)m->nt * 2, sizeof *blk);
+    Block *blk = calloc((size_t)m->nt * 2 + (size_t)m->nop, sizeof *blk);
     if (!blk) {
         snprintf(err, errlen, "out of memory planning activations");
         return -1;
@@ -514,6 +591,14 @@ static int plan(Model *m, char *err, size_t errlen)
         if (t->d_lo >= 0) blk[nb++] = (Block){size, 0, t->d_lo, t->d_hi, i, 0};
         if (t->g_lo >= 0) blk[nb++] = (Block){size, 0, t->g_lo, t->g_hi, i, 1};
     }
+    /* max pooling records where each maximum was, from its forward to its backward */
+    for (int k = 0; k < F && m->cfg.training; k++) {
+        const Op *o = &m->op[order[k]];
+        if (o->kind != OP_MAXPOOL) continue;
+        const Tensor *y = &m->t[o->out];
+        size_t bytes = (size_t)y->c * batch * y->h * y->w, floats = ((bytes + 3) / 4 + 15) & ~(size_t)15;
+        blk[nb++] = (Block){floats, 0, k, 2 * F - 1 - k, order[k], 2};
+    }
     m->arena_floats = place_blocks(blk, nb);
     m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float));
     if (!m->arena) {
@@ -523,27 +608,22 @@ static int plan(Model *m, char *err, size_t errlen)
         return -1;
     }
     for (int i = 0; i < nb; i++) {
+        if (blk[i].is_diff == 2) {
+            m->op[blk[i].tensor].arg = (unsigned char *)(m->arena + blk[i].off);
+            continue;
+        }
         Tensor *t = &m->t[blk[i].tensor];
         if (blk[i].is_diff) t->diff = m->arena + blk[i].off;
         else t->data = m->arena + blk[i].off;
     }
     free(blk);
-    /* im2col scratch */
-    size_t need = 0, one = 0;
-    for (int k = 0; k < F; k++) {
-        const Op *o = &m->op[order[k]];
+    for (int i = 0; i < m->nop; i++) {
+        Op *o = &m->op[i];
         if (o->kind != OP_CONV) continue;
-        size_t all = conv_col_floats(&o->conv, batch), single = conv_col_floats(&o->conv, 1);
-        if (all > need) need = all;
-        if (single > one) one = single;
+        ConvAlgo a = m->cfg.conv_gemm ? CONV_GEMM : o->conv.k == 3 ? CONV_F4X3 : o->conv.k == 5 ? CONV_F2X5 : CONV_GEMM;
+        o->plan = conv_plan_uniform(a, &o->conv, batch);
     }
-    m->col_cap = need < COL_BUDGET_FLOATS ? need : (one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS);
-    m->col = aligned_alloc(64, (m->col_cap ? m->col_cap : 16) * sizeof(float));
-    if (!m->col) {
-        snprintf(err, errlen, "cannot allocate the convolution scratch");
-        return -1;
-    }
-    return 0;
+    return work_alloc(m, err, errlen);
 }
 
 /* ---- lifecycle ---- */
@@ -569,6 +649,7 @@ Model *model_init(const ModelConfig *cfg, char *err, size_t errlen)
     }
     m->cfg = *cfg;
     build(m);
+    group_pointwise(m);
     char why[160];
     if (check_shapes(m, why, sizeof why) != 0) {
         snprintf(err, errlen, "crop %d is too small for GoogLeNet%s: %s (smallest crop: %d)",
@@ -595,7 +676,7 @@ void model_free(Model *m)
     free(m->params);
     free(m->grads);
     free(m->arena);
-    free(m->col);
+    free(m->work);
     free(m->labels);
     free(m);
 }
@@ -613,7 +694,7 @@ const ParamTensor *model_param_tensors(const Model *m, int *count)
 
 size_t model_activation_bytes(const Model *m)
 {
-    return (m->arena_floats + m->col_cap) * sizeof(float);
+    return (m->arena_floats + m->work_cap) * sizeof(float);
 }
 
 void model_init_weights(Model *m, uint64_t seed)
@@ -683,6 +764,7 @@ void model_profile_reset(Model *m)
 {
     memset(m->prof, 0, sizeof m->prof);
     memset(m->op_time, 0, sizeof m->op_time);
+    memset(m->conv_time, 0, sizeof m->conv_time);
 }
 
 int model_num_ops(const Model *m) { return m->nop; }
@@ -694,8 +776,24 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->kind = o->kind;
     p->forward_s = m->op_time[0][i];
     p->backward_s = m->op_time[1][i];
+    p->backward_data_s = m->conv_time[0][i];
+    p->backward_weights_s = m->conv_time[1][i];
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
+    p->algo[0] = '\0';
+    if (o->kind == OP_CONV && o->lead >= 0 && o->ngroup == 0) {
+        snprintf(p->algo, sizeof p->algo, "forward in %s's GEMM", strrchr(m->op[o->lead].name, '/') + 1);
+    } else if (o->kind == OP_CONV) {
+        int at = 0;
+        for (int k = 0; k < (m->cfg.training ? CONV_PASSES : 1); k++) {
+            ConvAlgo a = o->plan.algo[k];
+            if (a == CONV_GEMM) at += snprintf(p->algo + at, sizeof p->algo - at, "%sgemm", k ? " " : "");
+            else at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s.%d", k ? " " : "", conv_algo_name(a), o->plan.block[k]);
+            if (at >= (int)sizeof p->algo) break;
+        }
+        if (o->ngroup > 1 && at < (int)sizeof p->algo)
+            snprintf(p->algo + at, sizeof p->algo - at, " (+%d in its forward GEMM)", o->ngroup - 1);
+    }
 }
 
 /* ---- forward / backward ---- */
@@ -720,9 +818,25 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
     const float *b = o->b >= 0 ? m->params + m->pt[o->b].offset : NULL;
     switch (o->kind) {
     case OP_CONV:
-        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, m->col, m->col_cap);
+        if (o->ngroup > 1) {
+            ConvOut outs[4];
+            ConvShape gs = o->group_shape;
+            for (int g = 0; g < o->ngroup; g++) {
+                const Op *q = &m->op[o->group[g]];
+                outs[g] = (ConvOut){m->t[q->out].data, m->params + m->pt[q->w].offset, m->params + m->pt[q->b].offset,
+                                    q->conv.cout};
+            }
+            conv_forward_pointwise_many(outs, o->ngroup, x->data, &gs, n, 1, m->work, m->work_cap);
+        } else if (o->lead < 0) {
+            conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
+        }
         break;
     case OP_MAXPOOL:
+        if (m->mode == MODEL_TRAIN && o->arg) {
+            pool_forward_argmax(y->data, o->arg, x->data, &o->pool, (long)x->c * n);
+            break;
+        }
+        /* fall through */
     case OP_AVGPOOL:
         pool_forward(y->data, x->data, &o->pool, (long)x->c * n);
         break;
@@ -763,11 +877,23 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
     float *db = o->b >= 0 ? m->grads + m->pt[o->b].offset : NULL;
     float *dx = o->in == 0 ? NULL : x->diff;
     switch (o->kind) {
-    case OP_CONV:
-        conv_backward(dx, dw, db, y->diff, o->relu ? y->data : NULL, x->data, w, &o->conv, n,
-                      o->accum_dx, m->col, m->col_cap);
+    case OP_CONV: {
+        int i = (int)(o - m->op);
+        conv_backward_bias(db, y->diff, o->relu ? y->data : NULL, &o->conv, n);
+        double t0 = now();
+        conv_backward_weights(dw, y->diff, x->data, &o->conv, n, &o->plan, m->work, m->work_cap);
+        double t1 = now();
+        if (dx) conv_backward_data(dx, y->diff, w, &o->conv, n, o->accum_dx, &o->plan, m->work, m->work_cap);
+        m->conv_time[1][i] += t1 - t0;
+        m->conv_time[0][i] += now() - t1;
         break;
+    }
     case OP_MAXPOOL:
+        if (o->arg) {
+            pool_backward_argmax(dx, y->diff, o->arg, &o->pool, (long)x->c * n, o->accum_dx);
+            break;
+        }
+        /* fall through */
     case OP_AVGPOOL:
         pool_backward(dx, y->diff, x->data, y->data, &o->pool, (long)x->c * n, o->accum_dx);
         break;
@@ -775,7 +901,7 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale)
         LrnShape s = LRN_PARAMS;
         s.c = x->c;
         s.plane = (size_t)n * x->h * x->w;
-        lrn_backward(dx, y->diff, x->data, y->data, &s, o->accum_dx);
+        lrn_backward(dx, y->diff, x->data, &s, o->accum_dx);
         break;
     }
     case OP_FLATTEN:
@@ -872,6 +998,204 @@ void model_backward(Model *m, float loss_scale, ModelGradHook hook, void *hook_c
         m->op_time[1][i] += dt;
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
     }
+}
+
+/* ---- the convolution plan ---- */
+
+static int op_has_choice(const Op *o)
+{
+    if (o->kind != OP_CONV) return 0;
+    for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++)
+        if (conv_algo_applies((ConvAlgo)a, &o->conv)) return 1;
+    return 0;
+}
+
+int model_conv_plan_format(const Model *m, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = '\0';
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!op_has_choice(o)) continue;
+        int w = snprintf(buf + at, len - at, "%s%s=", at ? ";" : "", o->name);
+        for (int k = 0; k < CONV_PASSES && w >= 0 && at + w < len; k++) {
+            ConvAlgo a = (ConvAlgo)o->plan.algo[k];
+            if (a == CONV_GEMM) w += snprintf(buf + at + w, len - at - w, "%sgemm", k ? "," : "");
+            else w += snprintf(buf + at + w, len - at - w, "%s%s.%d", k ? "," : "", conv_algo_name(a), o->plan.block[k]);
+        }
+        if (w < 0 || at + w >= len) return -1;
+        at += (size_t)w;
+    }
+    return (int)at;
+}
+
+/* "f4x3.64" -> algorithm and block; -1 when malformed. */
+static int parse_pass(const char *p, size_t len, ConvAlgo *a, int *block)
+{
+    char name[16];
+    const char *dot = memchr(p, '.', len);
+    size_t nl = dot ? (size_t)(dot - p) : len;
+    if (nl == 0 || nl >= sizeof name) return -1;
+    memcpy(name, p, nl);
+    name[nl] = '\0';
+    int ai = conv_algo_parse(name);
+    if (ai < 0) return -1;
+    *a = (ConvAlgo)ai;
+    *block = 0;
+    if (!dot) return ai == CONV_GEMM ? 0 : -1;
+    for (const char *q = dot + 1; q < p + len; q++) {
+        if (*q < '0' || *q > '9' || *block > 100000) return -1;
+        *block = *block * 10 + (*q - '0');
+    }
+    return dot + 1 < p + len ? 0 : -1;
+}
+
+int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen)
+{
+    ConvPlan next[MAX_OPS];
+    char seen[MAX_OPS] = {0};
+    for (int i = 0; i < m->nop; i++) next[i] = m->op[i].plan;
+    for (const char *p = plan; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) {
+            snprintf(err, errlen, "convolution plan entry '%.*s' is not layer=algo.block,...", (int)(end - p), p);
+            return -1;
+        }
+        int i = 0;
+        while (i < m->nop && !(op_has_choice(&m->op[i]) && strlen(m->op[i].name) == (size_t)(eq - p) &&
+                               strncmp(m->op[i].name, p, (size_t)(eq - p)) == 0))
+            i++;
+        if (i == m->nop) {
+            snprintf(err, errlen, "convolution plan names '%.*s', not a layer of this model with a choice of algorithm",
+                     (int)(eq - p), p);
+            return -1;
+        }
+        const char *q = eq + 1;
+        for (int k = 0; k < CONV_PASSES; k++) {
+            const char *c = memchr(q, ',', (size_t)(end - q));
+            const char *stop = c && k < CONV_PASSES - 1 ? c : end;
+            ConvAlgo a;
+            int block;
+            if (parse_pass(q, (size_t)(stop - q), &a, &block) != 0 || (k < CONV_PASSES - 1 && !c)) {
+                snprintf(err, errlen, "convolution plan entry for %s is not algo.block,algo.block,algo.block",
+                         m->op[i].name);
+                return -1;
+            }
+            next[i].algo[k] = (uint8_t)a;
+            next[i].block[k] = (uint16_t)block;
+            q = stop + 1;
+        }
+        if (conv_plan_valid(&next[i], &m->op[i].conv) != 0) {
+            snprintf(err, errlen, "convolution plan for %s cannot run it (algorithm or block size)", m->op[i].name);
+            return -1;
+        }
+        seen[i] = 1;
+        p = *end ? end + 1 : end;
+    }
+    for (int i = 0; i < m->nop; i++)
+        if (op_has_choice(&m->op[i]) && !seen[i]) {
+            snprintf(err, errlen, "convolution plan does not name %s", m->op[i].name);
+            return -1;
+        }
+    for (int i = 0; i < m->nop; i++) m->op[i].plan = next[i];
+    return work_alloc(m, err, errlen);
+}
+
+/* Best of two runs of one pass of conv o under plan p (after one untimed run). */
+static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
+{
+    Tensor *x = &m->t[o->in], *y = &m->t[o->out];
+    const float *w = m->params + m->pt[o->w].offset, *b = m->params + m->pt[o->b].offset;
+    float *dw = m->grads + m->pt[o->w].offset;
+    int n = m->cfg.batch;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        if (pass == CONV_FWD) conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+        else if (pass == CONV_BWD_DATA) conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
+        else conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
+        double dt = now() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
+/* Candidates of one pass: GEMM, and each Winograd algorithm that applies with
+ * half, once, 2, 4 and 8 times its default block (at most 1024 tiles): a
+ * larger block makes larger GEMMs, a smaller one keeps them in cache. */
+static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *block)
+{
+    int c = 0;
+    algo[c] = CONV_GEMM;
+    block[c++] = 0;
+    for (int a = CONV_GEMM + 1; a < CONV_ALGOS; a++) {
+        if (!conv_algo_applies((ConvAlgo)a, &o->conv)) continue;
+        int d = conv_default_block((ConvAlgo)a, &o->conv, n, pass);
+        int tries[5] = {d / 2 / 16 * 16, d, 2 * d, 4 * d, 8 * d};
+        for (int t = 0; t < 5; t++) {
+            if (tries[t] > 1024) tries[t] = 1024;
+            if (tries[t] < 16 || (t > 0 && tries[t] == tries[t - 1])) continue;
+            algo[c] = (ConvAlgo)a;
+            block[c++] = tries[t];
+        }
+    }
+    return c;
+}
+
+double model_conv_tune(Model *m, char *err, size_t errlen)
+{
+    double t0 = now();
+    int n = m->cfg.batch, passes = m->cfg.training ? CONV_PASSES : 1;
+    ConvAlgo algo[24];
+    int block[24];
+    /* scratch for the largest candidate */
+    size_t need = m->work_cap;
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!op_has_choice(o) || !op_planned(m, o)) continue;
+        for (int k = 0; k < passes; k++) {
+            int nc = candidates(o, (ConvPass)k, n, algo, block);
+            for (int c = 0; c < nc; c++) {
+                ConvPlan p = {{algo[c], algo[c], algo[c]}, {block[c], block[c], block[c]}};
+                size_t f = conv_work_floats(&o->conv, &p, n, parallel_threads(), m->cfg.training);
+                if (f > need) need = f;
+            }
+        }
+    }
+    if (need > m->work_cap && work_resize(m, need, "scratch to time the convolution algorithms", err, errlen) != 0)
+        return -1;
+    /* benign data: zeros take the same time as any other numbers here */
+    memset(m->arena, 0, m->arena_floats * sizeof(float));
+    bind_views(m, n);
+    for (int i = 0; i < m->nop; i++) {
+        Op *o = &m->op[i];
+        if (!op_has_choice(o) || !op_planned(m, o)) continue;
+        ConvPlan best = o->plan;
+        for (int k = 0; k < passes; k++) {
+            if (k == CONV_BWD_DATA && o->in == 0) continue;
+            int nc = candidates(o, (ConvPass)k, n, algo, block);
+            double tbest = 1e30;
+            for (int c = 0; c < nc; c++) {
+                ConvPlan p = best;
+                p.algo[k] = (uint8_t)algo[c];
+                p.block[k] = (uint16_t)block[c];
+                double t = time_pass(m, o, (ConvPass)k, &p);
+                if (t < tbest) {
+                    tbest = t;
+                    best = p;
+                }
+            }
+        }
+        o->plan = best;
+    }
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    /* shrink the scratch to what the chosen plan needs */
+    free(m->work);
+    m->work = NULL;
+    m->work_cap = 0;
+    if (work_alloc(m, err, errlen) != 0) return -1;
+    return now() - t0;
 }
 
 /* ---- activations, for tests against another implementation ---- */

@@ -26,6 +26,10 @@ typedef struct {
     int training;       /* 1: plan memory for backward; 0: inference only */
     float head_dropout; /* 0.4 in the paper */
     float aux_dropout;  /* 0.7 in the paper */
+    int conv_gemm;      /* 1: every convolution by GEMM; 0: Winograd where it applies
+                           (the starting plan; model_conv_tune or a given plan may change it) */
+    int keep_activations; /* 1: every activation survives a MODEL_TRAIN forward (tests that
+                             read them); 0: those backward does not read are reused early */
 } ModelConfig;
 
 /* The paper's settings: 1000 classes, crop 224, aux heads, dropout 0.4/0.7. */
@@ -92,6 +96,25 @@ int model_tensor_shape(const Model *m, const char *name, int *c, int *h, int *w)
 /* The smallest crop the network accepts (with aux heads: 4a must be at least 4x4). */
 int model_min_crop(int aux);
 
+/* ---- the convolution plan (nn/conv.h): which algorithm runs each pass ----
+ * Only convolutions where more than GEMM applies (3x3 and 5x5, stride 1) have
+ * a choice. A plan is text, "conv2/3x3=f4x3.64,f4x3.64,f4x3.256;...", one entry
+ * per such layer (forward, backward data, backward weights; algorithm.block),
+ * so that a trainer can broadcast it and keep it in a checkpoint: the same plan
+ * gives the same bits. */
+
+/* Writes the plan; returns its length, or -1 when it does not fit in len. */
+int model_conv_plan_format(const Model *m, char *buf, size_t len);
+/* Replaces the plan by a formatted one; it must name every layer with a
+ * choice. Reallocates the scratch. 0, or -1 with a one-line message. */
+int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen);
+/* Times every candidate (GEMM; each Winograd algorithm with several block sizes)
+ * of every pass the model runs, on its real shapes and batch, and keeps the
+ * fastest: FFTW's planner, cuDNN's algorithm search. Overwrites activations
+ * and zeroes the gradient buffer: call it before training. Returns the
+ * seconds it took, or -1 with a message (out of memory). */
+double model_conv_tune(Model *m, char *err, size_t errlen);
+
 /* input: (n, 3, crop, crop), n <= batch. labels: n class indices, or NULL in
  * MODEL_EVAL (no loss). dropout_key seeds dropout (MODEL_TRAIN only). */
 void model_forward(Model *m, const float *input, const int *labels, int n, ModelMode mode,
@@ -112,16 +135,19 @@ typedef struct {
     const char *name;
     OpKind kind;
     double forward_s, backward_s;
+    double backward_data_s, backward_weights_s; /* convolutions: the two GEMM parts of backward_s */
     double forward_macs_per_image, backward_macs_per_image;
+    char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "" */
 } ModelOpProfile;
 int model_num_ops(const Model *m);
 void model_op_profile(const Model *m, int i, ModelOpProfile *p);
 
 /* The activations, for tests that hold them against another implementation:
  * tensor i's name and shape (C, H, W), and its data, (C, n, H, W) for the n of
- * the last forward. After a MODEL_TRAIN forward every tensor is intact until
- * backward starts; after MODEL_EVAL only the main path's are meaningful, and a
- * plan may have reused a tensor's memory for a later one. NULL: no such tensor,
+ * the last forward. After a MODEL_TRAIN forward of a model made with
+ * keep_activations every tensor is intact until backward starts; otherwise,
+ * and after MODEL_EVAL, a plan may have reused a tensor's memory for a later
+ * one. NULL: no such tensor,
  * or no memory planned for it. */
 int model_tensor_count(const Model *m);
 const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);

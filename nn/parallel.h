@@ -1,9 +1,11 @@
 /* parallel.h: a fixed pool of worker threads for the layers' loops.
  *
  * parallel_for splits [0, n) into one contiguous range per thread, so a given
- * thread count always computes the same partition. Workers sleep on a condition
- * variable between calls, never spin: the cores belong to OpenBLAS during GEMMs.
- * One pool per process; parallel_set_threads may be called again to resize.
+ * thread count always computes the same partition. Between calls workers spin
+ * for a few tens of microseconds, then sleep on a condition variable. OpenBLAS
+ * runs single-threaded inside the pool's threads (nn/gemm.h), so no other
+ * thread pool competes for the cores. One pool per process;
+ * parallel_set_threads may be called again to resize.
  */
 #ifndef NN_PARALLEL_H
 #define NN_PARALLEL_H

@@ -1,12 +1,16 @@
-/* pool.c: Caffe-style and adaptive pooling (see pool.h). Parallel over planes;
- * each plane is written by one thread only, so results do not depend on the
- * thread count. */
+/* pool.c: Caffe-style and adaptive pooling (see pool.h): the windows, and the
+ * planes handed to threads; each plane is written by one thread only, so
+ * results do not depend on the thread count. The loops over a plane are SIMD
+ * kernels (nn/kernels/pool.c). */
 #include "nn/pool.h"
 
-#include <float.h>
-#include <string.h>
-
+#include "nn/kernels/kernels.h"
 #include "nn/parallel.h"
+
+static void forward_range(void *ctx, long b, long e) { nn_kernels()->pool_forward(ctx, b, e); }
+static void backward_range(void *ctx, long b, long e) { nn_kernels()->pool_backward(ctx, b, e); }
+static void argmax_range(void *ctx, long b, long e) { nn_kernels()->pool_argmax(ctx, b, e); }
+static void backward_argmax_range(void *ctx, long b, long e) { nn_kernels()->pool_backward_argmax(ctx, b, e); }
 
 void pool_shape_init(PoolShape *s, PoolKind kind, int k, int stride, int pad, int h, int w)
 {
@@ -38,14 +42,10 @@ void pool_shape_adaptive(PoolShape *s, int h, int w, int ho, int wo)
 
 /* Window of output index o along an axis of input length len: [lo, hi) inside
  * the input, and the extent Caffe divides by (clipped to the padded input). */
-typedef struct {
-    int lo, hi, extent;
-} Window;
-
-static void window_table(const PoolShape *s, int len, int olen, Window *tab)
+static void window_table(const PoolShape *s, int len, int olen, PoolWindow *tab)
 {
     for (int o = 0; o < olen; o++) {
-        Window *t = &tab[o];
+        PoolWindow *t = &tab[o];
         if (s->adaptive) {
             t->lo = (int)((long)o * len / olen);
             t->hi = (int)(((long)(o + 1) * len + olen - 1) / olen);
@@ -60,207 +60,37 @@ static void window_table(const PoolShape *s, int len, int olen, Window *tab)
     }
 }
 
-typedef struct {
-    const PoolShape *s;
-    const float *x, *y, *dy;
-    float *out;
-    int accum;
-    const Window *th, *tw;
-} PoolJob;
-
-/* Max pooling of one plane, separably: the maximum over the window's rows
- * (contiguous, vectorised) into v, then over the window's columns of v. */
-static void max_plane(const PoolJob *j, const float *x, float *y, float *v)
+void pool_forward_argmax(float *y, unsigned char *arg, const float *x, const PoolShape *s, long planes)
 {
-    const PoolShape *s = j->s;
-    int w = s->w;
-    for (int oh = 0; oh < s->ho; oh++) {
-        const Window *r = &j->th[oh];
-        memcpy(v, x + (size_t)r->lo * w, sizeof(float) * w);
-        for (int ih = r->lo + 1; ih < r->hi; ih++) {
-            const float *xr = x + (size_t)ih * w;
-            for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
-        }
-        float *yr = y + (size_t)oh * s->wo;
-        int ow = 0;
-        if (!s->adaptive && s->k == 3) {
-            /* interior windows of three columns: branch-free */
-            int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
-            if (last > s->wo - 1) last = s->wo - 1;
-            for (; ow < first && ow < s->wo; ow++) {
-                const Window *c = &j->tw[ow];
-                float m = v[c->lo];
-                for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
-                yr[ow] = m;
-            }
-            for (; ow <= last; ow++) {
-                const float *p = v + (ow * s->stride - s->pad);
-                float m = p[0] > p[1] ? p[0] : p[1];
-                yr[ow] = p[2] > m ? p[2] : m;
-            }
-        }
-        for (; ow < s->wo; ow++) {
-            const Window *c = &j->tw[ow];
-            float m = v[c->lo];
-            for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
-            yr[ow] = m;
-        }
-    }
+    PoolWindow th[s->ho], tw[s->wo];
+    window_table(s, s->h, s->ho, th);
+    window_table(s, s->w, s->wo, tw);
+    PoolArgs j = {.s = s, .x = x, .out = y, .arg = arg, .th = th, .tw = tw};
+    parallel_for(planes, 1, argmax_range, &j);
 }
 
-static void forward_range(void *ctx, long b, long e)
+void pool_backward_argmax(float *dx, const float *dy, const unsigned char *arg, const PoolShape *s,
+                          long planes, int accum_dx)
 {
-    const PoolJob *j = ctx;
-    const PoolShape *s = j->s;
-    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    float v[s->w];
-    for (long p = b; p < e; p++) {
-        const float *x = j->x + p * ip;
-        float *y = j->out + p * op;
-        if (s->kind == POOL_MAX) {
-            max_plane(j, x, y, v);
-            continue;
-        }
-        for (int oh = 0; oh < s->ho; oh++) {
-            const Window *r = &j->th[oh];
-            for (int ow = 0; ow < s->wo; ow++) {
-                const Window *c = &j->tw[ow];
-                float acc = 0.0f;
-                for (int ih = r->lo; ih < r->hi; ih++)
-                    for (int iw = c->lo; iw < c->hi; iw++) acc += x[ih * s->w + iw];
-                y[oh * s->wo + ow] = acc / (float)(r->extent * c->extent);
-            }
-        }
-    }
-}
-
-/* First maximum of the full 3-wide windows o in [first, last] of one input row,
- * with the stride a compile-time constant so the loop vectorises. */
-static inline __attribute__((always_inline)) void row_max3(const float *xr, int first, int last,
-                                                           int st, int pad, float *hm, int *hc)
-{
-    for (int o = first; o <= last; o++) {
-        const float *p = xr + (o * st - pad);
-        float m = p[0];
-        int c = 0;
-        c = p[1] > m ? 1 : c;
-        m = p[1] > m ? p[1] : m;
-        c = p[2] > m ? 2 : c;
-        m = p[2] > m ? p[2] : m;
-        hm[o] = m;
-        hc[o] = o * st - pad + c;
-    }
-}
-
-/* First maximum of each window of one input row: value hm[ow] and column hc[ow]. */
-static void row_first_max(const PoolShape *s, const Window *tw, const float *xr, float *hm, int *hc)
-{
-    int wo = s->wo, first = wo, last = -1;
-    if (!s->adaptive && s->k == 3) {
-        first = (s->pad + s->stride - 1) / s->stride;
-        last = (s->w - 3 + s->pad) / s->stride;
-        if (last > wo - 1) last = wo - 1;
-    }
-    if (last >= first) {
-        if (s->stride == 1) row_max3(xr, first, last, 1, s->pad, hm, hc);
-        else if (s->stride == 2) row_max3(xr, first, last, 2, s->pad, hm, hc);
-        else row_max3(xr, first, last, s->stride, s->pad, hm, hc);
-    }
-    for (int ow = 0; ow < wo; ow++) {
-        if (ow >= first && ow <= last) continue;
-        const Window *c = &tw[ow];
-        float m = xr[c->lo];
-        int ci = c->lo;
-        for (int iw = c->lo + 1; iw < c->hi; iw++)
-            if (xr[iw] > m) {
-                m = xr[iw];
-                ci = iw;
-            }
-        hm[ow] = m;
-        hc[ow] = ci;
-    }
-}
-
-/* Max-pooling backward of one plane. No indices were stored: the first
- * maximum of each window in row-major order (the element Caffe and PyTorch
- * route the gradient to) is found again, separably: per input row the first
- * maximum of each column window, then the first row holding the largest. */
-static void max_backward_plane(const PoolJob *j, const float *x, const float *dy, float *dx,
-                               float *hm, int *hc, float *mx, int *idx)
-{
-    const PoolShape *s = j->s;
-    int w = s->w, wo = s->wo;
-    /* every input row once: rows shared by overlapping windows are not redone */
-    for (int ih = 0; ih < s->h; ih++)
-        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
-    for (int oh = 0; oh < s->ho; oh++) {
-        const Window *r = &j->th[oh];
-        const float *v0 = hm + (size_t)r->lo * wo;
-        const int *c0 = hc + (size_t)r->lo * wo;
-        int base = r->lo * w;
-        for (int ow = 0; ow < wo; ow++) {
-            mx[ow] = v0[ow];
-            idx[ow] = base + c0[ow];
-        }
-        for (int ih = r->lo + 1; ih < r->hi; ih++) {
-            const float *v = hm + (size_t)ih * wo;
-            const int *c = hc + (size_t)ih * wo;
-            int rb = ih * w;
-            /* a later row wins only when strictly larger: the first maximum */
-            for (int ow = 0; ow < wo; ow++) {
-                int better = v[ow] > mx[ow];
-                idx[ow] = better ? rb + c[ow] : idx[ow];
-                mx[ow] = better ? v[ow] : mx[ow];
-            }
-        }
-        const float *g = dy + (size_t)oh * wo;
-        for (int ow = 0; ow < wo; ow++) dx[idx[ow]] += g[ow];
-    }
-}
-
-static void backward_range(void *ctx, long b, long e)
-{
-    const PoolJob *j = ctx;
-    const PoolShape *s = j->s;
-    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-    /* (h, wo) row maxima and their columns, and one output row's running maximum */
-    float hm[(size_t)s->h * s->wo], mx[s->wo];
-    int hc[(size_t)s->h * s->wo], idx[s->wo];
-    for (long p = b; p < e; p++) {
-        const float *x = j->x + p * ip, *dy = j->dy + p * op;
-        float *dx = j->out + p * ip;
-        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
-        if (s->kind == POOL_MAX) {
-            max_backward_plane(j, x, dy, dx, hm, hc, mx, idx);
-            continue;
-        }
-        for (int oh = 0; oh < s->ho; oh++) {
-            const Window *r = &j->th[oh];
-            for (int ow = 0; ow < s->wo; ow++) {
-                const Window *c = &j->tw[ow];
-                float share = dy[oh * s->wo + ow] / (float)(r->extent * c->extent);
-                for (int ih = r->lo; ih < r->hi; ih++)
-                    for (int iw = c->lo; iw < c->hi; iw++) dx[ih * s->w + iw] += share;
-            }
-        }
-    }
+    PoolArgs j = {.s = s, .dy = dy, .out = dx, .carg = arg, .accum = accum_dx};
+    parallel_for(planes, 1, backward_argmax_range, &j);
 }
 
 void pool_forward(float *y, const float *x, const PoolShape *s, long planes)
 {
-    Window th[s->ho], tw[s->wo];
+    PoolWindow th[s->ho], tw[s->wo];
     window_table(s, s->h, s->ho, th);
     window_table(s, s->w, s->wo, tw);
-    PoolJob j = {.s = s, .x = x, .out = y, .th = th, .tw = tw};
+    PoolArgs j = {.s = s, .x = x, .out = y, .th = th, .tw = tw};
     parallel_for(planes, 1, forward_range, &j);
 }
 
 void pool_backward(float *dx, const float *dy, const float *x, const float *y,
                    const PoolShape *s, long planes, int accum_dx)
 {
-    Window th[s->ho], tw[s->wo];
+    PoolWindow th[s->ho], tw[s->wo];
     window_table(s, s->h, s->ho, th);
     window_table(s, s->w, s->wo, tw);
-    PoolJob j = {.s = s, .x = x, .y = y, .dy = dy, .out = dx, .accum = accum_dx, .th = th, .tw = tw};
+    PoolArgs j = {.s = s, .x = x, .y = y, .dy = dy, .out = dx, .accum = accum_dx, .th = th, .tw = tw};
     parallel_for(planes, 1, backward_range, &j);
 }

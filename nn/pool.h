@@ -4,8 +4,10 @@
  * window that would start inside the padding is dropped. Average pooling divides
  * as Caffe does: by the window clipped to the padded input. The adaptive form
  * (PyTorch's adaptive_avg_pool2d windows) serves the heads at crops other than
- * 224. Max pooling keeps no indices: backward finds the first maximum of each
- * window again (the same one Caffe and PyTorch pick on ties).
+ * 224. Max pooling routes the gradient to the first maximum of each window in
+ * row-major order (the one Caffe and PyTorch pick on ties): training records
+ * its position, one byte per output (pool_forward_argmax), so backward is a
+ * single pass; pool_backward finds it again when no record was kept.
  */
 #ifndef NN_POOL_H
 #define NN_POOL_H
@@ -29,5 +31,12 @@ void pool_forward(float *y, const float *x, const PoolShape *s, long planes);
 /* dx: overwritten, or added to when accum_dx. y is the forward output (max only). */
 void pool_backward(float *dx, const float *dy, const float *x, const float *y,
                    const PoolShape *s, long planes, int accum_dx);
+
+/* Max pooling that also records, in arg (one byte per output, (c, n, ho, wo)),
+ * the window position dh * k + dw of each output's first maximum. k <= 15. */
+void pool_forward_argmax(float *y, unsigned char *arg, const float *x, const PoolShape *s, long planes);
+/* The max-pooling backward from those records. */
+void pool_backward_argmax(float *dx, const float *dy, const unsigned char *arg, const PoolShape *s,
+                          long planes, int accum_dx);
 
 #endif

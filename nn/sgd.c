@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nn/kernels/kernels.h"
 #include "nn/parallel.h"
 
 static const char *const POLICY_NAMES[] = {"step", "poly", "cosine", "fixed"};
@@ -40,26 +41,7 @@ double lr_at(const LrSchedule *s, long it)
     return lr;
 }
 
-typedef struct {
-    float *w, *v, *avg;
-    const float *g;
-    float lr, mom, wd, ema;
-} SgdJob;
-
-static void update_range(void *ctx, long b, long e)
-{
-    const SgdJob *j = ctx;
-    float *w = j->w, *v = j->v, *avg = j->avg;
-    const float *g = j->g;
-    float lr = j->lr, mom = j->mom, wd = j->wd, ema = j->ema, keep = 1.0f - j->ema;
-    for (long i = b; i < e; i++) {
-        float vi = mom * v[i] + lr * (g[i] + wd * w[i]);
-        v[i] = vi;
-        w[i] -= vi;
-    }
-    if (avg)
-        for (long i = b; i < e; i++) avg[i] = ema * avg[i] + keep * w[i];
-}
+static void update_range(void *ctx, long b, long e) { nn_kernels()->sgd_update(ctx, b, e); }
 
 void sgd_step(float *w, float *v, const float *g, float *avg, const ParamTensor *tensors,
               int ntensors, float lr, float momentum, float weight_decay, float ema_decay)
@@ -67,7 +49,7 @@ void sgd_step(float *w, float *v, const float *g, float *avg, const ParamTensor 
     for (int t = 0; t < ntensors; t++) {
         const ParamTensor *p = &tensors[t];
         size_t o = p->offset;
-        SgdJob j = {.w = w + o, .v = v + o, .avg = avg ? avg + o : NULL, .g = g + o,
+        SgdArgs j = {.w = w + o, .v = v + o, .avg = avg ? avg + o : NULL, .g = g + o,
                     .lr = lr * p->lr_mult, .mom = momentum, .wd = weight_decay * p->decay_mult,
                     .ema = ema_decay};
         parallel_for((long)p->count, 65536, update_range, &j);

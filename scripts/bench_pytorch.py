@@ -3,7 +3,7 @@
 so that the two can be compared side by side (scripts/bench_vs_pytorch.sh does that).
 
   bench_pytorch.py [--batch 32] [--threads 2] [--crop 224] [--eval] [--steps 5] [--warmup 1]
-                   [--classes 1000] [--torchvision] [--json]
+                   [--classes 1000] [--torchvision] [--plain] [--json]
 
 Default: the same network as ours (Caffe's bvlc_googlenet with LRN and both aux heads,
 scripts/reference_googlenet.py), float32. Training step: forward, backward of
@@ -13,6 +13,13 @@ the main head (no aux, no autograd). --torchvision times torchvision.models.goog
 instead (BatchNorm, no LRN; its aux logits in training), random weights, no download.
 Random data, one process, torch.set_num_threads(--threads); OpenBLAS (which this torch
 uses for Linear) gets the same thread count and the kernels ours gets.
+
+As a careful user runs PyTorch on a CPU: the model and the input in
+torch.channels_last (oneDNN's blocked convolutions without NCHW reorders), and
+run it under tcmalloc (LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4;
+scripts/bench_vs_pytorch.sh does that): glibc malloc's page faults and the
+reorders slow this PyTorch down 1.6-2.8x here. --plain keeps the default NCHW
+layout, for reference. The JSON says which allocator and layout ran.
 
 Prints img/s, ms per step, GFLOP/s (2 x the multiply-adds ours counts: convolutions and
 fully connected layers, backward 2x forward except for the first convolution) and
@@ -37,6 +44,7 @@ def parse(argv):
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     ap.add_argument("--classes", type=int, default=1000, help="classifier outputs (default 1000)")
     ap.add_argument("--torchvision", action="store_true", help="time torchvision's googlenet instead")
+    ap.add_argument("--plain", action="store_true", help="default NCHW layout instead of channels_last")
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     a = ap.parse_args(argv)
     for name, lo in (("batch", 1), ("threads", 1), ("crop", 32), ("steps", 1), ("warmup", 0), ("classes", 2)):
@@ -69,6 +77,11 @@ def main(argv):
     params = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(7)
     x = torch.rand(a.batch, 3, a.crop, a.crop, generator=g) * 2 - 1
+    layout = "nchw" if a.plain else "channels_last"
+    if not a.plain:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    allocator = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc"
     labels = torch.arange(a.batch) % a.classes
 
     if a.eval:
@@ -111,7 +124,8 @@ def main(argv):
     gflops = 2 * macs / step_s / 1e9
     mode = "inference" if a.eval else "training"
     print(f"pytorch bench: {mode}, {name}, batch {a.batch}, crop {a.crop}, {a.classes} classes, "
-          f"{a.threads} thread{'s' if a.threads != 1 else ''}, {params} parameters, torch {torch.__version__}")
+          f"{a.threads} thread{'s' if a.threads != 1 else ''}, {params} parameters, torch {torch.__version__}, "
+          f"{layout}, {allocator} malloc")
     print(f"  {a.batch / step_s:.2f} img/s   {step_s * 1e3:.1f} ms/step   {gflops:.1f} GFLOP/s   "
           f"peak RSS {peak:.0f} MB")
     if a.json:
@@ -119,7 +133,8 @@ def main(argv):
                           "batch": a.batch, "crop": a.crop, "threads": a.threads,
                           "img_per_s": round(a.batch / step_s, 3), "step_ms": round(step_s * 1e3, 2),
                           "gflops": round(gflops, 2), "peak_rss_mb": round(peak, 1), "params": params,
-                          "torch": torch.__version__}, separators=(",", ":")))
+                          "torch": torch.__version__, "layout": layout, "allocator": allocator},
+                         separators=(",", ":")))
     return 0
 
 

@@ -9,18 +9,25 @@
 #
 #   scripts/bench_vs_pytorch.sh [--batch 32] [--threads 2] [--crop 224] [--steps 3]
 #                               [--warmup 1] [--repeats 3] [--modes train,eval]
-#                               [--bin bin/googlenet] [--log FILE]
+#                               [--bin bin/googlenet] [--log FILE] [--plain]
 #
+# PyTorch runs as a careful user runs it on a CPU: under tcmalloc
+# (libtcmalloc-minimal4, LD_PRELOAD) with the model and input in channels_last.
+# --plain runs it with glibc malloc and NCHW instead, for reference.
+# Ours runs without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (some machines set
+# them; a user's does not), with its default --conv-algo auto; the OpenBLAS
+# kernels and the SIMD table it ran with are printed.
 # The JSON line of every run is kept in the log (default: a file in /tmp, named at
-# the end). Targets (issue 2): training >= 2x PyTorch and >= 1.3x torchvision,
-# inference >= 2.5x and >= 1.3x, peak memory of training <= 0.5x PyTorch's.
+# the end). Targets: training >= 2x PyTorch and >= 1.3x torchvision, inference
+# >= 2.5x and >= 1.3x, peak memory of training <= 0.5x PyTorch's.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 batch=32 threads=2 crop=224 steps=3 warmup=1 repeats=3 modes=train,eval
-bin=$here/bin/googlenet log=
+bin=$here/bin/googlenet log= plain=0
 py=/usr/bin/python3
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --batch|--threads|--crop|--steps|--warmup|--repeats|--modes|--bin|--log)
@@ -31,6 +38,7 @@ while [ $# -gt 0 ]; do
         *) [[ "$v" =~ ^[0-9]+$ ]] || { echo "bench_vs_pytorch.sh: --$k takes a whole number, got '$v'" >&2; exit 2; } ;;
       esac
       printf -v "$k" '%s' "$v" ;;
+    --plain) plain=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench_vs_pytorch.sh: unknown flag '$1' (--help lists them)" >&2; exit 2 ;;
   esac
@@ -41,6 +49,12 @@ done
 for m in ${modes//,/ }; do
   [[ $m == train || $m == eval ]] || { echo "bench_vs_pytorch.sh: --modes takes train and/or eval, got '$m'" >&2; exit 2; }
 done
+pt_env=(env LD_PRELOAD="$tcmalloc") pt_flags=()
+if [ $plain -eq 1 ]; then
+  pt_env=(env) pt_flags=(--plain)
+elif [ ! -e "$tcmalloc" ]; then
+  echo "bench_vs_pytorch.sh: $tcmalloc is missing; apt-get install libtcmalloc-minimal4 (or pass --plain)" >&2; exit 2
+fi
 [ -n "$log" ] || log=$(mktemp /tmp/bench_vs_pytorch.XXXXXX.jsonl)
 : >"$log"
 
@@ -49,9 +63,9 @@ one() { # mode impl round
   local mode=$1 impl=$2 round=$3 out extra=()
   [ "$mode" = eval ] && extra=(--eval)
   case $impl in
-    ours) out=$("$bin" bench "${common[@]}" "${extra[@]}" 2>&1) ;;
-    pytorch) out=$("$py" "$here/scripts/bench_pytorch.py" "${common[@]}" "${extra[@]}" 2>&1) ;;
-    torchvision) out=$("$py" "$here/scripts/bench_pytorch.py" --torchvision "${common[@]}" "${extra[@]}" 2>&1) ;;
+    ours) out=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$bin" bench "${common[@]}" "${extra[@]}" 2>&1) ;;
+    pytorch) out=$("${pt_env[@]}" "$py" "$here/scripts/bench_pytorch.py" "${pt_flags[@]}" "${common[@]}" "${extra[@]}" 2>&1) ;;
+    torchvision) out=$("${pt_env[@]}" "$py" "$here/scripts/bench_pytorch.py" --torchvision "${pt_flags[@]}" "${common[@]}" "${extra[@]}" 2>&1) ;;
   esac
   local rc=$? last
   last=$(printf '%s\n' "$out" | tail -n 1)
@@ -66,7 +80,8 @@ one() { # mode impl round
 }
 
 echo "bench_vs_pytorch: batch $batch, crop $crop, $threads threads, $steps timed steps after $warmup, $repeats rounds"
-echo "  host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "  host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2), load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%Y-%m-%dT%H:%MZ)"
+[ $plain -eq 1 ] && echo "  PyTorch: glibc malloc, NCHW (--plain)" || echo "  PyTorch: tcmalloc, channels_last"
 impls=(ours pytorch torchvision)
 for mode in ${modes//,/ }; do
   for ((r = 1; r <= repeats; r++)); do
@@ -83,6 +98,8 @@ med = statistics.median
 print()
 print(f"{'mode':<6} {'implementation':<26} {'img/s':>8} {'ms/step':>9} {'GFLOP/s':>8} {'peak RSS MB':>12}  runs")
 names = {"ours": "ours (bin/googlenet)", "pytorch": "PyTorch, same network", "torchvision": "torchvision googlenet"}
+kern = {(r["result"].get("blas_core"), r["result"].get("simd")) for r in rows if r["impl"] == "ours"}
+print("ours ran with " + "; ".join(f"OpenBLAS {b} kernels, own SIMD {s}" for b, s in sorted(kern, key=str)))
 for mode in ("train", "eval"):
     for impl in ("ours", "pytorch", "torchvision"):
         rs = [r["result"] for r in rows if r["run_mode"] == mode and r["impl"] == impl]

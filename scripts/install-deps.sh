@@ -4,6 +4,8 @@
 #   scripts/install-deps.sh          build + run (MPI, BLAS, image codecs, zstd)
 #   scripts/install-deps.sh --test   also what the tests need (cmocka, PyTorch for parity)
 #   scripts/install-deps.sh --demo   also the demo's data and plotting (Fashion-MNIST, gnuplot)
+#   scripts/install-deps.sh --cluster  also the cluster tests and scaling study (Slurm, munge,
+#                                      iproute2 for namespaces and tc, gnuplot)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config make libopenmpi-dev openmpi-bin libopenblas-dev
@@ -12,7 +14,8 @@ for arg in "$@"; do
   case "$arg" in
     --test) pkgs+=(libcmocka-dev python3-torch python3-torchvision python3-numpy python3-pil) ;;
     --demo) pkgs+=(dataset-fashion-mnist gnuplot-nox python3) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --test or --demo)" >&2; exit 2 ;;
+    --cluster) pkgs+=(slurm-wlm munge iproute2 util-linux gnuplot-nox python3) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --test, --demo or --cluster)" >&2; exit 2 ;;
   esac
 done
 

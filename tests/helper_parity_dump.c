@@ -209,6 +209,7 @@ int main(int argc, char **argv)
     cfg.classes = classes;
     cfg.aux = 1;
     cfg.training = 1;
+    cfg.keep_activations = 1; /* every activation is dumped after the forward */
     cfg.head_dropout = 0.0f;
     cfg.aux_dropout = 0.0f;
     Model *m = model_init(&cfg, err, sizeof err);

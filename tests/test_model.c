@@ -291,9 +291,123 @@ static void test_forward_consistency(void **state)
     model_free(small);
 }
 
+static int count_char(const char *s, char c)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == c;
+    return n;
+}
+
+/* One training step's logits and gradients of model m on fixed data. */
+static void step(Model *m, const float *x, const int *labels, int n, float *logits, float *grads)
+{
+    const ModelConfig *c = model_config(m);
+    memset(model_grads(m), 0, model_num_params(m) * sizeof(float));
+    model_forward(m, x, labels, n, MODEL_TRAIN, 7, NULL);
+    memcpy(logits, model_logits(m, MODEL_HEAD_MAIN), sizeof(float) * c->classes * n);
+    model_backward(m, 1.0f / n, NULL, NULL);
+    memcpy(grads, model_grads(m), model_num_params(m) * sizeof(float));
+}
+
+/* The convolution plan: formatted, applied, refused when wrong, timed; a plan
+ * gives the same bits every time and with any thread count. */
+static void test_conv_plan(void **state)
+{
+    (void)state;
+    const int n = 4, crop = 64, classes = 6;
+    char err[256], plan[4096], again[4096];
+    Model *a = make(crop, classes, n, 1, 1), *b = make(crop, classes, n, 1, 1);
+    model_init_weights(a, 5);
+    model_init_weights(b, 5);
+    assert_true(model_conv_plan_format(a, plan, sizeof plan) > 0);
+    /* conv2/3x3, and the 3x3 and 5x5 branches of the nine inception modules */
+    assert_int_equal(count_char(plan, '='), 19);
+    assert_non_null(strstr(plan, "conv2/3x3=f4x3."));
+    assert_non_null(strstr(plan, "inception_5b/5x5=f2x5."));
+    assert_int_equal(model_conv_plan_format(a, plan, 40), -1);
+    assert_true(model_conv_plan_format(a, plan, sizeof plan) > 0);
+
+    /* refused, and the model keeps its plan */
+    const char *bad[] = {
+        "",                                                  /* names no layer */
+        "conv2/3x3=f4x3.64,f4x3.64,f4x3.64",                 /* names one */
+        "conv9/3x3=gemm,gemm,gemm",                          /* no such layer */
+        "conv1/7x7_s2=gemm,gemm,gemm",                       /* no choice there */
+        "conv2/3x3=f9x9.64,gemm,gemm",                       /* no such algorithm */
+        "conv2/3x3=f4x3.24,gemm,gemm",                       /* block not a multiple of 16 */
+        "conv2/3x3=f4x3,gemm,gemm",                          /* no block */
+        "conv2/3x3=f4x3.64,gemm",                            /* two passes */
+        "conv2/3x3",                                         /* no '=' */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char p2[4096];
+        snprintf(p2, sizeof p2, "%s", bad[i]);
+        assert_int_equal(model_conv_plan_apply(a, p2, err, sizeof err), -1);
+        assert_true(strlen(err) > 10);
+        model_conv_plan_format(a, again, sizeof again);
+        assert_string_equal(again, plan);
+    }
+    /* f2x5 cannot run a 3x3 layer */
+    char wrong[4096];
+    snprintf(wrong, sizeof wrong, "%s", plan);
+    char *at = strstr(wrong, "inception_3a/3x3=f4x3");
+    memcpy(at + strlen("inception_3a/3x3="), "f2x5", 4);
+    assert_int_equal(model_conv_plan_apply(a, wrong, err, sizeof err), -1);
+    assert_non_null(strstr(err, "inception_3a/3x3"));
+
+    /* the same plan on two models, and with 1 and 2 threads: the same bits */
+    size_t np = model_num_params(a);
+    float *x = malloc(sizeof(float) * n * 3 * crop * crop), *la = malloc(sizeof(float) * n * classes),
+          *lb = malloc(sizeof(float) * n * classes), *ga = malloc(np * sizeof(float)), *gb = malloc(np * sizeof(float));
+    fill_input(x, (size_t)n * 3 * crop * crop, 21);
+    int labels[4] = {0, 5, 2, 3};
+    parallel_set_threads(1);
+    step(a, x, labels, n, la, ga);
+    parallel_set_threads(2);
+    step(b, x, labels, n, lb, gb);
+    assert_memory_equal(la, lb, sizeof(float) * n * classes);
+    assert_memory_equal(ga, gb, np * sizeof(float));
+
+    /* GEMM everywhere: the same network up to rounding */
+    char gemm[4096];
+    snprintf(gemm, sizeof gemm, "%s", plan);
+    for (char *p = strchr(gemm, '='); p; p = strchr(p + 1, '=')) {
+        char rest[4096], *semi = strchr(p, ';');
+        snprintf(rest, sizeof rest, "%s", semi ? semi : "");
+        snprintf(p + 1, sizeof gemm - (size_t)(p + 1 - gemm), "gemm,gemm,gemm%s", rest);
+    }
+    assert_int_equal(model_conv_plan_apply(b, gemm, err, sizeof err), 0);
+    model_conv_plan_format(b, again, sizeof again);
+    assert_string_equal(again, gemm);
+    step(b, x, labels, n, lb, gb);
+    double e = 0, r = 0;
+    for (int i = 0; i < n * classes; i++) {
+        e += (double)(la[i] - lb[i]) * (la[i] - lb[i]);
+        r += (double)lb[i] * lb[i];
+    }
+    assert_true(sqrt(e / r) < 1e-5);
+    assert_true(memcmp(ga, gb, np * sizeof(float)) != 0);
+
+    /* timed: a valid plan, gradients cleared, and what it picked can be reapplied */
+    model_grads(a)[0] = 1.0f;
+    assert_true(model_conv_tune(a, err, sizeof err) >= 0);
+    assert_true(model_grads(a)[0] == 0.0f);
+    assert_true(model_conv_plan_format(a, again, sizeof again) > 0);
+    assert_int_equal(model_conv_plan_apply(b, again, err, sizeof err), 0);
+    parallel_set_threads(1);
+    free(x);
+    free(la);
+    free(lb);
+    free(ga);
+    free(gb);
+    model_free(a);
+    model_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_plan),
         cmocka_unit_test(test_param_count),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_init_determinism),

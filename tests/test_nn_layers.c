@@ -87,6 +87,7 @@ static double gradcheck(const Layer *l, float *x, float *p, float eps, double fl
 typedef struct {
     ConvShape s;
     int n, relu;
+    ConvPlan plan;
     float *col;
     size_t cap;
 } ConvCtx;
@@ -95,45 +96,51 @@ static void conv_f(void *c, const float *x, const float *p, float *y)
 {
     ConvCtx *k = c;
     size_t nw = (size_t)k->s.cout * k->s.cin * k->s.k * k->s.k;
-    conv_forward(y, x, p, p + nw, &k->s, k->n, k->relu, k->col, k->cap);
+    conv_forward(y, x, p, p + nw, &k->s, k->n, k->relu, &k->plan, k->col, k->cap);
 }
 
 static void conv_b(void *c, const float *x, const float *p, const float *y, float *dy, float *dx, float *dp)
 {
     ConvCtx *k = c;
     size_t nw = (size_t)k->s.cout * k->s.cin * k->s.k * k->s.k;
-    conv_backward(dx, dp, dp + nw, dy, k->relu ? y : NULL, x, p, &k->s, k->n, 0, k->col, k->cap);
+    conv_backward(dx, dp, dp + nw, dy, k->relu ? y : NULL, x, p, &k->s, k->n, 0, &k->plan, k->col, k->cap);
 }
 
-static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int relu,
-                       size_t cap_images)
+/* The gradient check of one shape by GEMM and by every Winograd algorithm that applies to it. */
+static void check_conv(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int relu)
 {
-    ConvCtx c = {.n = n, .relu = relu};
-    conv_shape_init(&c.s, cin, cout, k, stride, pad, h, w);
-    c.cap = conv_col_floats(&c.s, (int)cap_images);
-    c.col = malloc((c.cap ? c.cap : 1) * sizeof(float));
-    Layer l = {conv_f, conv_b, &c, (size_t)cin * n * h * w,
-               (size_t)cout * cin * k * k + cout, (size_t)cout * n * c.s.ho * c.s.wo};
-    float *x = malloc(l.nx * sizeof(float)), *p = malloc(l.np * sizeof(float));
-    fill(x, l.nx, 1, -1, 1);
-    fill(p, l.np, 2, -0.5f, 0.5f);
-    /* a smaller step with ReLU, so few outputs cross the kink */
-    double e = gradcheck(&l, x, p, relu ? 2e-3f : 1e-2f, 1e-2, 60);
-    if (e > 2e-2) fail_msg("conv %dx%d/%d pad %d relu %d: gradient error %g", k, k, stride, pad, relu, e);
-    free(x);
-    free(p);
-    free(c.col);
+    for (int a = 0; a < CONV_ALGOS; a++) {
+        ConvCtx c = {.n = n, .relu = relu};
+        conv_shape_init(&c.s, cin, cout, k, stride, pad, h, w);
+        if (!conv_algo_applies((ConvAlgo)a, &c.s)) continue;
+        c.plan = conv_plan_uniform((ConvAlgo)a, &c.s, n);
+        c.cap = conv_work_floats(&c.s, &c.plan, n, parallel_threads(), 1);
+        c.col = malloc((c.cap ? c.cap : 1) * sizeof(float));
+        Layer l = {conv_f, conv_b, &c, (size_t)cin * n * h * w,
+                   (size_t)cout * cin * k * k + cout, (size_t)cout * n * c.s.ho * c.s.wo};
+        float *x = malloc(l.nx * sizeof(float)), *p = malloc(l.np * sizeof(float));
+        fill(x, l.nx, 1, -1, 1);
+        fill(p, l.np, 2, -0.5f, 0.5f);
+        /* a smaller step with ReLU, so few outputs cross the kink */
+        double e = gradcheck(&l, x, p, relu ? 2e-3f : 1e-2f, 1e-2, 60);
+        if (e > 2e-2)
+            fail_msg("conv %dx%d/%d pad %d relu %d by %s: gradient error %g", k, k, stride, pad, relu,
+                     conv_algo_name((ConvAlgo)a), e);
+        free(x);
+        free(p);
+        free(c.col);
+    }
 }
 
 static void test_conv_gradients(void **state)
 {
     (void)state;
-    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 0, 2);
-    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 1, 1); /* with ReLU, one image per im2col chunk */
-    check_conv(2, 3, 7, 2, 3, 9, 9, 2, 0, 2); /* conv1's shape */
-    check_conv(2, 3, 5, 1, 2, 5, 5, 3, 0, 2); /* the 5x5 branch */
-    check_conv(4, 3, 1, 1, 0, 4, 4, 2, 0, 2); /* pointwise: no im2col */
-    check_conv(2, 2, 3, 2, 0, 7, 6, 2, 0, 1); /* stride 2 without padding */
+    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 0);
+    check_conv(3, 4, 3, 1, 1, 6, 5, 2, 1); /* with ReLU */
+    check_conv(2, 3, 7, 2, 3, 9, 9, 2, 0); /* conv1's shape */
+    check_conv(2, 3, 5, 1, 2, 5, 5, 3, 0); /* the 5x5 branch */
+    check_conv(4, 3, 1, 1, 0, 4, 4, 2, 0); /* pointwise: no im2col */
+    check_conv(2, 2, 3, 2, 0, 7, 6, 2, 0); /* stride 2 without padding */
 }
 
 static void compare(const float *a, const float *b, size_t n, double tol, const char *what)
@@ -148,12 +155,15 @@ static void compare(const float *a, const float *b, size_t n, double tol, const 
     if (worst > tol) fail_msg("%s: max error %g relative to max |ref| %g", what, worst, scale);
 }
 
-static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int chunk)
+static void fast_vs_naive_by(int cin, int cout, int k, int stride, int pad, int h, int w, int n,
+                             int chunk, ConvAlgo algo)
 {
     ConvShape s;
     conv_shape_init(&s, cin, cout, k, stride, pad, h, w);
+    ConvPlan plan = conv_plan_uniform(algo, &s, n);
     size_t nx = (size_t)cin * n * h * w, nw = (size_t)cout * cin * k * k,
-           ny = (size_t)cout * n * s.ho * s.wo, cap = conv_col_floats(&s, chunk);
+           ny = (size_t)cout * n * s.ho * s.wo,
+           cap = conv_work_floats(&s, &plan, n, parallel_threads(), 1);
     float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(cout * 4), *y1 = malloc(ny * 4),
           *y2 = malloc(ny * 4), *col = malloc((cap ? cap : 1) * 4), *dy1 = malloc(ny * 4),
           *dy2 = malloc(ny * 4), *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4),
@@ -163,20 +173,43 @@ static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, 
     fill(b, cout, 5, -1, 1);
     fill(dy1, ny, 6, -1, 1);
     memcpy(dy2, dy1, ny * 4);
-    conv_forward(y1, x, wt, b, &s, n, 1, col, cap);
+    conv_forward(y1, x, wt, b, &s, n, 1, &plan, col, cap);
     conv_forward_naive(y2, x, wt, b, &s, n, 1);
     compare(y1, y2, ny, 1e-5, "conv forward vs naive");
     /* accumulate into a non-zero dx to exercise accum_dx */
     fill(dx1, nx, 7, -1, 1);
     memcpy(dx2, dx1, nx * 4);
-    conv_backward(dx1, dw1, db1, dy1, y1, x, wt, &s, n, 1, col, cap);
+    conv_backward(dx1, dw1, db1, dy1, y1, x, wt, &s, n, 1, &plan, col, cap);
     relu_backward(dy2, y2, ny);
     conv_backward_naive(dx2, dw2, db2, dy2, x, wt, &s, n, 1);
     compare(dx1, dx2, nx, 1e-5, "conv dx vs naive");
     compare(dw1, dw2, nw, 1e-5, "conv dw vs naive");
     compare(db1, db2, cout, 1e-5, "conv db vs naive");
+    if (algo == CONV_GEMM && !conv_is_pointwise(&s)) {
+        /* the input gradient a few images at a time: scratch for `chunk` images only */
+        size_t small = conv_col_floats(&s, chunk);
+        fill(dx1, nx, 7, -1, 1);
+        conv_backward_data(dx1, dy2, wt, &s, n, 1, &plan, col, small);
+        compare(dx1, dx2, nx, 1e-5, "conv dx in chunks vs naive");
+        /* blocks of 3 output positions: they cut rows anywhere, shorter than the padding too */
+        size_t kdim = (size_t)cin * k * k, tiny = (kdim + cout) * 3;
+        conv_forward(y1, x, wt, b, &s, n, 1, &plan, col, tiny);
+        compare(y1, y2, ny, 1e-5, "conv forward in blocks of 3 vs naive");
+        memset(dw1, 0, nw * 4);
+        conv_backward_weights(dw1, dy2, x, &s, n, &plan, col, nw + kdim * 3);
+        compare(dw1, dw2, nw, 1e-5, "conv dw in blocks of 3 vs naive");
+    }
     free(x); free(wt); free(b); free(y1); free(y2); free(col); free(dy1); free(dy2);
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
+}
+
+/* GEMM, and every Winograd algorithm that applies (the block a plan picks). */
+static void fast_vs_naive(int cin, int cout, int k, int stride, int pad, int h, int w, int n, int chunk)
+{
+    ConvShape s;
+    conv_shape_init(&s, cin, cout, k, stride, pad, h, w);
+    for (int a = 0; a < CONV_ALGOS; a++)
+        if (conv_algo_applies((ConvAlgo)a, &s)) fast_vs_naive_by(cin, cout, k, stride, pad, h, w, n, chunk, (ConvAlgo)a);
 }
 
 static void test_conv_fast_vs_naive(void **state)
@@ -186,10 +219,53 @@ static void test_conv_fast_vs_naive(void **state)
         parallel_set_threads(threads);
         fast_vs_naive(3, 8, 7, 2, 3, 17, 15, 3, 2);
         fast_vs_naive(16, 12, 3, 1, 1, 9, 9, 4, 3);
+        fast_vs_naive(16, 12, 3, 1, 1, 14, 13, 2, 3); /* tiles that cross image edges, F(4x4) and F(2x2) */
         fast_vs_naive(6, 5, 5, 1, 2, 7, 8, 2, 1);
+        fast_vs_naive(5, 7, 3, 1, 0, 11, 10, 2, 1);   /* no padding: the output is smaller */
         fast_vs_naive(32, 16, 1, 1, 0, 5, 5, 3, 1);
     }
     parallel_set_threads(1);
+}
+
+/* Several 1x1 convolutions of one input as one GEMM: what each gives alone. */
+static void test_conv_pointwise_many(void **state)
+{
+    (void)state;
+    const int cin = 24, n = 3, h = 9, w = 7, couts[3] = {16, 8, 5};
+    size_t nx = (size_t)cin * n * h * w, plane = (size_t)n * h * w;
+    float *x = malloc(nx * 4), *wt[3], *b[3], *y[3], *ref[3];
+    fill(x, nx, 40, -1, 1);
+    ConvOut outs[3];
+    ConvShape all;
+    conv_shape_init(&all, cin, 16 + 8 + 5, 1, 1, 0, h, w);
+    for (int o = 0; o < 3; o++) {
+        wt[o] = malloc((size_t)couts[o] * cin * 4);
+        b[o] = malloc((size_t)couts[o] * 4);
+        y[o] = malloc(couts[o] * plane * 4);
+        ref[o] = malloc(couts[o] * plane * 4);
+        fill(wt[o], (size_t)couts[o] * cin, 41 + o, -1, 1);
+        fill(b[o], (size_t)couts[o], 44 + o, -1, 1);
+        outs[o] = (ConvOut){y[o], wt[o], b[o], couts[o]};
+        ConvShape one;
+        conv_shape_init(&one, cin, couts[o], 1, 1, 0, h, w);
+        conv_forward_naive(ref[o], x, wt[o], b[o], &one, n, 1);
+    }
+    for (int threads = 1; threads <= 3; threads += 2) {
+        parallel_set_threads(threads);
+        size_t cap = conv_pointwise_many_floats(&all, n, threads);
+        float *work = malloc(cap * 4);
+        conv_forward_pointwise_many(outs, 3, x, &all, n, 1, work, cap);
+        for (int o = 0; o < 3; o++) compare(y[o], ref[o], couts[o] * plane, 1e-5, "1x1 group vs naive");
+        free(work);
+    }
+    parallel_set_threads(1);
+    for (int o = 0; o < 3; o++) {
+        free(wt[o]);
+        free(b[o]);
+        free(y[o]);
+        free(ref[o]);
+    }
+    free(x);
 }
 
 /* ---- pooling ---- */
@@ -280,6 +356,51 @@ static void test_pool_values(void **state)
     assert_true(dx[0] == 1 && dx[2] == 2 + 0 && dx[8] == 3 && dx[10] == 4);
 }
 
+/* The argmax record of training gives what finding the maximum again gives,
+ * bit for bit, ties (ReLU zeros) included, accumulating or not. */
+static void argmax_vs_search(PoolShape s, long planes, int accum)
+{
+    size_t nx = (size_t)planes * s.h * s.w, ny = (size_t)planes * s.ho * s.wo;
+    float *x = malloc(nx * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4), *dy = malloc(ny * 4),
+          *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4);
+    unsigned char *arg = malloc(ny);
+    fill(x, nx, 31, -1, 1);
+    for (size_t i = 0; i < nx; i++) x[i] = x[i] < 0 ? 0 : (float)(int)(x[i] * 4); /* many ties */
+    fill(dy, ny, 32, -1, 1);
+    fill(dx1, nx, 33, -1, 1);
+    memcpy(dx2, dx1, nx * 4);
+    pool_forward(y1, x, &s, planes);
+    pool_forward_argmax(y2, arg, x, &s, planes);
+    assert_memory_equal(y1, y2, ny * 4);
+    pool_backward(dx1, dy, x, y1, &s, planes, accum);
+    pool_backward_argmax(dx2, dy, arg, &s, planes, accum);
+    assert_memory_equal(dx1, dx2, nx * 4);
+    free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2); free(arg);
+}
+
+static void test_pool_argmax(void **state)
+{
+    (void)state;
+    PoolShape s;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        parallel_set_threads(threads);
+        int sizes[] = {112, 56, 28, 14, 9, 8};
+        for (int i = 0; i < 6; i++) {
+            pool_shape_init(&s, POOL_MAX, 3, 2, 0, sizes[i], sizes[i]); /* GoogLeNet's, rounded up */
+            argmax_vs_search(s, 3, i & 1);
+            pool_shape_init(&s, POOL_MAX, 3, 1, 1, sizes[i], sizes[i]); /* the inception branch */
+            argmax_vs_search(s, 3, !(i & 1));
+        }
+        pool_shape_init(&s, POOL_MAX, 2, 2, 1, 7, 6);
+        argmax_vs_search(s, 2, 0);
+        pool_shape_init(&s, POOL_MAX, 5, 3, 2, 11, 10);
+        argmax_vs_search(s, 2, 1);
+        pool_shape_init(&s, POOL_MAX, 3, 3, 0, 61, 59); /* stride 3: the scalar column pass */
+        argmax_vs_search(s, 2, 0);
+    }
+    parallel_set_threads(1);
+}
+
 /* ---- LRN ---- */
 
 typedef struct {
@@ -289,7 +410,7 @@ typedef struct {
 static void lrn_f(void *c, const float *x, const float *p, float *y) { lrn_forward(y, x, &((LrnCtx *)c)->s); }
 static void lrn_b(void *c, const float *x, const float *p, const float *y, float *dy, float *dx, float *dp)
 {
-    lrn_backward(dx, dy, x, y, &((LrnCtx *)c)->s, 0);
+    lrn_backward(dx, dy, x, &((LrnCtx *)c)->s, 0);
 }
 
 static void test_lrn(void **state)
@@ -463,6 +584,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_gradients),
         cmocka_unit_test(test_conv_fast_vs_naive),
+        cmocka_unit_test(test_pool_argmax),
+        cmocka_unit_test(test_conv_pointwise_many),
         cmocka_unit_test(test_pool_shapes_and_gradients),
         cmocka_unit_test(test_pool_values),
         cmocka_unit_test(test_lrn),

@@ -23,8 +23,10 @@ ok() { echo "ok: $*"; }
 PY=/usr/bin/python3
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
+# a fixed convolution plan: independent runs are compared bit for bit (the
+# timed plan of --conv-algo auto is tested on its own below)
 RUN=(train --data "$T/data" --crop 64 --batch 4 --epochs 3 --lr 0.005 --threads 1 --workers 1
-     --eval-every 0 --ckpt-every 4 --keep 0 --log-every 0 --quiet)
+     --eval-every 0 --ckpt-every 4 --keep 0 --log-every 0 --quiet --conv-algo winograd)
 sha() { # params_sha256 of a checkpoint; fails the test when there is none
   local h
   h=$("$BIN" ckpt info "$1" | sed -n 's/^params_sha256: //p')
@@ -66,6 +68,27 @@ losses "$T/a/metrics.jsonl" | sort -n >"$T/la"
 losses "$T/b/metrics.jsonl" | sort -n -u >"$T/lb"
 [ "$(wc -l <"$T/lb")" -ge 24 ] && diff "$T/la" "$T/lb" >/dev/null || { diff "$T/la" "$T/lb" | head; fail "losses differ step for step"; }
 ok "SIGUSR1 -> checkpoint, exit 3; resume repeats the run bit for bit"
+
+# --- the convolution plan: a timed one (--conv-algo auto) is kept in the
+# checkpoints and a resume runs it again; --conv-algo on a resume replaces it
+plan() { "$BIN" ckpt info "$1" | sed -n 's/^ *extra *conv_plan=//p'; }
+AUTO=("${RUN[@]}")
+AUTO[${#AUTO[@]}-1]=auto
+mpirun --oversubscribe -np 2 "$BIN" "${AUTO[@]}" --steps 8 --out "$T/p" >"$T/p.log" 2>&1 || { cat "$T/p.log"; fail "auto run"; }
+p8=$(plan "$T/p/ckpt-00000008.gnck")
+grep -q "inception_3a/3x3=" <<<"$p8" || { "$BIN" ckpt info "$T/p/ckpt-00000008.gnck"; fail "no convolution plan in the checkpoint"; }
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]:0:${#RUN[@]}-2}" --steps 12 --out "$T/p" --resume auto >"$T/p2.log" 2>&1 \
+  || { cat "$T/p2.log"; fail "resume of the auto run"; }
+grep -q "convolution plan: the checkpoint's" "$T/p2.log" || { cat "$T/p2.log"; fail "the resume did not take the checkpoint's plan"; }
+[ "$(plan "$T/p/ckpt-00000012.gnck")" = "$p8" ] || fail "the resumed run wrote another plan"
+mkdir "$T/g2"
+cp "$T"/a/ckpt-00000012.gnck "$T/g2/"
+mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]:0:${#RUN[@]}-2}" --conv-algo gemm --out "$T/g2" --resume auto >"$T/g2.log" 2>&1 \
+  || { cat "$T/g2.log"; fail "resume with --conv-algo gemm"; }
+grep -q "replaces the checkpoint's convolution plan" "$T/g2.log" || { cat "$T/g2.log"; fail "no notice of the replaced plan"; }
+grep -q "f4x3" <<<"$(plan "$T/g2/ckpt-00000024.gnck")" && fail "--conv-algo gemm was not applied"
+[ "$(sha "$final")" != "$(sha "$T/g2/ckpt-00000024.gnck")" ] || fail "GEMM and Winograd gave the same bits: is the plan used at all?"
+ok "a timed plan is kept and reused on resume; --conv-algo replaces it, with a notice"
 
 # --- a damaged newest checkpoint: named, and the previous one used
 mkdir "$T/c"

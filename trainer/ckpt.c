@@ -287,6 +287,27 @@ int ckpt_meta_get_norm(const CkptMeta *m, float mean[3], float std[3])
     return 1;
 }
 
+int ckpt_meta_get_extra(const CkptMeta *m, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    for (const char *p = m->extra; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=') continue;
+        size_t n = 0;
+        for (const char *q = p + kl + 1; *q && *q != '\n'; q++) {
+            char c = *q;
+            if (c == '\\' && q[1]) {
+                q++;
+                c = *q == 'n' ? '\n' : *q == 'r' ? '\r' : *q;
+            }
+            if (n + 1 >= outlen) return 0;
+            out[n++] = c;
+        }
+        out[n] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
 void ckpt_meta_set_model(CkptMeta *m, const ModelConfig *cfg, size_t num_params)
 {
     snprintf(m->arch, sizeof m->arch, "%s", CKPT_ARCH);

@@ -93,6 +93,9 @@ int ckpt_meta_set_class_names(CkptMeta *m, const char *const *names, int n, char
 /* Appends "key=value" to extra. Keys are [a-z0-9_.], not one the format
  * defines; the value may hold any byte but NUL. */
 int ckpt_meta_add_extra(CkptMeta *m, const char *key, const char *value, char *err, size_t errlen);
+/* The value of extra key `key` into out[outlen]; 1 when present and it fits,
+ * else 0. */
+int ckpt_meta_get_extra(const CkptMeta *m, const char *key, char *out, size_t outlen);
 /* The input normalisation a run trained with, kept as the extra keys
  * input_mean and input_std ("r,g,b" on pixel/255). get returns 1 and fills
  * mean/std when both are recorded and valid, 0 otherwise. */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nn/kernels/kernels.h"
 #include "nn/model.h"
 #include "nn/parallel.h"
 #include "nn/rng.h"
@@ -33,16 +34,22 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
     if (!p) return;
     for (int i = 0; i < n; i++) model_op_profile(m, i, &p[i]);
     qsort(p, (size_t)n, sizeof *p, by_time_desc);
-    printf("  %-34s %-8s %9s %8s %9s %8s %7s\n", "layer", "kind", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s", "share");
+    printf("  %-34s %-8s %9s %8s %9s %8s %7s  %s\n", "layer", "kind", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s", "share",
+           eval ? "algorithm" : "bwd data+weights ms  algorithm (fwd bwd-data bwd-weights)");
     for (int i = 0; i < n; i++) {
         double f = p[i].forward_s / steps, b = p[i].backward_s / steps;
         if (f + b < 1e-4) continue;
-        double gf = f > 0 ? 2 * p[i].forward_macs_per_image * batch / f / 1e9 : 0;
+        double gf = f > 1e-5 ? 2 * p[i].forward_macs_per_image * batch / f / 1e9 : 0; /* 0: computed by another layer */
         double gb = b > 0 ? 2 * p[i].backward_macs_per_image * batch / b / 1e9 : 0;
         printf("  %-34s %-8s %9.1f %8.1f", p[i].name, model_op_kind_name(p[i].kind), 1e3 * f, gf);
         if (eval) printf(" %9s %8s", "", "");
         else printf(" %9.1f %8.1f", 1e3 * b, gb);
-        printf(" %6.1f%%\n", 100 * (f + b) * steps / t_total);
+        printf(" %6.1f%%  ", 100 * (f + b) * steps / t_total);
+        if (!eval && p[i].kind == OP_CONV)
+            printf("%5.1f + %5.1f         ", 1e3 * p[i].backward_data_s / steps, 1e3 * p[i].backward_weights_s / steps);
+        else if (!eval)
+            printf("%21s", "");
+        printf("%s\n", p[i].algo);
     }
     free(p);
 }
@@ -51,6 +58,7 @@ int cmd_bench(int argc, char **argv)
 {
     int batch = 32, threads = trainer_default_threads(), crop = 224, eval = 0;
     int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0, layers = 0;
+    const char *conv_algo = "auto";
     CliFlag flags[] = {
         {"--batch", CLI_INT, &batch, "images per step", NULL, 1, 4096},
         {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers", NULL, 1, 256},
@@ -61,6 +69,7 @@ int cmd_bench(int argc, char **argv)
         {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 2, 100000},
         {"--no-aux", CLI_BOOL, &no_aux, "leave out the auxiliary heads"},
         {"--layers", CLI_BOOL, &layers, "also print every layer's time and GFLOP/s, slowest first"},
+        {"--conv-algo", CLI_CHOICE, (void *)&conv_algo, "convolution algorithms: time them per layer first (auto), or fixed", "auto|winograd|gemm"},
         {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
     };
     int help = 0;
@@ -84,10 +93,16 @@ int cmd_bench(int argc, char **argv)
     cfg.batch = batch;
     cfg.aux = !no_aux;
     cfg.training = !eval;
+    cfg.conv_gemm = strcmp(conv_algo, "gemm") == 0;
     Model *m = model_init(&cfg, err, sizeof err);
     if (!m) {
         fprintf(stderr, "googlenet bench: %s\n", err);
         return EXIT_USAGE;
+    }
+    double tune_s = 0;
+    if (strcmp(conv_algo, "auto") == 0 && (tune_s = model_conv_tune(m, err, sizeof err)) < 0) {
+        fprintf(stderr, "googlenet bench: %s\n", err);
+        return EXIT_FAIL;
     }
     size_t np = model_num_params(m);
     model_init_weights(m, 1);
@@ -139,6 +154,10 @@ int cmd_bench(int argc, char **argv)
            eval ? "inference" : "training", batch, crop, classes, threads, threads == 1 ? "" : "s", np);
     printf("  %.2f img/s   %.1f ms/step   %.1f GFLOP/s   peak RSS %.0f MB   activations %.0f MB\n",
            img_s, step_ms, gflops, trainer_peak_rss_mb(), model_activation_bytes(m) / 1e6);
+    printf("  kernels: OpenBLAS %s, own SIMD %s; convolutions %s", trainer_blas_core(), nn_kernels()->name,
+           conv_algo);
+    if (tune_s > 0) printf(" (plan timed in %.1f s)", tune_s);
+    putchar('\n');
     printf("  time by layer kind:");
     for (int k = 0; k < OP_KINDS; k++)
         if (prof[k] > 0) printf(" %s %.1f%%", model_op_kind_name(k), 100 * prof[k] / t_total);
@@ -155,8 +174,10 @@ int cmd_bench(int argc, char **argv)
     if (layers) print_layers(m, steps, batch, eval, t_total);
     if (json) {
         printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
-               "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"shares\":{",
-               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, trainer_peak_rss_mb(), np);
+               "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,"
+               "\"blas_core\":\"%s\",\"simd\":\"%s\",\"conv_algo\":\"%s\",\"shares\":{",
+               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, trainer_peak_rss_mb(), np,
+               trainer_blas_core(), nn_kernels()->name, conv_algo);
         int first = 1;
         for (int k = 0; k < OP_KINDS; k++)
             if (prof[k] > 0) {

@@ -44,6 +44,7 @@ typedef struct {
     long subset;
     double max_bad, poll, timeout;
     const char *watch, *results;
+    const char *conv_algo; /* "checkpoint" | "auto" | "winograd" | "gemm" */
 } EvalArgs;
 
 /* Collective: 1 on every rank when any rank failed. A failing rank prints its
@@ -110,6 +111,7 @@ typedef struct {
     int num_class_names;
     int has_norm;        /* the members recorded their input normalisation (all the same) */
     float mean[3], std[3];
+    char plan[4096];     /* the first member's convolution plan (nn/model.h); "" when it has none */
 } Ensemble;
 
 static void ensemble_free(Ensemble *e)
@@ -178,6 +180,7 @@ static int ensemble_read_one(Ensemble *e, int i, const char *path, int average, 
         }
         if (m->crop != e->crop && e->crop > 0) e->crop = -1; /* members disagree: --crop must decide */
     }
+    if (i == 0 && !ckpt_meta_get_extra(m, "conv_plan", e->plan, sizeof e->plan)) e->plan[0] = '\0';
     float mean[3], std[3];
     int has = ckpt_meta_get_norm(m, mean, std);
     if (i == 0) {
@@ -242,6 +245,7 @@ static int ensemble_load(Comm *c, const char *const *paths, int n, int average, 
     e->crop = h.crop;
     e->head_dropout = h.head_dropout;
     e->aux_dropout = h.aux_dropout;
+    comm_broadcast(c, e->plan, sizeof e->plan, "convolution plan");
     comm_broadcast(c, e->steps, (size_t)n * sizeof *e->steps, "checkpoint steps");
     comm_broadcast(c, e->sha, (size_t)n * sizeof *e->sha, "checkpoint digests");
     for (int i = 0; i < n && comm_rank(c) != 0; i++)
@@ -290,6 +294,7 @@ static Model *eval_model(const Ensemble *e, const EvalArgs *a, char *err, size_t
     mc.training = 0;
     mc.head_dropout = e->head_dropout;
     mc.aux_dropout = e->aux_dropout;
+    mc.conv_gemm = strcmp(a->conv_algo, "gemm") == 0;
     Model *m = model_init(&mc, err, errlen);
     if (!m) return NULL;
     if (model_num_params(m) != e->np) {
@@ -299,6 +304,28 @@ static Model *eval_model(const Ensemble *e, const EvalArgs *a, char *err, size_t
         return NULL;
     }
     return m;
+}
+
+/* Collective, once every rank has a model: the convolution plan it runs. By
+ * default the checkpoint's (the forward algorithms training evaluated with:
+ * the same results), else one timed now (rank 0's, on every rank), or the
+ * fixed one --conv-algo winograd/gemm gave model_init. fresh: the model is
+ * new (a reused one keeps its timed plan). */
+static int eval_plan(Comm *c, Model *m, const Ensemble *e, const EvalArgs *a, int fresh, char *err, size_t errlen)
+{
+    int ckpt = strcmp(a->conv_algo, "checkpoint") == 0;
+    if (ckpt && e->plan[0]) return model_conv_plan_apply(m, e->plan, err, errlen);
+    if (!fresh || !(ckpt || strcmp(a->conv_algo, "auto") == 0)) return 0;
+    char plan[sizeof e->plan] = "";
+    int failed = model_conv_tune(m, err, errlen) < 0;
+    if (!failed && comm_rank(c) == 0 && model_conv_plan_format(m, plan, sizeof plan) < 0)
+        failed = 1, snprintf(err, errlen, "the convolution plan does not fit in %zu bytes", sizeof plan);
+    if (comm_any(c, failed, "convolution plan")) {
+        if (!failed) snprintf(err, errlen, "another rank could not time the convolution algorithms");
+        return -1;
+    }
+    comm_broadcast(c, plan, sizeof plan, "convolution plan");
+    return model_conv_plan_apply(m, plan, err, errlen);
 }
 
 typedef struct {
@@ -367,7 +394,7 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
     if (rank == 0 && !failed && ensemble_check_names(&e, ds, err, sizeof err) != 0) failed = 1;
     Model *m = NULL;
     if (!failed && !(m = eval_model(&e, a, err, sizeof err))) failed = 1;
-    if (eval_agree(c, failed, err)) {
+    if (eval_agree(c, failed, err) || eval_agree(c, eval_plan(c, m, &e, a, 1, err, sizeof err) != 0, err)) {
         model_free(m);
         ensemble_free(&e);
         return EXIT_FAIL;
@@ -544,13 +571,14 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         int have_res = 0;
         double t0 = trainer_now();
         if (!bad) {
-            int crop = a->crop > 0 ? a->crop : e.crop;
+            int crop = a->crop > 0 ? a->crop : e.crop, fresh = 0;
             if (!m || have.classes != e.classes || have.aux != e.aux || have.crop != crop) {
                 model_free(m);
                 m = eval_model(&e, a, err, sizeof err);
                 if (m) have = *model_config(m);
+                fresh = 1;
             }
-            bad = eval_agree(c, m == NULL, err);
+            bad = eval_agree(c, m == NULL, err) || eval_agree(c, eval_plan(c, m, &e, a, fresh, err, sizeof err) != 0, err);
             if (bad) err[0] = 0; /* already printed */
         }
         if (!bad) {
@@ -627,6 +655,7 @@ int cmd_eval(int argc, char **argv)
     a.weights = "average";
     a.filter = "bilinear";
     a.norm = "checkpoint";
+    a.conv_algo = "checkpoint";
     a.batch = 32;
     a.workers = 2;
     a.threads = trainer_default_threads();
@@ -660,6 +689,7 @@ int cmd_eval(int argc, char **argv)
         {"--poll", CLI_FLOAT, &a.poll, "with --follow: seconds between looks at DIR", NULL, 0.1, 86400},
         {"--timeout", CLI_FLOAT, &a.timeout, "seconds a collective may wait for a late rank before the job aborts (0: never)", NULL, 0, 1e9},
         {"--quiet", CLI_BOOL, &a.quiet, "no progress lines"},
+        {"--conv-algo", CLI_CHOICE, &a.conv_algo, "convolution algorithms: the checkpoint's plan (what training evaluated with; timed now when it has none), timed now, or fixed", "checkpoint|auto|winograd|gemm"},
     };
     int nf = CLI_COUNT(flags), help = 0;
     char err[ERRLEN];

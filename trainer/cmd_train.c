@@ -102,6 +102,7 @@ int cmd_train(int argc, char **argv)
         {"--drop-last", CLI_BOOL, &c.drop_last, "drop the epoch's remainder instead of padding it"},
         {"--workers", CLI_INT, &c.workers, "decoding threads per rank", NULL, 0, 256},
         {"--threads", CLI_INT, &c.threads, "compute threads per rank (OpenBLAS and layers); 0: this node's cores / its ranks", NULL, 0, 256},
+        {"--conv-algo", CLI_CHOICE, &c.conv_algo, "convolution algorithms per layer: auto times GEMM and Winograd at the start and keeps the fastest (kept in checkpoints; a resume reuses the checkpoint's plan unless this is given)", "auto|winograd|gemm"},
         {"--bucket-mb", CLI_FLOAT, &c.bucket_mb, "gradient allreduce bucket size in MB", NULL, 0.01, 4096},
         {"--grad-compress", CLI_CHOICE, &c.grad_compress, "16-bit gradients on the wire", "none|bf16|fp16"},
         {"--no-overlap", CLI_BOOL, &c.no_overlap, "allreduce after backward instead of during it (for measurements)"},
@@ -144,6 +145,7 @@ int cmd_train(int argc, char **argv)
         return EXIT_OK;
     }
     c.aux = !no_aux;
+    c.conv_algo_given = cli_given(flags, CLI_COUNT(flags), "--conv-algo");
     c.photometric = !no_photometric;
     c.flip = !no_flip;
     if (parse_triple(mean, c.mean) != 0) return usage_error("--mean takes R,G,B or one number, got '%s'%s", mean, "");

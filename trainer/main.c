@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/kernels/kernels.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 
@@ -75,6 +76,18 @@ static void blas_fix_coretype(char **argv)
     /* exec failed: carry on with the slow kernels rather than not at all */
 }
 
+/* GOOGLENET_SIMD picks the table of SIMD kernels (nn/kernels/kernels.h); one
+ * this CPU cannot run is named, not silently replaced. */
+static void simd_check(void)
+{
+    const char *want = getenv("GOOGLENET_SIMD");
+    if (!want || !*want) return;
+    const char *got = nn_kernels()->name;
+    if (strcmp(want, got) != 0)
+        fprintf(stderr, "googlenet: GOOGLENET_SIMD=%s is not a kernel table this CPU runs (avx2%s); using %s\n",
+                want, nn_kernels_supported("avx512") ? ", avx512" : "", got);
+}
+
 static void print_usage(FILE *f)
 {
     fprintf(f, "usage: googlenet <command> [flags]     (googlenet <command> --help for its flags)\n\n"
@@ -87,6 +100,7 @@ static void print_usage(FILE *f)
 int main(int argc, char **argv)
 {
     blas_fix_coretype(argv);
+    simd_check();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;

@@ -41,6 +41,14 @@ double trainer_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+char *openblas_get_corename(void);
+
+const char *trainer_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}
+
 double trainer_peak_rss_mb(void)
 {
     struct rusage ru;

@@ -13,5 +13,7 @@ int trainer_default_threads(void);
 double trainer_now(void);
 /* Peak resident memory of the process so far, in MB. */
 double trainer_peak_rss_mb(void);
+/* The OpenBLAS kernel set in use ("Cooperlake", "Haswell", ...). */
+const char *trainer_blas_core(void);
 
 #endif

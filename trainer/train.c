@@ -23,6 +23,7 @@
 
 #include "dataloader/dataset.h"
 #include "dataloader/loader.h"
+#include "nn/conv.h"
 #include "nn/model.h"
 #include "nn/rng.h"
 #include "nn/sgd.h"
@@ -45,6 +46,7 @@ TrainConfig train_default_config(void)
         .warmup_epochs = 0, .gamma = 0.96, .step_epochs = 8, .power = 0.5, .final_lr_frac = 0,
         .momentum = 0.9, .wd = 2e-4, .ema_decay = 0.9999, .accum = 1, .seed = 1,
         .threads = 0, .bucket_mb = 25, .grad_compress = "none", .timeout = COMM_DEFAULT_TIMEOUT,
+        .conv_algo = "auto",
         .out = "runs/train", .log_every = 10, .ckpt_every = "1e", .keep = 5, .keep_every = "0",
         .ckpt_fail = "continue", .ckpt_level = 3, .ckpt_threads = 1,
         .eval_every = "1e", .eval_crops = 1, .eval_weights = "average", .eval_batch = 0, .eval_max_bad = 0.01, .eval_resize = 256,
@@ -146,6 +148,7 @@ typedef struct {
     int usage;           /* the failure was a bad combination of flags and data */
     double t_start;
     char out_dir[4096];
+    char conv_plan[4096];  /* the convolution plan every rank runs (nn/model.h) */
 } Run;
 
 static int is_dir(const char *p)
@@ -218,6 +221,7 @@ static void fill_meta(Run *r, CkptMeta *m)
     snprintf(m->command, sizeof m->command, "%s", cfg->command);
     char err[ERR_LEN];
     ckpt_meta_set_norm(m, cfg->mean, cfg->std, err, sizeof err);
+    ckpt_meta_add_extra(m, "conv_plan", r->conv_plan, err, sizeof err);
     int nc = dataset_num_classes(r->train_ds);
     const char **names = malloc(sizeof(char *) * (size_t)nc);
     if (names) {
@@ -452,6 +456,7 @@ static int setup(Run *r, char *err)
     mc.training = 1;
     mc.head_dropout = (float)cfg->head_dropout;
     mc.aux_dropout = (float)cfg->aux_dropout;
+    mc.conv_gemm = strcmp(cfg->conv_algo, "gemm") == 0;
     r->model = model_init(&mc, err, ERR_LEN);
     rc = r->model ? 0 : -1;
     if (agree(c, rc, err) != 0) return -1;
@@ -568,6 +573,82 @@ static void explain_other_model(const char *path, const Run *r, char *err)
     ckpt_meta_free(&h);
 }
 
+/* "forward f4x3 x9, f2x5 x9, gemm x1" for the pass `pass` of a formatted plan. */
+static void plan_summary(const char *plan, int pass, char *out, size_t len)
+{
+    const char *names[CONV_ALGOS];
+    int count[CONV_ALGOS] = {0};
+    for (int a = 0; a < CONV_ALGOS; a++) names[a] = conv_algo_name((ConvAlgo)a);
+    for (const char *p = strchr(plan, '='); p; p = strchr(p + 1, '=')) {
+        const char *q = p + 1;
+        for (int k = 0; k < pass && q; k++) q = strchr(q, ',') ? strchr(q, ',') + 1 : NULL;
+        for (int a = 0; q && a < CONV_ALGOS; a++)
+            if (strncmp(q, names[a], strlen(names[a])) == 0) count[a]++;
+    }
+    size_t at = 0;
+    out[0] = '\0';
+    for (int a = 0; a < CONV_ALGOS && at < len; a++)
+        if (count[a]) at += (size_t)snprintf(out + at, len - at, "%s%s x%d", at ? ", " : "", names[a], count[a]);
+}
+
+/* Collective: every rank runs rank 0's convolution plan. Resuming, that is the
+ * checkpoint's (the same algorithms give the same bits) unless --conv-algo was
+ * given; otherwise --conv-algo auto times the algorithms on every rank at once
+ * (under the load training puts on the node) and keeps rank 0's choice, and
+ * winograd or gemm is the fixed plan model_init made. */
+static int conv_plan_setup(Run *r, const char *from_ckpt, char *err)
+{
+    const TrainConfig *cfg = r->cfg;
+    Comm *c = r->comm;
+    char *plan = r->conv_plan;
+    size_t len = sizeof r->conv_plan;
+    int64_t src = 0; /* 1: the checkpoint's, 2: timed now, 0: fixed */
+    if (r->rank == 0 && from_ckpt) {
+        if (from_ckpt[0] && !cfg->conv_algo_given) {
+            snprintf(plan, len, "%s", from_ckpt);
+            src = 1;
+        } else if (!from_ckpt[0]) {
+            printf("the checkpoint records no convolution plan: using --conv-algo %s (results may differ from "
+                   "the interrupted run's in rounding)\n", cfg->conv_algo);
+        } else {
+            printf("--conv-algo %s replaces the checkpoint's convolution plan: the run continues exactly only up "
+                   "to rounding\n", cfg->conv_algo);
+        }
+    }
+    comm_broadcast(c, &src, sizeof src, "convolution plan source");
+    double secs = 0;
+    if (src == 0 && strcmp(cfg->conv_algo, "auto") == 0) {
+        secs = model_conv_tune(r->model, err, ERR_LEN);
+        if (agree(c, secs < 0 ? -1 : 0, err) != 0) return -1;
+        src = 2;
+    }
+    int rc = 0;
+    if (r->rank == 0 && src != 1 && model_conv_plan_format(r->model, plan, len) < 0) {
+        snprintf(err, ERR_LEN, "the convolution plan does not fit in %zu bytes", len);
+        rc = -1;
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    comm_broadcast(c, plan, len, "convolution plan");
+    rc = model_conv_plan_apply(r->model, plan, err, ERR_LEN);
+    if (rc != 0 && r->rank == 0) {
+        char why[ERR_LEN];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, ERR_LEN, "%s; pass --conv-algo auto, winograd or gemm to choose another plan", why);
+    }
+    if (agree(c, rc, err) != 0) return -1;
+    if (r->rank == 0) {
+        char f[128], d[128], w[128];
+        plan_summary(plan, 0, f, sizeof f);
+        plan_summary(plan, 1, d, sizeof d);
+        plan_summary(plan, 2, w, sizeof w);
+        if (src == 1) printf("convolution plan: the checkpoint's");
+        else if (src == 2) printf("convolution plan: timed in %.1f s", secs);
+        else printf("convolution plan: --conv-algo %s", cfg->conv_algo);
+        printf(" (3x3/5x5 layers: forward %s; backward data %s; backward weights %s)\n", f, d, w);
+    }
+    return 0;
+}
+
 /* Initial weights, or the checkpoint to resume from: rank 0's state goes to
  * every rank, and every rank checks it holds the same bits. */
 static int initial_state(Run *r, char *err)
@@ -578,6 +659,7 @@ static int initial_state(Run *r, char *err)
     int rc = 0;
     int64_t pos[3] = {0, 0, 0}; /* step, samples seen, epoch samples done */
     int64_t resumed_world = 0, resumed_epoch = 0;
+    char plan[sizeof r->conv_plan] = "";
     if (r->rank == 0) {
         int loaded = 0;
         if (cfg->resume) {
@@ -621,6 +703,7 @@ static int initial_state(Run *r, char *err)
                 if (ckpt_meta_check_model(&m, model_config(r->model), r->np, err, ERR_LEN) != 0) {
                     rc = -1;
                 } else {
+                    if (!ckpt_meta_get_extra(&m, "conv_plan", plan, sizeof plan)) plan[0] = '\0';
                     pos[0] = m.step;
                     pos[1] = m.samples_seen;
                     pos[2] = m.epoch_samples;
@@ -650,6 +733,7 @@ static int initial_state(Run *r, char *err)
     comm_broadcast(c, info, sizeof info, "resume position");
     rc = comm_check_identical(c, w, r->np * sizeof(float), "initial weights", err, ERR_LEN);
     if (agree(c, rc, err) != 0) return -1;
+    if (conv_plan_setup(r, pos[0] > 0 ? plan : NULL, err) != 0) return -1;
 
     /* where to continue: exactly the same step with the same shape; otherwise
      * the samples done of the epoch, re-split over the new global batch */

@@ -37,6 +37,8 @@ typedef struct {
     unsigned long long seed;
     /* parallelism */
     int threads;
+    const char *conv_algo;  /* "auto" | "winograd" | "gemm" (nn/model.h: the convolution plan) */
+    int conv_algo_given;    /* --conv-algo was on the command line */
     double bucket_mb;
     const char *grad_compress;
     int no_overlap;

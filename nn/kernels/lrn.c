@@ -1,0 +1,103 @@
+/* lrn.c (kernels): cross-channel LRN over strips of positions, for nn/lrn.c,
+ * which hands each thread its strips. Compiled once per instruction set
+ * (kernels.h). Within a strip the channels are walked in order; every sum
+ * over the window is made afresh in channel order (no running sums, whose
+ * rounding would depend on the channels that left), from rows that stay in
+ * L1. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/kernels/isa.h"
+
+/* out[i] = scale[i]^-beta, and when inv is given inv[i] = 1 / scale[i], with
+ * the beta test outside the loops so they vectorise. For beta = 0.75 both
+ * come from r = 1/sqrt(s): s^-0.75 = r sqrt(r), 1/s = r^2 (no division). */
+static void pow_neg_beta(float *out, float *inv, const float *scale, int len, float beta)
+{
+    if (beta == 0.75f) {
+        int i = 0;
+        for (; i + VL <= len; i += VL) {
+            vf s = vload(scale + i), r = vrsqrt(s);
+            r = r * (1.5f - 0.5f * s * r * r); /* one Newton step */
+            vstore(out + i, r * vsqrt(r));
+            if (inv) vstore(inv + i, r * r);
+        }
+        for (; i < len; i++) {
+            float r = sqrtf(scale[i]);
+            out[i] = 1.0f / (r * sqrtf(r));
+            if (inv) inv[i] = 1.0f / scale[i];
+        }
+    } else {
+        for (int i = 0; i < len; i++) out[i] = powf(scale[i], -beta);
+        if (inv)
+            for (int i = 0; i < len; i++) inv[i] = 1.0f / scale[i];
+    }
+}
+
+/* scale[i] = k + (alpha / size) sum_{c' in window(c)} x_c'^2 over positions [p, p + len). */
+static void scale_row(const LrnShape *s, const float *x, int c, size_t p, int len, float *scale)
+{
+    int half = s->size / 2;
+    int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
+    float a = s->alpha / (float)s->size;
+    for (int i = 0; i < len; i++) scale[i] = 0.0f;
+    for (int cc = c0; cc <= c1; cc++) {
+        const float *xr = x + (size_t)cc * s->plane + p;
+        for (int i = 0; i < len; i++) scale[i] += xr[i] * xr[i];
+    }
+    for (int i = 0; i < len; i++) scale[i] = s->k + a * scale[i];
+}
+
+void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
+{
+    const LrnShape *s = j->s;
+    float scale[LRN_STRIP], f[LRN_STRIP];
+    for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
+        int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
+        for (int c = 0; c < s->c; c++) {
+            scale_row(s, j->x, c, (size_t)p, len, scale);
+            pow_neg_beta(f, NULL, scale, len, s->beta);
+            const float *xr = j->x + (size_t)c * s->plane + p;
+            float *yr = j->out + (size_t)c * s->plane + p;
+            for (int i = 0; i < len; i++) yr[i] = xr[i] * f[i];
+        }
+    }
+}
+
+/* With y_c = x_c f_c, f_c = scale_c^-beta:
+ *   dx_c = dy_c f_c - (2 alpha beta / size) x_c sum_{c' near c} dy_c' x_c' f_c' / scale_c'
+ * The ratio rows (dy x f / scale) and f rows of the window live in rings of
+ * `size` rows; each channel's are made once, when it enters c's window. */
+void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
+{
+    const LrnShape *s = j->s;
+    int half = s->size / 2, ring = s->size;
+    float ratios[LRN_MAX_SIZE][LRN_STRIP], fs[LRN_MAX_SIZE][LRN_STRIP], acc[LRN_STRIP], scale[LRN_STRIP];
+    float coef = 2.0f * s->alpha * s->beta / (float)s->size;
+    for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
+        int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
+        int made = 0;
+        for (int c = 0; c < s->c; c++) {
+            for (; made < s->c && made <= c + half; made++) {
+                int r = made % ring;
+                scale_row(s, j->x, made, (size_t)p, len, scale);
+                pow_neg_beta(fs[r], scale, scale, len, s->beta); /* scale becomes 1 / scale */
+                const float *xr = j->x + (size_t)made * s->plane + p, *dyr = j->dy + (size_t)made * s->plane + p;
+                for (int i = 0; i < len; i++) ratios[r][i] = dyr[i] * xr[i] * fs[r][i] * scale[i];
+            }
+            int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
+            memset(acc, 0, sizeof(float) * len);
+            for (int cc = c0; cc <= c1; cc++) {
+                const float *r = ratios[cc % ring];
+                for (int i = 0; i < len; i++) acc[i] += r[i];
+            }
+            const float *f = fs[c % ring];
+            const float *xr = j->x + (size_t)c * s->plane + p, *dyr = j->dy + (size_t)c * s->plane + p;
+            float *dxr = j->out + (size_t)c * s->plane + p;
+            if (j->accum)
+                for (int i = 0; i < len; i++) dxr[i] += dyr[i] * f[i] - coef * xr[i] * acc[i];
+            else
+                for (int i = 0; i < len; i++) dxr[i] = dyr[i] * f[i] - coef * xr[i] * acc[i];
+        }
+    }
+}

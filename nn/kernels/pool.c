@@ -1,0 +1,402 @@
+/* pool.c (kernels): max and average pooling of whole planes, forward and
+ * backward, for nn/pool.c, which hands each thread its planes. Compiled once
+ * per instruction set (kernels.h); the loops are written to vectorise. */
+#include <float.h>
+#include <string.h>
+
+#include "nn/kernels/isa.h"
+
+/* The maximum of 3 consecutive floats at o*ST - pad, for the interior
+ * outputs o in [first, last] of a row of column maxima v; ST is a constant,
+ * so the loop is vector code: stride 2 splits v into its even and odd floats. */
+static inline __attribute__((always_inline)) void max3_row(const float *v, float *yr, int first, int last,
+                                                           const int ST, int pad)
+{
+    int o = first;
+    if (ST == 1 || ST == 2) {
+        /* v is padded: whole-vector loads past the last window stay inside it */
+        for (; o <= last; o += VL) {
+            const float *p = v + o * ST - pad;
+            vf m;
+            if (ST == 1) {
+                m = vmax(vmax(vload(p), vload(p + 1)), vload(p + 2));
+            } else {
+                vf a = vload(p), b = vload(p + VL), c = vload(p + 2), d = vload(p + 2 + VL);
+                vf even = __builtin_shufflevector(a, b, EVENS), odd = __builtin_shufflevector(a, b, ODDS);
+                m = vmax(vmax(even, odd), __builtin_shufflevector(c, d, EVENS));
+            }
+            vstore_mask(yr + o, viota() < last - o + 1, m);
+        }
+        return;
+    }
+    for (; o <= last; o++) {
+        const float *p = v + (o * ST - pad);
+        float m = p[0] > p[1] ? p[0] : p[1];
+        yr[o] = p[2] > m ? p[2] : m;
+    }
+}
+
+/* Max pooling of one plane, separably: the maximum over the window's rows
+ * (contiguous, vectorised) into v, then over the window's columns of v. */
+static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
+{
+    const PoolShape *s = j->s;
+    int w = s->w;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        const float *x0 = x + (size_t)r->lo * w;
+        if (r->hi - r->lo == 3) {
+            const float *x1 = x0 + w, *x2 = x1 + w;
+            for (int iw = 0; iw < w; iw++) {
+                float m = x0[iw] > x1[iw] ? x0[iw] : x1[iw];
+                v[iw] = x2[iw] > m ? x2[iw] : m;
+            }
+        } else {
+            memcpy(v, x0, sizeof(float) * w);
+            for (int ih = r->lo + 1; ih < r->hi; ih++) {
+                const float *xr = x + (size_t)ih * w;
+                for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
+            }
+        }
+        float *yr = y + (size_t)oh * s->wo;
+        int ow = 0;
+        if (!s->adaptive && s->k == 3) {
+            /* interior windows of three columns: branch-free */
+            int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
+            if (last > s->wo - 1) last = s->wo - 1;
+            for (; ow < first && ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float m = v[c->lo];
+                for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+                yr[ow] = m;
+            }
+            if (ow <= last) {
+                if (s->stride == 1) max3_row(v, yr, ow, last, 1, s->pad);
+                else if (s->stride == 2) max3_row(v, yr, ow, last, 2, s->pad);
+                else max3_row(v, yr, ow, last, s->stride, s->pad);
+                ow = last + 1;
+            }
+        }
+        for (; ow < s->wo; ow++) {
+            const PoolWindow *c = &j->tw[ow];
+            float m = v[c->lo];
+            for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+            yr[ow] = m;
+        }
+    }
+}
+
+/* ---- 3x3 windows, stride 1, padding 1 (the inception branch): the plane as
+ * one flat array, so small planes (14x14, 7x7) fill the vectors too. A
+ * neighbour across a row or plane edge is masked to -inf: it never wins. */
+
+static int is_flat3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1; }
+
+/* For each vector of positions of an h x w plane: the lanes whose left, right,
+ * upper and lower neighbours exist, and the lanes inside the plane; made once
+ * per call (divisions are slow), mask[5 * v + 0..4]. */
+static void flat_masks(int h, int w, vi *mask)
+{
+    int n = h * w;
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi row, col, pos = viota() + i;
+        for (int l = 0; l < VL; l++) {
+            row[l] = pos[l] / w;
+            col[l] = pos[l] % w;
+        }
+        mask[5 * v + 0] = col > 0;
+        mask[5 * v + 1] = col < w - 1;
+        mask[5 * v + 2] = row > 0;
+        mask[5 * v + 3] = row < h - 1;
+        mask[5 * v + 4] = pos < n;
+    }
+}
+
+/* y (and with arg, the first maximum's position dh * 3 + dw) of one plane */
+static void flat3_plane(const PoolShape *s, const vi *mask, const float *x, float *y, unsigned char *arg,
+                        float *hm, int *hd)
+{
+    int w = s->w, n = s->h * w;
+    const vf ninf = vset1(-__builtin_inff());
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi left = mask[5 * v], right = mask[5 * v + 1], in = mask[5 * v + 4];
+        vf l = vselect(left & in, vload_mask(x + i - 1, left & in), ninf);
+        vf c = vload_mask(x + i, in);
+        vf r = vselect(right & in, vload_mask(x + i + 1, right & in), ninf);
+        /* first maximum in column order: left, centre, right */
+        vi b1 = c > l;
+        vf m = vselect(b1, c, l);
+        vi d = b1 & 1, b2 = r > m;
+        m = vselect(b2, r, m);
+        d = (b2 & (2 ^ d)) ^ d;
+        vstore_mask(hm + i, in, m);
+        if (arg) vstore_mask((float *)hd + i, in, (vf)d);
+    }
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi up = mask[5 * v + 2], down = mask[5 * v + 3], in = mask[5 * v + 4];
+        vf t = vselect(up & in, vload_mask(hm + i - w, up & in), ninf);
+        vf c = vload_mask(hm + i, in);
+        vf b = vselect(down & in, vload_mask(hm + i + w, down & in), ninf);
+        /* first maximum in row order: the row above, this one, the one below */
+        vi b1 = c > t;
+        vf m = vselect(b1, c, t);
+        vi b2 = b > m;
+        m = vselect(b2, b, m);
+        vstore_mask(y + i, in, m);
+        if (!arg) continue;
+        vi dt = (vi)vload_mask((const float *)hd + i - w, up & in), dc = (vi)vload_mask((const float *)hd + i, in);
+        vi db = (vi)vload_mask((const float *)hd + i + w, down & in);
+        vi pos = dt; /* dh 0 */
+        pos = (b1 & ((3 + dc) ^ pos)) ^ pos;
+        pos = (b2 & ((6 + db) ^ pos)) ^ pos;
+        unsigned char bytes[VL];
+        vstore_bytes(bytes, pos);
+        memcpy(arg + i, bytes, (size_t)(n - i < VL ? n - i : VL));
+    }
+}
+
+void ISA(pool_forward)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    /* a row of column maxima (+ the lanes a vector load past the last window
+     * may read), or a plane of them for the flat 3x3 windows */
+    float v[(is_flat3(s) ? (size_t)s->h * s->w : (size_t)s->w) + 2 * VL];
+    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
+    for (long p = b; p < e; p++) {
+        const float *x = j->x + p * ip;
+        float *y = j->out + p * op;
+        if (s->kind == POOL_MAX) {
+            if (is_flat3(s)) flat3_plane(s, mask, x, y, NULL, v, NULL);
+            else max_plane(j, x, y, v);
+            continue;
+        }
+        for (int oh = 0; oh < s->ho; oh++) {
+            const PoolWindow *r = &j->th[oh];
+            for (int ow = 0; ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float acc = 0.0f;
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) acc += x[ih * s->w + iw];
+                y[oh * s->wo + ow] = acc / (float)(r->extent * c->extent);
+            }
+        }
+    }
+}
+
+/* First maximum of the full 3-wide windows o in [first, last] of one input row:
+ * value hm[o] and column hc[o]. ST is a constant, so the loop is vector code
+ * (stride 2 split into even and odd floats); a later column wins only when
+ * strictly larger. */
+static inline __attribute__((always_inline)) void row_max3(const float *xr, int w, int first, int last,
+                                                           const int ST, int pad, float *hm, int *hc)
+{
+    int o = first;
+    if (ST == 1 || ST == 2) {
+        /* whole vectors, the last one masked: loads read only the floats the
+         * outputs [o, o + cnt) need */
+        for (; o <= last; o += VL) {
+            int cnt = last - o + 1 < VL ? last - o + 1 : VL;
+            int need = (o + cnt - 1) * ST - pad + 3 - (o * ST - pad); /* floats from p */
+            const float *p = xr + (o * ST - pad);
+            vf p0, p1, p2;
+            if (ST == 1) {
+                p0 = vload_mask(p, viota() < need);
+                p1 = vload_mask(p + 1, viota() + 1 < need);
+                p2 = vload_mask(p + 2, viota() + 2 < need);
+            } else {
+                vf a = vload_mask(p, viota() < need), b = vload_mask(p + VL, viota() + VL < need);
+                vf c = vload_mask(p + 2, viota() + 2 < need), d = vload_mask(p + 2 + VL, viota() + 2 + VL < need);
+                p0 = __builtin_shufflevector(a, b, EVENS);
+                p1 = __builtin_shufflevector(a, b, ODDS);
+                p2 = __builtin_shufflevector(c, d, EVENS);
+            }
+            vi col = viota() * ST + (o * ST - pad), b1 = p1 > p0;
+            vf m = vselect(b1, p1, p0);
+            col += b1 & 1;
+            vi b2 = p2 > m;
+            m = vselect(b2, p2, m);
+            col = (b2 & ((viota() * ST + (o * ST - pad + 2)) ^ col)) ^ col;
+            vi on = viota() < cnt;
+            vstore_mask(hm + o, on, m);
+            vstore_mask((float *)hc + o, on, (vf)col);
+        }
+        return;
+    }
+    for (; o <= last; o++) {
+        const float *p = xr + (o * ST - pad);
+        float m = p[0];
+        int c = 0;
+        c = p[1] > m ? 1 : c;
+        m = p[1] > m ? p[1] : m;
+        c = p[2] > m ? 2 : c;
+        m = p[2] > m ? p[2] : m;
+        hm[o] = m;
+        hc[o] = o * ST - pad + c;
+    }
+}
+
+/* First maximum of each window of one input row: value hm[ow] and column hc[ow]. */
+static void row_first_max(const PoolShape *s, const PoolWindow *tw, const float *xr, float *hm, int *hc)
+{
+    int wo = s->wo, first = wo, last = -1;
+    if (!s->adaptive && s->k == 3) {
+        first = (s->pad + s->stride - 1) / s->stride;
+        last = (s->w - 3 + s->pad) / s->stride;
+        if (last > wo - 1) last = wo - 1;
+    }
+    if (last >= first) {
+        if (s->stride == 1) row_max3(xr, s->w, first, last, 1, s->pad, hm, hc);
+        else if (s->stride == 2) row_max3(xr, s->w, first, last, 2, s->pad, hm, hc);
+        else row_max3(xr, s->w, first, last, s->stride, s->pad, hm, hc);
+    }
+    for (int ow = 0; ow < wo; ow++) {
+        if (ow >= first && ow <= last) continue;
+        const PoolWindow *c = &tw[ow];
+        float m = xr[c->lo];
+        int ci = c->lo;
+        for (int iw = c->lo + 1; iw < c->hi; iw++)
+            if (xr[iw] > m) {
+                m = xr[iw];
+                ci = iw;
+            }
+        hm[ow] = m;
+        hc[ow] = ci;
+    }
+}
+
+/* Max-pooling backward of one plane. No indices were stored: the first
+ * maximum of each window in row-major order (the element Caffe and PyTorch
+ * route the gradient to) is found again, separably: per input row the first
+ * maximum of each column window, then the first row holding the largest. */
+static void max_backward_plane(const PoolArgs *j, const float *x, const float *dy, float *dx,
+                               float *hm, int *hc, float *mx, int *idx)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    /* every input row once: rows shared by overlapping windows are not redone */
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        const float *v0 = hm + (size_t)r->lo * wo;
+        const int *c0 = hc + (size_t)r->lo * wo;
+        int base = r->lo * w;
+        for (int ow = 0; ow < wo; ow++) {
+            mx[ow] = v0[ow];
+            idx[ow] = base + c0[ow];
+        }
+        for (int ih = r->lo + 1; ih < r->hi; ih++) {
+            const float *v = hm + (size_t)ih * wo;
+            const int *c = hc + (size_t)ih * wo;
+            int rb = ih * w;
+            /* a later row wins only when strictly larger: the first maximum */
+            for (int ow = 0; ow < wo; ow++) {
+                int better = v[ow] > mx[ow];
+                idx[ow] = better ? rb + c[ow] : idx[ow];
+                mx[ow] = better ? v[ow] : mx[ow];
+            }
+        }
+        const float *g = dy + (size_t)oh * wo;
+        for (int ow = 0; ow < wo; ow++) dx[idx[ow]] += g[ow];
+    }
+}
+
+void ISA(pool_backward)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    /* (h, wo) row maxima and their columns, and one output row's running maximum */
+    float hm[(size_t)s->h * s->wo], mx[s->wo];
+    int hc[(size_t)s->h * s->wo], idx[s->wo];
+    for (long p = b; p < e; p++) {
+        const float *x = j->x + p * ip, *dy = j->dy + p * op;
+        float *dx = j->out + p * ip;
+        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        if (s->kind == POOL_MAX) {
+            max_backward_plane(j, x, dy, dx, hm, hc, mx, idx);
+            continue;
+        }
+        for (int oh = 0; oh < s->ho; oh++) {
+            const PoolWindow *r = &j->th[oh];
+            for (int ow = 0; ow < s->wo; ow++) {
+                const PoolWindow *c = &j->tw[ow];
+                float share = dy[oh * s->wo + ow] / (float)(r->extent * c->extent);
+                for (int ih = r->lo; ih < r->hi; ih++)
+                    for (int iw = c->lo; iw < c->hi; iw++) dx[ih * s->w + iw] += share;
+            }
+        }
+    }
+}
+
+/* The first maximum of every window of one plane, as max_backward_plane finds
+ * it, kept: y = the maximum, arg = its position dh * k + dw in the window. */
+static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg, float *hm,
+                             int *hc)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo, st = s->stride;
+    for (int ih = 0; ih < s->h; ih++)
+        row_first_max(s, j->tw, x + (size_t)ih * w, hm + (size_t)ih * wo, hc + (size_t)ih * wo);
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        int top = oh * st - s->pad; /* the window's first row, maybe in the padding */
+        float *yr = y + (size_t)oh * wo;
+        unsigned char *ar = arg + (size_t)oh * wo;
+        /* a later row wins only when strictly larger: the first maximum */
+        for (int ow = 0; ow < wo; ow += VL) {
+            int cnt = wo - ow < VL ? wo - ow : VL;
+            vi on = viota() < cnt;
+            vf m = vload_mask(hm + (size_t)r->lo * wo + ow, on);
+            vi col = (vi)vload_mask((const float *)hc + (size_t)r->lo * wo + ow, on), dh = viota() * 0 + (r->lo - top);
+            for (int ih = r->lo + 1; ih < r->hi; ih++) {
+                vf v = vload_mask(hm + (size_t)ih * wo + ow, on);
+                vi better = v > m;
+                m = vselect(better, v, m);
+                col = (better & ((vi)vload_mask((const float *)hc + (size_t)ih * wo + ow, on) ^ col)) ^ col;
+                dh = (better & ((ih - top) ^ dh)) ^ dh;
+            }
+            vstore_mask(yr + ow, on, m);
+            unsigned char bytes[VL];
+            vstore_bytes(bytes, dh * s->k + (col - ((viota() + ow) * st - s->pad)));
+            memcpy(ar + ow, bytes, (size_t)cnt);
+        }
+    }
+}
+
+void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    size_t rows = (size_t)s->h * (s->w > s->wo ? s->w : s->wo);
+    float hm[rows];
+    int hc[rows];
+    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
+    for (long p = b; p < e; p++) {
+        if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+        else max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+    }
+}
+
+/* dx[the recorded position] += dy, output by output: windows overlap, so a
+ * plane is one thread's. */
+void ISA(pool_backward_argmax)(const PoolArgs *j, long b, long e)
+{
+    const PoolShape *s = j->s;
+    size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+    int off[256];
+    for (int q = 0; q < s->k * s->k; q++) off[q] = (q / s->k) * s->w + q % s->k;
+    for (long p = b; p < e; p++) {
+        const float *dy = j->dy + p * op;
+        const unsigned char *arg = j->carg + p * op;
+        float *dx = j->out + p * ip;
+        if (!j->accum) memset(dx, 0, sizeof(float) * ip);
+        for (int oh = 0; oh < s->ho; oh++) {
+            long base = (long)(oh * s->stride - s->pad) * s->w - s->pad;
+            for (int ow = 0; ow < s->wo; ow++, base += s->stride) dx[base + off[*arg++]] += *dy++;
+        }
+    }
+}
+

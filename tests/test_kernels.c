@@ -1,0 +1,243 @@
+/* test_kernels.c: the SIMD tables (nn/kernels/kernels.h) against each other.
+ * The layer tests hold the table the CPU picks to references (gradient checks,
+ * naive loops); here every kernel of the AVX2 table must give what the AVX-512
+ * table gives on the same inputs: the same bits where the kernels only move,
+ * compare and add in the same order (pooling, im2col/col2im, SGD), and within
+ * 1e-6 for LRN, whose reciprocal square-root estimates differ (12 and 14 bits
+ * before the Newton step). Winograd's tables: tests/test_winograd.c. On a CPU
+ * without AVX-512 there is one table and the test says so. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "nn/conv.h"
+#include "nn/kernels/kernels.h"
+#include "nn/lrn.h"
+#include "nn/parallel.h"
+#include "nn/pool.h"
+#include "nn/rng.h"
+#include "nn/sgd.h"
+
+static void fill(float *a, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t k = rng_key(seed, 9, 8, 7);
+    for (size_t i = 0; i < n; i++) a[i] = lo + (hi - lo) * rng_uniform(k, i);
+}
+
+static int both_tables(void)
+{
+    if (nn_kernels_supported("avx2") && nn_kernels_supported("avx512")) return 1;
+    printf("  this CPU has one table (%s): nothing to compare\n", nn_kernels()->name);
+    return 0;
+}
+
+/* Runs f once per table; out[t] holds what it wrote (len floats). */
+typedef void (*RunFn)(void *ctx, float *out);
+
+static void per_table(RunFn f, void *ctx, size_t len, float *out[2])
+{
+    static const char *names[2] = {"avx2", "avx512"};
+    for (int t = 0; t < 2; t++) {
+        out[t] = calloc(len, sizeof(float));
+        assert_int_equal(nn_kernels_select(names[t]), 0);
+        f(ctx, out[t]);
+    }
+    nn_kernels_select("avx512");
+}
+
+/* ---- pooling ---- */
+
+typedef struct {
+    PoolShape s;
+    long planes;
+    float *x, *dy;
+} PoolCase;
+
+static void run_pool(void *ctx, float *out)
+{
+    PoolCase *c = ctx;
+    size_t ny = (size_t)c->planes * c->s.ho * c->s.wo, nx = (size_t)c->planes * c->s.h * c->s.w;
+    unsigned char *arg = malloc(ny);
+    float *y = out, *dx = out + ny, *y2 = out + ny + nx, *dx2 = out + 2 * ny + nx;
+    pool_forward(y, c->x, &c->s, c->planes);
+    pool_backward(dx, c->dy, c->x, y, &c->s, c->planes, 0);
+    if (c->s.kind == POOL_MAX) {
+        pool_forward_argmax(y2, arg, c->x, &c->s, c->planes);
+        pool_backward_argmax(dx2, c->dy, arg, &c->s, c->planes, 0);
+    }
+    free(arg);
+}
+
+static void test_pool_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    PoolCase c = {.planes = 3};
+    PoolShape shapes[4];
+    pool_shape_init(&shapes[0], POOL_MAX, 3, 2, 0, 29, 31);
+    pool_shape_init(&shapes[1], POOL_MAX, 3, 1, 1, 14, 14);
+    pool_shape_init(&shapes[2], POOL_AVG, 5, 3, 0, 14, 14);
+    pool_shape_adaptive(&shapes[3], 9, 7, 4, 4);
+    for (int i = 0; i < 4; i++) {
+        c.s = shapes[i];
+        size_t nx = (size_t)c.planes * c.s.h * c.s.w, ny = (size_t)c.planes * c.s.ho * c.s.wo;
+        c.x = malloc(nx * 4);
+        c.dy = malloc(ny * 4);
+        fill(c.x, nx, 1, -1, 1);
+        for (size_t k = 0; k < nx; k++) c.x[k] = c.x[k] < 0 ? 0 : c.x[k]; /* ties */
+        fill(c.dy, ny, 2, -1, 1);
+        float *out[2];
+        per_table(run_pool, &c, 2 * (nx + ny), out);
+        assert_memory_equal(out[0], out[1], 2 * (nx + ny) * 4);
+        free(out[0]);
+        free(out[1]);
+        free(c.x);
+        free(c.dy);
+    }
+}
+
+/* ---- LRN ---- */
+
+typedef struct {
+    LrnShape s;
+    float *x, *dy;
+} LrnCase;
+
+static void run_lrn(void *ctx, float *out)
+{
+    LrnCase *c = ctx;
+    size_t n = (size_t)c->s.c * c->s.plane;
+    lrn_forward(out, c->x, &c->s);
+    lrn_backward(out + n, c->dy, c->x, &c->s, 0);
+}
+
+static void test_lrn_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    LrnCase c = {.s = {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k = 1.0f, .c = 11, .plane = 700}};
+    size_t n = (size_t)c.s.c * c.s.plane;
+    c.x = malloc(n * 4);
+    c.dy = malloc(n * 4);
+    fill(c.x, n, 3, -30, 30);
+    fill(c.dy, n, 4, -1, 1);
+    float *out[2];
+    per_table(run_lrn, &c, 2 * n, out);
+    for (size_t i = 0; i < 2 * n; i++)
+        if (fabsf(out[0][i] - out[1][i]) > 1e-6f * (1 + fabsf(out[1][i])))
+            fail_msg("LRN %s %zu: avx2 %g avx512 %g", i < n ? "y" : "dx", i % n, out[0][i], out[1][i]);
+    free(out[0]);
+    free(out[1]);
+    free(c.x);
+    free(c.dy);
+}
+
+/* ---- SGD ---- */
+
+typedef struct {
+    size_t n;
+    ParamTensor pt[2];
+    float *w, *v, *g, *avg;
+} SgdCase;
+
+static void run_sgd(void *ctx, float *out)
+{
+    SgdCase *c = ctx;
+    float *w = out, *v = out + c->n, *avg = out + 2 * c->n;
+    memcpy(w, c->w, c->n * 4);
+    memcpy(v, c->v, c->n * 4);
+    memcpy(avg, c->avg, c->n * 4);
+    for (int step = 0; step < 3; step++) sgd_step(w, v, c->g, avg, c->pt, 2, 0.01f, 0.9f, 2e-4f, 0.99f);
+}
+
+static void test_sgd_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    SgdCase c = {.n = 1003};
+    c.pt[0] = (ParamTensor){.offset = 0, .count = 1000, .lr_mult = 1, .decay_mult = 1};
+    c.pt[1] = (ParamTensor){.offset = 1000, .count = 3, .lr_mult = 2, .decay_mult = 0, .is_bias = 1};
+    c.w = malloc(c.n * 4);
+    c.v = malloc(c.n * 4);
+    c.g = malloc(c.n * 4);
+    c.avg = malloc(c.n * 4);
+    fill(c.w, c.n, 5, -1, 1);
+    fill(c.v, c.n, 6, -0.1f, 0.1f);
+    fill(c.g, c.n, 7, -1, 1);
+    memcpy(c.avg, c.w, c.n * 4);
+    float *out[2];
+    per_table(run_sgd, &c, 3 * c.n, out);
+    assert_memory_equal(out[0], out[1], 3 * c.n * 4);
+    free(out[0]);
+    free(out[1]);
+    free(c.w);
+    free(c.v);
+    free(c.g);
+    free(c.avg);
+}
+
+/* ---- im2col / col2im, through the convolution by GEMM ---- */
+
+typedef struct {
+    ConvShape s;
+    int n;
+    float *x, *w, *b, *dy;
+} ConvCase;
+
+static void run_conv(void *ctx, float *out)
+{
+    ConvCase *c = ctx;
+    ConvPlan p = conv_plan_uniform(CONV_GEMM, &c->s, c->n);
+    size_t cap = conv_work_floats(&c->s, &p, c->n, parallel_threads(), 1);
+    float *work = malloc(cap * 4);
+    size_t ny = (size_t)c->s.cout * c->n * c->s.ho * c->s.wo, nx = (size_t)c->s.cin * c->n * c->s.h * c->s.w;
+    conv_forward(out, c->x, c->w, c->b, &c->s, c->n, 0, &p, work, cap);
+    conv_backward_data(out + ny, c->dy, c->w, &c->s, c->n, 0, &p, work, cap);
+    conv_backward_weights(out + ny + nx, c->dy, c->x, &c->s, c->n, &p, work, cap);
+    free(work);
+}
+
+static void test_im2col_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    ConvCase c = {.n = 2};
+    conv_shape_init(&c.s, 3, 5, 7, 2, 3, 23, 19); /* conv1's kind: strided, padded */
+    size_t nx = (size_t)3 * 2 * 23 * 19, nw = 5 * 3 * 49, ny = (size_t)5 * 2 * c.s.ho * c.s.wo;
+    c.x = malloc(nx * 4);
+    c.w = malloc(nw * 4);
+    c.b = malloc(5 * 4);
+    c.dy = malloc(ny * 4);
+    fill(c.x, nx, 8, -1, 1);
+    fill(c.w, nw, 9, -1, 1);
+    fill(c.b, 5, 10, -1, 1);
+    fill(c.dy, ny, 11, -1, 1);
+    float *out[2];
+    per_table(run_conv, &c, ny + nx + nw, out);
+    assert_memory_equal(out[0], out[1], (ny + nx + nw) * 4);
+    free(out[0]);
+    free(out[1]);
+    free(c.x);
+    free(c.w);
+    free(c.b);
+    free(c.dy);
+}
+
+int main(void)
+{
+    parallel_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool_tables),
+        cmocka_unit_test(test_lrn_tables),
+        cmocka_unit_test(test_sgd_tables),
+        cmocka_unit_test(test_im2col_tables),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
