@@ -49,9 +49,11 @@ done
 wanted() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 # Every training command takes these. The resumes are compared bit for bit
-# with an uninterrupted run, so every run must choose the same kernels: when
-# train picks an algorithm at start-up, pin it here (e.g. --conv-algo gemm).
-TRAIN=(--crop 64 --batch 4 --lr 0.005 --threads 1 --workers 1 --eval-every 0 --log-every 0 --keep 0 --ckpt-every 4)
+# with an uninterrupted run, so every run must choose the same kernels: the
+# default --conv-algo auto times the algorithms at start-up and two runs may
+# choose differently, so the plan is fixed here.
+TRAIN=(--crop 64 --batch 4 --lr 0.005 --threads 1 --workers 1 --eval-every 0 --log-every 0 --keep 0 --ckpt-every 4
+       --conv-algo winograd)
 EPOCHS=3 STEPS=24 TIMEOUT=20 # 64 images / (2 ranks x 4) = 8 steps an epoch
 MPI=(mpirun --oversubscribe --bind-to none -np 2) # forwards stdin to rank 0: runs get </dev/null
 
