@@ -27,7 +27,7 @@ need_deps = $(if $(1),$(error missing $(foreach p,$(1),$(p) (Debian package $(de
 
 # `make test` and `make demo` install what is missing first and then re-enter
 # make, so the checks below run after the install.
-ifeq ($(filter clean help deps test test-cluster demo fashion-full,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help deps test test-cluster demo fashion-full valgrind fuzz,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING))
 ifneq ($(filter run-tests,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING_TEST))
@@ -146,10 +146,20 @@ FUZZ_CC      ?= clang-14
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(ARCH) -I. $(shell pkg-config --cflags libpng libjpeg libzstd 2>/dev/null) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_LIBS    := $(shell pkg-config --libs libpng libjpeg libzstd 2>/dev/null) -lpthread -lm
+# nn/sgd.c (the optimiser state a checkpoint loads into) calls the SIMD tables,
+# so the checkpoint targets link nn/kernels/ built once per instruction set
+FUZZ_KERN_OBJ := $(KERN_SRC:%.c=build/fuzz/obj/%.avx2.o) $(KERN_SRC:%.c=build/fuzz/obj/%.avx512.o)
+build/fuzz/obj/nn/kernels/%.avx2.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx2) -c -o $@ $<
+build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx512) -c -o $@ $<
 fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
                 dataloader/dataset.c dataloader/shard.c trainer/eval_crops.c
 fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c
-fuzz_ckpt    := trainer/ckpt.c trainer/ckpt_hash.c trainer/ckpt_npy.c nn/sgd.c nn/parallel.c
+fuzz_ckpt    := trainer/ckpt.c trainer/ckpt_hash.c trainer/ckpt_npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
+                $(FUZZ_KERN_OBJ)
 fuzz_src_jpeg        := tests/fuzz/fuzz_jpeg.c $(fuzz_image)
 fuzz_src_png         := tests/fuzz/fuzz_png.c $(fuzz_image)
 fuzz_src_ckpt        := tests/fuzz/fuzz_ckpt.c $(fuzz_ckpt)
@@ -164,7 +174,7 @@ FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 define fuzz_rules
 build/fuzz/fuzz_$(1): tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c $$(fuzz_src_$(1)) $$(wildcard tests/fuzz/*.h)
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_LIBS)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(filter %.c %.o,$$^) $$(FUZZ_LIBS)
 $(BUILD)/tests/fuzz/replay_$(1): $$(patsubst %.c,$(BUILD)/%.o,tests/fuzz/replay.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c \
                                  $$(filter tests/%,$$(fuzz_src_$(1)))) $$(LIB_OBJ)
 	@mkdir -p $$(dir $$@)
@@ -182,12 +192,15 @@ run-tests: $(FUZZ_REPLAY_BIN)
 
 # A short 2-rank training run under valgrind memcheck (tests/valgrind/run.sh).
 .PHONY: valgrind
-valgrind: $(BIN) $(BUILD)/tests/helper_gen_dataset
+valgrind:
+	@scripts/install-deps.sh --valgrind
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/helper_gen_dataset
 	@GOOGLENET_BIN=$(BIN) TEST_BUILD=$(BUILD) tests/valgrind/run.sh
 
 .PHONY: fuzz
 fuzz:
-	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs $(FUZZ_CC) and its fuzzer runtime: apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
+	@scripts/install-deps.sh --fuzz
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs $(FUZZ_CC) and its fuzzer runtime (FUZZ_CC=clang-14 is what scripts/install-deps.sh --fuzz installs)"; exit 1; }
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/fuzz/run.sh
 

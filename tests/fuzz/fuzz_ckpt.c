@@ -1,5 +1,6 @@
 /* fuzz_ckpt.c: libFuzzer target for the checkpoint reader: ckpt_open (what
- * `ckpt info` and `eval` read first), ckpt_reader_verify (`ckpt verify`),
+ * `ckpt info` and `eval` read first) with the metadata's extra keys
+ * (ckpt_meta_get_extra), ckpt_reader_verify (`ckpt verify`),
  * ckpt_reader_read and ckpt_load (a resume), and ckpt_load_latest
  * (`--resume auto`) over a directory that holds the file.
  *
@@ -122,6 +123,8 @@ static void check_file(size_t len)
         FUZZ_CHECK(sec[i].offset <= len && sec[i].stored_bytes <= len - sec[i].offset, "section %d outside the file", i);
     float mean[3], std[3];
     ckpt_meta_get_norm(m, mean, std);
+    char plan[4096]; /* the convolution plan's key, read by train's resume and by eval */
+    ckpt_meta_get_extra(m, "conv_plan", plan, sizeof plan);
     size_t np = m->num_params;
     if (np > FUZZ_MAX_PARAMS) {
         ckpt_close(r);
