@@ -27,7 +27,7 @@ need_deps = $(if $(1),$(error missing $(foreach p,$(1),$(p) (Debian package $(de
 
 # `make test` and `make demo` install what is missing first and then re-enter
 # make, so the checks below run after the install.
-ifeq ($(filter clean help deps test test-cluster demo fashion-full,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help deps test test-cluster demo fashion-full valgrind fuzz,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING))
 ifneq ($(filter run-tests,$(MAKECMDGOALS)),)
 $(call need_deps,$(MISSING_TEST))
@@ -139,10 +139,80 @@ help:
 	@echo "make test         build and run every test (SANITIZE=address,undefined for sanitizers)"
 	@echo "make test-cluster multi-host MPI on a virtual cluster and the Slurm scripts on a local Slurm (root)"
 	@echo "make deps         install missing Debian packages (scripts/install-deps.sh)"
+	@echo "make valgrind     a short 2-rank training run under valgrind memcheck (Open MPI's reports suppressed)"
+	@echo "make fuzz         run every fuzz target FUZZ_SECONDS (60) under nice; FUZZ_TARGETS=\"ckpt npy\" for some"
 	@echo "make clean        remove build/ and bin/"
 
 clean:
 	rm -rf build bin
+
+# ---- fuzzing (tests/fuzz/, docs/reliability.md) ----
+# One libFuzzer target per parser, each built with clang from only the sources
+# it needs. `make test` replays every kept input through the same targets
+# built with $(CC) and tests/fuzz/replay.c as main (tests/test_fuzz_replay.sh).
+FUZZ_TARGETS := jpeg png ckpt shard labels classes index_cache npy
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang-14
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(ARCH) -I. $(shell pkg-config --cflags libpng libjpeg libzstd 2>/dev/null) \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LIBS    := $(shell pkg-config --libs libpng libjpeg libzstd 2>/dev/null) -lpthread -lm
+# nn/sgd.c (the optimiser state a checkpoint loads into) calls the SIMD tables,
+# so the checkpoint targets link nn/kernels/ built once per instruction set
+FUZZ_KERN_OBJ := $(KERN_SRC:%.c=build/fuzz/obj/%.avx2.o) $(KERN_SRC:%.c=build/fuzz/obj/%.avx512.o)
+build/fuzz/obj/nn/kernels/%.avx2.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx2) -c -o $@ $<
+build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx512) -c -o $@ $<
+fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
+                dataloader/dataset.c dataloader/shard.c trainer/eval_crops.c
+fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c
+fuzz_ckpt    := trainer/ckpt.c trainer/ckpt_hash.c trainer/ckpt_npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
+                $(FUZZ_KERN_OBJ)
+fuzz_src_jpeg        := tests/fuzz/fuzz_jpeg.c $(fuzz_image)
+fuzz_src_png         := tests/fuzz/fuzz_png.c $(fuzz_image)
+fuzz_src_ckpt        := tests/fuzz/fuzz_ckpt.c $(fuzz_ckpt)
+fuzz_src_npy         := tests/fuzz/fuzz_npy.c $(fuzz_ckpt)
+fuzz_src_shard       := tests/fuzz/fuzz_shard.c $(fuzz_data)
+fuzz_src_labels      := tests/fuzz/fuzz_labels.c $(fuzz_data)
+fuzz_src_classes     := tests/fuzz/fuzz_classes.c $(fuzz_data)
+fuzz_src_index_cache := tests/fuzz/fuzz_index_cache.c tests/fuzz/fuzz_index_tree.c $(fuzz_data)
+FUZZ_BIN        := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
+
+define fuzz_rules
+build/fuzz/fuzz_$(1): tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c $$(fuzz_src_$(1)) $$(wildcard tests/fuzz/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(filter %.c %.o,$$^) $$(FUZZ_LIBS)
+$(BUILD)/tests/fuzz/replay_$(1): $$(patsubst %.c,$(BUILD)/%.o,tests/fuzz/replay.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz_entry.c \
+                                 $$(filter tests/%,$$(fuzz_src_$(1)))) $$(LIB_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rules,$(t))))
+
+# the seed corpora's generator (tests/fuzz/make_seeds.sh)
+$(BUILD)/tests/fuzz/seed_gen: $(patsubst %.c,$(BUILD)/%.o,tests/fuzz/seed_gen.c tests/fuzz/fuzz_util.c \
+                              tests/fuzz/fuzz_index_tree.c) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+run-tests: $(FUZZ_REPLAY_BIN)
+
+# A short 2-rank training run under valgrind memcheck (tests/valgrind/run.sh).
+.PHONY: valgrind
+valgrind:
+	@scripts/install-deps.sh --valgrind
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/helper_gen_dataset
+	@GOOGLENET_BIN=$(BIN) TEST_BUILD=$(BUILD) tests/valgrind/run.sh
+
+.PHONY: fuzz
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs $(FUZZ_CC) and its fuzzer runtime (FUZZ_CC=clang-14 is what scripts/install-deps.sh --fuzz installs)"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/fuzz/run.sh
 
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -23,6 +23,9 @@
 #define DATASET_INDEX_MAGIC "GNETIDX1"
 #define DATASET_INDEX_VERSION 1u
 #define DATASET_CACHE_MAGIC "GNETCACH"
+/* Integer labels without a classes file make classes 0..max label: a label
+ * above this is a mistake (a file name, an id), not a class of a real run. */
+#define DATASET_MAX_NUMERIC_CLASSES (1 << 20)
 
 typedef struct {
     uint64_t off;   /* shards: byte offset in the shard file */
@@ -234,6 +237,11 @@ static int classes_load(Dataset *ds, const char *path, char *err, size_t errlen)
         ln += strspn(ln, " \t\r");
         if (!*ln || *ln == '#') continue;
         size_t tl = strcspn(ln, " \t\r,");
+        if (tl == 0) {
+            snprintf(err, errlen, "classes file %s line %d: no class id before '%c'; one id per line expected", path,
+                     line, *ln);
+            goto out;
+        }
         if (n == cap) {
             cap *= 2;
             uint32_t *p = realloc(names, cap * sizeof *p);
@@ -462,14 +470,14 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
             *comma = 0;
             b = comma + 1;
             b += strspn(b, " \t");
-            b[strcspn(b, " \t")] = 0;
+            b[strcspn(b, " \t\r")] = 0;
         } else {
-            size_t t = strcspn(ln, " \t,");
+            size_t t = strcspn(ln, " \t\r,");
             if (ln[t]) {
                 ln[t] = 0;
                 b = ln + t + 1;
-                b += strspn(b, " \t,");
-                b[strcspn(b, " \t")] = 0;
+                b += strspn(b, " \t\r,");
+                b[strcspn(b, " \t\r")] = 0; /* a label is one token: it becomes a class name */
             } else {
                 b = NULL;
             }
@@ -539,9 +547,10 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
                 goto out;
             }
             if (single == 1) ival -= 1; /* ILSVRC2012 ground truth is 1-based */
-            if (ival < 0 || ival > INT_MAX - 1 || (ds->class_name && ival >= ds->nclasses)) {
-                snprintf(err, errlen, "%s line %d: label %s is out of range%s", lf, ll[i].line, ll[i].label,
-                         single == 1 ? " (ground-truth labels are 1-based)" : "");
+            if (ival < 0 || ival >= DATASET_MAX_NUMERIC_CLASSES || (ds->class_name && ival >= ds->nclasses)) {
+                int lo = single == 1, hi = (ds->class_name ? ds->nclasses : DATASET_MAX_NUMERIC_CLASSES) - 1 + lo;
+                snprintf(err, errlen, "%s line %d: label %s is out of range: labels here run from %d to %d%s", lf,
+                         ll[i].line, ll[i].label, lo, hi, lo ? " (ground-truth labels are 1-based)" : "");
                 free(labels);
                 goto out;
             }
@@ -699,6 +708,13 @@ static int shard_read_index(Dataset *ds, int g, const char *path, const DatasetO
                  path);
         return -1;
     }
+    /* counts from the header, checked against the index before anything is
+     * allocated by them: a class takes at least 2 bytes of it, an item 22 */
+    if (ncls > isize / 2 || count > isize / 22) {
+        snprintf(err, errlen, "shard %s is corrupt: its header declares %u classes and %llu items, more than its "
+                 "%llu-byte index holds; repack it", path, ncls, (unsigned long long)count, (unsigned long long)isize);
+        return -1;
+    }
     uint8_t *idx = malloc(isize ? isize : 1);
     if (!idx) {
         snprintf(err, errlen, "out of memory reading the index of %s", path);
@@ -728,6 +744,8 @@ static int shard_read_index(Dataset *ds, int g, const char *path, const DatasetO
         if (end - p < 2 || end - p - 2 < le_get16(p)) goto corrupt;
         size_t L = le_get16(p);
         const char *name = (const char *)p + 2;
+        /* names go into checkpoints, one a line */
+        if (L == 0 || memchr(name, '\n', L) || memchr(name, '\r', L) || memchr(name, 0, L)) goto corrupt;
         if (g == 0 && !opt->classes_file) {
             if (pool_add(ds, name, L, &ds->class_name[c]) != 0) goto oom;
         } else {
@@ -747,7 +765,7 @@ static int shard_read_index(Dataset *ds, int g, const char *path, const DatasetO
         int32_t label = (int32_t)le_get32(p + 12);
         uint32_t crc = le_get32(p + 16);
         size_t L = le_get16(p + 20);
-        if ((size_t)(end - p - 22) < L) goto corrupt;
+        if ((size_t)(end - p - 22) < L || L == 0 || memchr(p + 22, 0, L)) goto corrupt;
         if (off < SHARD_HEADER_BYTES || off > ioff || size > ioff - off || label < 0 || label >= ds->nclasses)
             goto corrupt;
         Item *it = item_add(ds);
@@ -967,7 +985,8 @@ static Dataset *deserialize_from(Rd *r, char *err, size_t errlen)
     size_t left = (size_t)(r->end - r->p);
     if (r->bad || !ds->root || ds->kind < DATASET_TREE || ds->kind > DATASET_SHARDS || pool_len == 0 ||
         pool[pool_len - 1] != 0 || (uint64_t)ncls * 4 + (uint64_t)ngr * 4 > left ||
-        n > (left - (uint64_t)ncls * 4 - (uint64_t)ngr * 4) / 28) {
+        n > (left - (uint64_t)ncls * 4 - (uint64_t)ngr * 4) / 28 || n == 0 || ncls == 0 || ncls > INT_MAX ||
+        ngr > INT_MAX) {
         snprintf(err, errlen, "dataset index is truncated or corrupt");
         dataset_free(ds);
         return NULL;
@@ -986,9 +1005,17 @@ static Dataset *deserialize_from(Rd *r, char *err, size_t errlen)
     ds->nclasses = (int)ncls;
     ds->ngroups = (int)ngr;
     ds->n = ds->items_cap = n;
+    /* names are pool offsets: inside the pool, not empty; a class name also
+     * goes into checkpoints one a line, so it holds no line break */
     int bad = 0;
-    for (uint32_t c = 0; c < ncls; c++) bad |= (ds->class_name[c] = rd_u32(r)) >= pool_len;
-    for (uint32_t g = 0; g < ngr; g++) bad |= (ds->group_name[g] = rd_u32(r)) >= pool_len;
+    for (uint32_t c = 0; c < ncls && !bad; c++) {
+        uint32_t o = ds->class_name[c] = rd_u32(r);
+        bad |= o >= pool_len || !ds->pool[o] || strpbrk(ds->pool + o, "\n\r");
+    }
+    for (uint32_t g = 0; g < ngr && !bad; g++) {
+        uint32_t o = ds->group_name[g] = rd_u32(r);
+        bad |= o >= pool_len || !ds->pool[o];
+    }
     for (uint64_t i = 0; i < n && !bad; i++) {
         Item *it = &ds->items[i];
         it->off = rd_u64(r);
@@ -997,7 +1024,7 @@ static Dataset *deserialize_from(Rd *r, char *err, size_t errlen)
         it->name = rd_u32(r);
         it->label = (int32_t)rd_u32(r);
         it->group = (int32_t)rd_u32(r);
-        bad |= it->name >= pool_len || it->label < 0 || it->label >= (int32_t)ncls ||
+        bad |= it->name >= pool_len || !ds->pool[it->name] || it->label < 0 || it->label >= (int32_t)ncls ||
                (ds->kind == DATASET_SHARDS && (it->group < 0 || it->group >= (int32_t)ngr));
     }
     uint32_t crc = shard_crc32c(0, start, (size_t)(r->p - start));
@@ -1086,6 +1113,11 @@ static Dataset *cache_load(const DatasetOptions *opt, const char *root)
         free(now.p);
     }
     strvec_free(&dirs);
+    /* no cache is written for shards (their files are opened by the scan) */
+    if (ds && ds->kind != DATASET_TREE && ds->kind != DATASET_FLAT) {
+        dataset_free(ds);
+        ds = NULL;
+    }
     if (ds && strcmp(ds->root, opt->path) != 0) {
         free(ds->root);
         ds->root = strdup(opt->path);

@@ -8,6 +8,7 @@
 #include "dataloader/image.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -213,12 +214,12 @@ int image_probe(const uint8_t *d, size_t len, int *w, int *h, ImageFormat *fmt, 
     return -1;
 }
 
-static int check_bomb(int w, int h, long long limit, const char *kind, char *err, size_t errlen)
+int image_check_pixels(int w, int h, long long limit, char *err, size_t errlen)
 {
     if (limit <= 0) limit = IMAGE_MAX_PIXELS_DEFAULT;
     if ((long long)w * h > limit) {
-        snprintf(err, errlen, "%s header declares %dx%d = %lld pixels, over the limit of %lld (a decompression bomb?)",
-                 kind, w, h, (long long)w * h, limit);
+        snprintf(err, errlen, "header declares %dx%d = %lld pixels, over the limit of %lld (a decompression bomb?)", w,
+                 h, (long long)w * h, limit);
         return -1;
     }
     return 0;
@@ -237,10 +238,15 @@ static void jerr_emit(j_common_ptr c, int level)
 {
     JpegErr *e = (JpegErr *)c->err;
     if (level >= 0) return; /* trace messages */
-    /* A premature end is a truncated file: refused like PIL refuses it. Other
-     * corrupt-data warnings (extraneous bytes) decode fine and are tolerated. */
-    if (c->err->msg_code == JWRN_JPEG_EOF) e->eof = 1;
     c->err->num_warnings++;
+    /* A premature end is a truncated file: refused like PIL refuses it, at
+     * once (libjpeg would go on to decode the rest of the image as grey, work
+     * thrown away: a few bytes of header can declare 64 M pixels). Other
+     * corrupt-data warnings (extraneous bytes) decode fine and are tolerated. */
+    if (c->err->msg_code == JWRN_JPEG_EOF) {
+        e->eof = 1;
+        longjmp(e->jmp, 1);
+    }
 }
 
 static void jerr_output(j_common_ptr c) { (void)c; }
@@ -290,13 +296,14 @@ static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions
     s->jerr.pub.num_warnings = 0;
     if (setjmp(s->jerr.jmp)) {
         jpeg_abort_decompress(ci);
-        snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
+        if (s->jerr.eof) snprintf(err, errlen, "truncated JPEG: the data ends before the image does");
+        else snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
         return -1;
     }
     jpeg_mem_src(ci, data, (unsigned long)len);
     jpeg_read_header(ci, TRUE);
     int fw = (int)ci->image_width, fh = (int)ci->image_height;
-    if (check_bomb(fw, fh, opt->max_pixels, "JPEG", err, errlen) != 0) {
+    if (image_check_pixels(fw, fh, opt->max_pixels, err, errlen) != 0) {
         jpeg_abort_decompress(ci);
         return -1;
     }
@@ -444,8 +451,8 @@ static int png_decode(const uint8_t *data, size_t len, const ImageDecodeOptions 
     png_set_sig_bytes(png, 8);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (check_bomb((int)(w > 0x7fffffff ? 0x7fffffff : w), (int)(h > 0x7fffffff ? 0x7fffffff : h),
-                   opt->max_pixels, "PNG", err, errlen) != 0) {
+    if (image_check_pixels((int)(w > 0x7fffffff ? 0x7fffffff : w), (int)(h > 0x7fffffff ? 0x7fffffff : h),
+                           opt->max_pixels, err, errlen) != 0) {
         png_destroy_read_struct(&png, &info, NULL);
         return -1;
     }
@@ -687,21 +694,29 @@ int image_resize(const Image *src, ImageBox box, int out_w, int out_h, ImageFilt
     return 0;
 }
 
+int image_resized_size(int w, int h, int side, int *out_w, int *out_h, char *err, size_t errlen)
+{
+    if (side <= 0 || w <= 0 || h <= 0) {
+        snprintf(err, errlen, "cannot resize a %dx%d image to shorter side %d", w, h, side);
+        return -1;
+    }
+    int portrait = w <= h;
+    long long longer = (long long)side * (portrait ? h : w) / (portrait ? w : h);
+    if (longer > INT_MAX) {
+        snprintf(err, errlen, "a %dx%d image is too elongated: with its shorter side at %d pixels the longer one "
+                 "would be %lld", w, h, side, longer);
+        return -1;
+    }
+    *out_w = portrait ? side : (int)longer;
+    *out_h = portrait ? (int)longer : side;
+    return 0;
+}
+
 int image_resize_shorter(const Image *src, int side, ImageFilter f, Image *dst, ImageScratch *s, char *err,
                          size_t errlen)
 {
-    if (side <= 0 || src->w <= 0 || src->h <= 0) {
-        snprintf(err, errlen, "cannot resize a %dx%d image to shorter side %d", src->w, src->h, side);
-        return -1;
-    }
     int w, h;
-    if (src->w <= src->h) {
-        w = side;
-        h = (int)((long long)side * src->h / src->w);
-    } else {
-        h = side;
-        w = (int)((long long)side * src->w / src->h);
-    }
+    if (image_resized_size(src->w, src->h, side, &w, &h, err, errlen) != 0) return -1;
     ImageBox box = {0, 0, (float)src->w, (float)src->h};
     return image_resize(src, box, w, h, f, dst, s, err, errlen);
 }

@@ -80,6 +80,10 @@ typedef struct {
     long long max_pixels; /* 0: IMAGE_MAX_PIXELS_DEFAULT */
 } ImageDecodeOptions;
 
+/* 0 when a w x h header is within limit pixels (0: IMAGE_MAX_PIXELS_DEFAULT);
+ * else -1 with a reason. Check before anything is sized by the header. */
+int image_check_pixels(int w, int h, long long limit, char *err, size_t errlen);
+
 /* Format from the magic bytes, whatever the file's name says. */
 ImageFormat image_sniff(const uint8_t *data, size_t len);
 
@@ -102,6 +106,13 @@ typedef struct {
  * reads pixels outside the box when they exist, as PIL's resize(box=) does. */
 int image_resize(const Image *src, ImageBox box, int out_w, int out_h, ImageFilter f,
                  Image *dst, ImageScratch *s, char *err, size_t errlen);
+
+/* The size torchvision's Resize(side) gives a w x h image: the shorter side
+ * becomes `side`, the longer one side * longer / shorter, truncated. -1 with a
+ * reason when a size is not positive, or when the longer side would not fit
+ * in an int (an image thousands of times longer than wide), so that no caller
+ * computes boxes from a size that overflowed. */
+int image_resized_size(int w, int h, int side, int *out_w, int *out_h, char *err, size_t errlen);
 
 /* Resizes the whole image so its shorter side is `side` (the longer one is
  * truncated as torchvision's Resize(int) does). */

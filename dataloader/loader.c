@@ -248,14 +248,9 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     int fw, fh, crop = c->crop;
     ImageFormat fmt;
     if (image_probe(w->bytes, len, &fw, &fh, &fmt, err, errlen) != 0) return -1;
-    long long limit = c->max_pixels > 0 ? c->max_pixels : IMAGE_MAX_PIXELS_DEFAULT;
-    if ((long long)fw * fh > limit) {
-        snprintf(err, errlen, "header declares %dx%d = %lld pixels, over the limit of %lld (a decompression bomb?)", fw,
-                 fh, (long long)fw * fh, limit);
-        return -1;
-    }
+    if (image_check_pixels(fw, fh, c->max_pixels, err, errlen) != 0) return -1;
     ImageDecodeOptions opt = {0};
-    opt.max_pixels = limit;
+    opt.max_pixels = c->max_pixels;
     double bx, by, bw, bh; /* the box to resample, full-size pixels */
     int mirror = 0, confine;
     ImageFilter filter;
@@ -276,15 +271,7 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     } else {
         /* shorter side to S, centre crop: the box that crop covers in the original */
         int S = (int)lround((double)crop * c->eval_resize / 224.0), Wr, Hr;
-        if (fw <= fh) {
-            Wr = S;
-            Hr = (int)((long long)S * fh / fw);
-        } else {
-            Hr = S;
-            Wr = (int)((long long)S * fw / fh);
-        }
-        if (Wr < 1) Wr = 1;
-        if (Hr < 1) Hr = 1;
+        if (image_resized_size(fw, fh, S, &Wr, &Hr, err, errlen) != 0) return -1;
         double sx = (double)fw / Wr, sy = (double)fh / Hr;
         int left = (int)lround((Wr - crop) / 2.0), top = (int)lround((Hr - crop) / 2.0);
         bx = left * sx, by = top * sy, bw = crop * sx, bh = crop * sy;
@@ -400,13 +387,18 @@ static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs
         *bad = 0;
         return;
     }
-    *bad = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, fail, faillen);
-    if (*bad < 0) {
+    int tries = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, fail,
+                            faillen);
+    if (tries < 0) {
         *failed = 1;
-        *bad = LOADER_MAX_TRIES;
         memset(out, 0, L->sample_floats * sizeof *out);
         sl->labels[b] = -1;
     }
+    /* One count per sample whose own file is bad, however many replacements
+     * it took (a bad replacement is counted at its own place in the epoch),
+     * and none for a padding duplicate of an item the epoch reads anyway: an
+     * epoch's counts, summed over the ranks, are the damaged files it met. */
+    *bad = tries != 0 && sl->pass[b] == 0;
 }
 
 /* Records finished sample b in its slot. The messages kept are those of the

@@ -66,7 +66,11 @@ typedef struct {
     long epoch, step;   /* of the batch just returned */
     int real;           /* samples that are real (short last batch in eval mode) */
     double wait_s;      /* seconds loader_next blocked waiting for workers */
-    int bad;            /* bad files replaced in this batch */
+    int bad;            /* samples of this batch whose own file was bad and was
+                           replaced: one each, however many replacements it
+                           took, and none for a padding duplicate (its item
+                           is counted where the epoch reads it first). Summed
+                           over an epoch and its ranks: the damaged files met */
     /* Non-NULL when this batch replaced bad files still to be named (at most
      * warn_names over the loader's life): one line, valid until the next call. */
     const char *warning;
@@ -82,7 +86,7 @@ int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info,
 typedef struct {
     long epoch;
     long samples;   /* samples returned so far in this epoch */
-    long bad;       /* bad files replaced so far in this epoch */
+    long bad;       /* bad files met so far in this epoch (LoaderBatchInfo.bad) */
 } LoaderEpochStats;
 
 /* Counts of the epoch of the last batch returned (the epoch summary). */

@@ -3,14 +3,22 @@
 
 #include <math.h>
 
+/* The tie rule of loss.h, in one place: another class's score t counts
+ * against the label's v unless it is strictly below (ties and NaNs count). */
+static inline int counts_against(double t, double v) { return !(t < v); }
+
 int loss_rank_of(const float *scores, int classes, long stride, int label)
 {
-    float v = scores[(long)label * stride];
     int rank = 1;
-    for (int c = 0; c < classes; c++) {
-        float t = scores[(long)c * stride];
-        if (c != label && (t > v || (t == v && c < label))) rank++;
-    }
+    for (int c = 0; c < classes; c++)
+        rank += c != label && counts_against(scores[(long)c * stride], scores[(long)label * stride]);
+    return rank;
+}
+
+int loss_rank_of_f64(const double *scores, int classes, int label)
+{
+    int rank = 1;
+    for (int c = 0; c < classes; c++) rank += c != label && counts_against(scores[c], scores[label]);
     return rank;
 }
 

@@ -17,7 +17,14 @@ void loss_softmax_xent(const float *logits, const int *labels, int classes, int 
 /* Probabilities (n, classes), row i = softmax of column i of logits. */
 void loss_softmax(float *probs, const float *logits, int classes, int n);
 
-/* Rank of `label` in scores (1 = highest), ties counted against the label. */
+/* Rank of `label` among scores (1 = highest; scores[c * stride] is class c's).
+ * The rule for top-1 and top-5, the same in training (loss_softmax_xent) and
+ * evaluation (trainer/evaluate.c): every other class whose score is not below
+ * the label's counts against it. A tie is a miss, whatever the class order,
+ * and so is a NaN on either side: a model that gives every class the same
+ * score scores 0, not 1/classes or 1 for the lowest label. */
 int loss_rank_of(const float *scores, int classes, long stride, int label);
+/* The same rule on doubles (evaluation's averaged probabilities). */
+int loss_rank_of_f64(const double *scores, int classes, int label);
 
 #endif

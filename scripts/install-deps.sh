@@ -7,6 +7,8 @@
 #   scripts/install-deps.sh --demo   also the demo's data and plotting (Fashion-MNIST, gnuplot)
 #   scripts/install-deps.sh --cluster  also the cluster tests and scaling study (Slurm, munge,
 #                                      iproute2 for namespaces and tc, gnuplot)
+#   scripts/install-deps.sh --fuzz     also make fuzz (clang and its libFuzzer runtime)
+#   scripts/install-deps.sh --valgrind also make valgrind
 set -euo pipefail
 
 want_ort=0
@@ -18,7 +20,9 @@ for arg in "$@"; do
             want_ort=1 ;;
     --demo) pkgs+=(dataset-fashion-mnist gnuplot-nox python3) ;;
     --cluster) pkgs+=(slurm-wlm munge iproute2 util-linux gnuplot-nox python3) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --test, --demo or --cluster)" >&2; exit 2 ;;
+    --fuzz) pkgs+=(clang-14 libclang-rt-14-dev) ;;
+    --valgrind) pkgs+=(valgrind) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --test, --demo, --cluster, --fuzz or --valgrind)" >&2; exit 2 ;;
   esac
 done
 

@@ -287,6 +287,72 @@ static void test_bit_flip_names_section(void **state)
     free(b);
 }
 
+/* Each region of a checkpoint, damaged by a flipped bit and by a cut inside
+ * it, is named in the reader's message: the header, every section, the
+ * section table and the trailer. The regions come from the file's own table. */
+static void test_damage_names_region(void **state)
+{
+    (void)state;
+    size_t np = 20000;
+    char path[300], bad[300], err[512];
+    path_in(path, sizeof path, "regions.gnck");
+    path_in(bad, sizeof bad, "regions-bad.gnck");
+    float *w = make_floats(np, 3), *m = make_floats(np, 4), *a = make_floats(np, 5);
+    CkptMeta meta;
+    fill_meta(&meta, np);
+    const char *names[3] = {"n01440764", "n01443537", "cat"};
+    assert_int_equal(ckpt_meta_set_class_names(&meta, names, 3, err, sizeof err), 0);
+    assert_int_equal(ckpt_save(path, &meta, w, m, a, 3, 0, err, sizeof err), 0);
+    ckpt_meta_free(&meta);
+    size_t len;
+    uint8_t *b = slurp(path, &len);
+    uint64_t toff = 0;
+    for (int i = 0; i < 8; i++) toff |= (uint64_t)b[len - 48 + i] << (8 * i);
+    uint32_t nsec = b[len - 40] | (uint32_t)b[len - 39] << 8;
+    assert_int_equal(nsec, 5);
+    struct {
+        const char *what, *flip_says, *cut_says;
+        size_t from, to;
+    } reg[16];
+    int nr = 0;
+    reg[nr++] = (__typeof__(reg[0])){"header", "header", "header", 0, 32};
+    static const char *const sec_flip[6] = {"", "'meta'", "'classes'", "'weights'", "'momentum'", "'average'"};
+    static const char *const sec_cut[6] = {"", "metadata", "class names", "'weights'", "'momentum'", "'average'"};
+    for (uint32_t i = 0; i < nsec; i++) {
+        const uint8_t *e = b + toff + 64 * i;
+        uint32_t kind = e[0];
+        uint64_t off = 0, stored = 0;
+        for (int k = 0; k < 8; k++) off |= (uint64_t)e[16 + k] << (8 * k), stored |= (uint64_t)e[24 + k] << (8 * k);
+        assert_true(kind >= 1 && kind <= 5);
+        reg[nr++] = (__typeof__(reg[0])){sec_flip[kind], sec_flip[kind], sec_cut[kind], off, off + stored};
+    }
+    reg[nr++] = (__typeof__(reg[0])){"table", "section table", "section table", toff, toff + 64 * nsec};
+    static const char *const fields[7] = {"table offset", "section count", "entry size", "table checksum",
+                                          "file size", "file checksum", "end marker"};
+    static const size_t at[8] = {0, 8, 12, 16, 24, 32, 40, 48};
+    for (int f = 0; f < 7; f++)
+        reg[nr++] = (__typeof__(reg[0])){fields[f], "trailer", "trailer", len - 48 + at[f], len - 48 + at[f + 1]};
+    for (int r = 0; r < nr; r++) {
+        /* a flipped bit in the middle of the region */
+        size_t i = (reg[r].from + reg[r].to) / 2;
+        b[i] ^= 0x04;
+        spit(bad, b, len);
+        assert_int_equal(ckpt_verify_file(bad, err, sizeof err), -1);
+        if (!strstr(err, reg[r].flip_says))
+            fail_msg("a flip in the %s (byte %zu) says '%s', not naming '%s'", reg[r].what, i, err, reg[r].flip_says);
+        b[i] ^= 0x04;
+        /* the file cut in the middle of the region (the trailer's fields: the trailer) */
+        spit(bad, b, i);
+        assert_int_equal(ckpt_verify_file(bad, err, sizeof err), -1);
+        if (!strstr(err, reg[r].cut_says) || !strstr(err, "truncated"))
+            fail_msg("a cut in the %s (at byte %zu) says '%s', not naming '%s'", reg[r].what, i, err, reg[r].cut_says);
+    }
+    free(b);
+    free(w);
+    free(m);
+    free(a);
+}
+
 static void rehash_header_and_file(uint8_t *b, size_t len)
 {
     uint64_t h = xxh64(b, 24, 0);
@@ -672,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bit_flip_every_byte),
         cmocka_unit_test(test_bit_flip_names_section),
+        cmocka_unit_test(test_damage_names_region),
         cmocka_unit_test(test_magic_and_versions),
         cmocka_unit_test(test_model_check),
         cmocka_unit_test(test_other_arch_file),

@@ -214,13 +214,17 @@ static int fault_hook(void *ctx, const char *path, uint64_t written)
     return strstr(path, name) && written >= f->after ? f->err_no : 0;
 }
 
-static void run_failure(int err_no, CkptFailPolicy policy, int want_poll, const char *want_text)
+/* Checkpoint 3 of 4 fails (err_no) after `after` bytes. With zstd workers
+ * and sections larger than the encoder's 4 MB output chunk, the failure falls
+ * inside an unfinished zstd frame, as a disk filling up mid-write does. */
+static void run_failure_with(int err_no, CkptFailPolicy policy, int want_poll, const char *want_text, size_t np,
+                             int zstd_threads, uint64_t after)
 {
-    size_t np = 20000;
-    Fault fault = {3, 5000, err_no};
+    Fault fault = {3, after, err_no};
     CkptWriterConfig cfg = ckpt_writer_default_config();
     cfg.dir = tmpdir;
     cfg.num_params = np;
+    cfg.zstd_threads = zstd_threads;
     cfg.keep = 1;
     cfg.fail = policy;
     cfg.fault = fault_hook;
@@ -266,10 +270,25 @@ static void run_failure(int err_no, CkptFailPolicy policy, int want_poll, const 
     free(x);
 }
 
+static void run_failure(int err_no, CkptFailPolicy policy, int want_poll, const char *want_text)
+{
+    run_failure_with(err_no, policy, want_poll, want_text, 20000, 0, 5000);
+}
+
 static void test_enospc_continue(void **state)
 {
     (void)state;
     run_failure(ENOSPC, CKPT_FAIL_CONTINUE, CKPT_POLL_FAILED, "No space left on device");
+}
+
+/* The trainer's default, one zstd worker: the write after a failure inside
+ * a frame crashed in libzstd's worker before the encoder made its context
+ * anew. 4 M floats a section, the failure at its first output chunk (the
+ * 32-byte header goes through): the frame is left with work in flight. */
+static void test_enospc_inside_a_frame_with_workers(void **state)
+{
+    (void)state;
+    run_failure_with(ENOSPC, CKPT_FAIL_CONTINUE, CKPT_POLL_FAILED, "No space left on device", 4000000, 1, 32);
 }
 
 static void test_eio_stop(void **state)
@@ -440,6 +459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_and_retention_steps, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_retention_epochs, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_enospc_continue, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_enospc_inside_a_frame_with_workers, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_eio_stop, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_latest_failure, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_rlimit_fsize, setup_each, teardown_each),

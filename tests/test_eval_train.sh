@@ -4,7 +4,6 @@
 # --eval-every, logged to metrics.jsonl) with the same crop scheme and
 # weights: 1 crop with the Polyak average (the defaults of both), 10 crops
 # with the raw weights, and 10 crops under mpirun with 2 ranks for both.
-# Skipped, with a message, only while `googlenet train --help` fails.
 set -u
 bin=${GOOGLENET_BIN:-bin/googlenet}
 helper=${TEST_BUILD:-build/release}/tests/helper_eval
@@ -13,10 +12,6 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
 # Open MPI and OpenBLAS leave allocations at exit; test_eval checks this code for leaks without MPI
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-if ! "$bin" train --help >/dev/null 2>&1; then
-  echo "SKIP: train not available ('$bin train --help' fails); this test compares eval with train --eval-every"
-  exit 0
-fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0

@@ -124,7 +124,21 @@ mk "$d/$(name 90)" 90
 before=$(wc -l <"$res")
 "$bin" eval --watch "$d" --results "$res" --data "$tmp/val" --threads 1 --workers 1 --crops 144 --quiet >/dev/null 2>&1 &
 k=$!
-sleep 3
+# killed once it holds checkpoint 90's lock (byte 91): mid-evaluation, not before it began
+held=0
+for _ in $(seq 300); do
+  $py - "$res.lock" <<'EOF' && { held=1; break; }
+import fcntl, os, struct, sys
+# F_GETLK asks without taking the lock (taking it, even briefly, would make the job skip checkpoint 90)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fmt = 'hh4xqqi4x'  # struct flock on x86-64: l_type, l_whence, l_start, l_len, l_pid
+r = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, fcntl.F_WRLCK, 0, 91, 1, 0))
+sys.exit(0 if struct.unpack(fmt, r)[0] != fcntl.F_UNLCK else 1)
+EOF
+  kill -0 $k 2>/dev/null || break
+  sleep 0.1
+done
+[ $held = 1 ] || fail "the job never held checkpoint 90's lock: the kill would not be mid-evaluation"
 kill -9 $k 2>/dev/null; wait $k 2>/dev/null
 [ "$(wc -l <"$res")" = "$before" ] || fail "a killed job changed the results file"
 [ "$(count "$(name 90)")" = 0 ] || fail "a killed job recorded checkpoint 90"

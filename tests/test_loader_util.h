@@ -23,10 +23,16 @@ typedef struct {
     size_t len;
 } TuBuf;
 
+/* Encoder options beyond the baseline: progressive scans, arithmetic coding,
+ * restart markers every n MCU rows. */
+typedef struct {
+    int progressive, arithmetic, restart_rows;
+} TuJpegExtra;
+
 /* Encodes px (h, w, comps) given in in_cs as a JPEG whose stored colour space
- * is jpeg_cs. sub444: no chroma subsampling. */
-static inline TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE in_cs, J_COLOR_SPACE jpeg_cs,
-                     int quality, int sub444)
+ * is jpeg_cs. sub444: no chroma subsampling. extra may be NULL. */
+static inline TuBuf tu_jpeg_extra(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE in_cs,
+                                  J_COLOR_SPACE jpeg_cs, int quality, int sub444, const TuJpegExtra *extra)
 {
     struct jpeg_compress_struct ci;
     struct jpeg_error_mgr jerr;
@@ -44,6 +50,9 @@ static inline TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_
     jpeg_set_quality(&ci, quality, TRUE);
     if (sub444)
         for (int c = 0; c < ci.num_components; c++) ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+    if (extra && extra->progressive) jpeg_simple_progression(&ci);
+    if (extra && extra->arithmetic) ci.arith_code = TRUE;
+    if (extra) ci.restart_in_rows = extra->restart_rows;
     jpeg_start_compress(&ci, TRUE);
     while (ci.next_scanline < ci.image_height) {
         JSAMPROW row = (JSAMPROW)(px + (size_t)ci.next_scanline * w * comps);
@@ -55,6 +64,12 @@ static inline TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_
     memcpy(b.p, mem, size);
     free(mem);
     return b;
+}
+
+static inline TuBuf tu_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE in_cs, J_COLOR_SPACE jpeg_cs,
+                            int quality, int sub444)
+{
+    return tu_jpeg_extra(px, w, h, comps, in_cs, jpeg_cs, quality, sub444, NULL);
 }
 
 static inline void tu_png_write(png_structp png, png_bytep data, png_size_t n)

@@ -60,8 +60,8 @@ mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/b" --resume auto >"$T/
 grep -q "resuming from $stopped" "$T/b2.log" || { cat "$T/b2.log"; fail "did not resume from $stopped"; }
 [ "$(sha "$final")" = "$(sha "$T/b/ckpt-00000024.gnck")" ] || fail "resumed weights differ from the uninterrupted run"
 for sec in momentum average; do
-  "$BIN" ckpt export "$final" --section $sec --out "$T/a_$sec.npy" >/dev/null
-  "$BIN" ckpt export "$T/b/ckpt-00000024.gnck" --section $sec --out "$T/b_$sec.npy" >/dev/null
+  "$BIN" ckpt export "$final" --section $sec --out "$T/a_$sec.npy" >/dev/null || fail "export $sec of $final"
+  "$BIN" ckpt export "$T/b/ckpt-00000024.gnck" --section $sec --out "$T/b_$sec.npy" >/dev/null || fail "export $sec"
   "$B/tests/helper_npy_compare" "$T/a_$sec.npy" "$T/b_$sec.npy" exact >/dev/null || fail "resumed $sec differs"
 done
 # step for step: every logged step's loss equals the uninterrupted run's

@@ -625,6 +625,30 @@ int ckpt_is_temp_name(const char *name)
 
 /* ---- encoding ---- */
 
+/* A compression context with the encoder's level and workers (threads asked
+ * for; e->threads gets what libzstd grants). */
+static ZSTD_CCtx *encoder_cctx(CkptEncoder *e, int threads)
+{
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    if (!c) return NULL;
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, e->level);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0); /* the section has its own */
+    e->threads = 0;
+    if (threads > 0) {
+        /* libzstd built without ZSTD_MULTITHREAD refuses nbWorkers > 0 */
+        size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, threads);
+        if (ZSTD_isError(r)) {
+            snprintf(e->note, sizeof e->note,
+                     "libzstd cannot run %d worker threads (%s): compressing in the writer thread", threads,
+                     ZSTD_getErrorName(r));
+            ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, 0);
+        } else {
+            e->threads = threads;
+        }
+    }
+    return c;
+}
+
 int ckpt_encoder_init(CkptEncoder *e, int level, int threads, char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
@@ -632,27 +656,13 @@ int ckpt_encoder_init(CkptEncoder *e, int level, int threads, char *err, size_t 
         snprintf(err, errlen, "zstd level %d is outside [%d, %d]", level, ZSTD_minCLevel(), ZSTD_maxCLevel());
         return -1;
     }
-    e->cctx = ZSTD_createCCtx();
+    e->level = level;
+    e->cctx = encoder_cctx(e, threads);
     e->out = malloc(CKPT_OUT_CHUNK);
     if (!e->cctx || !e->out) {
         ckpt_encoder_free(e);
         snprintf(err, errlen, "out of memory for the zstd compressor");
         return -1;
-    }
-    e->level = level;
-    ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 0); /* the section has its own */
-    if (threads > 0) {
-        /* libzstd built without ZSTD_MULTITHREAD refuses nbWorkers > 0 */
-        size_t r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_nbWorkers, threads);
-        if (ZSTD_isError(r)) {
-            snprintf(e->note, sizeof e->note,
-                     "libzstd cannot run %d worker threads (%s): compressing in the writer thread", threads,
-                     ZSTD_getErrorName(r));
-            ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_nbWorkers, 0);
-        } else {
-            e->threads = threads;
-        }
     }
     return 0;
 }
@@ -764,9 +774,25 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
             shuffle4(raw, raw_bytes / 4, e->planes);
             src = e->planes;
         }
+        if (e->unfinished) {
+            /* The last write failed inside a frame. libzstd 1.5.4 with worker
+             * threads crashes in a worker when such a context is reset and
+             * used again (a full disk, then the next checkpoint, crashed the
+             * trainer), so the context is made anew. */
+            ZSTD_CCtx *fresh = encoder_cctx(e, e->threads);
+            if (!fresh) {
+                o->err_no = ENOMEM;
+                o->what = "allocate";
+                return -1;
+            }
+            ZSTD_freeCCtx(e->cctx);
+            e->cctx = fresh;
+            e->unfinished = 0;
+        }
         ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_only);
         ZSTD_CCtx_setPledgedSrcSize(e->cctx, raw_bytes);
         ZSTD_inBuffer in = {src, raw_bytes, 0};
+        e->unfinished = 1;
         for (;;) {
             ZSTD_outBuffer ob = {e->out, CKPT_OUT_CHUNK, 0};
             size_t rem = ZSTD_compressStream2(e->cctx, &ob, &in, ZSTD_e_end);
@@ -779,6 +805,7 @@ static int out_section(Out *o, CkptEncoder *e, uint32_t kind, uint32_t codec, ui
             if (ob.pos && out_write(o, e->out, ob.pos, 1, 1) != 0) return -1;
             if (rem == 0) break;
         }
+        e->unfinished = 0;
     }
     s->stored_bytes = o->written - s->offset;
     s->stored_xxh64 = xxh64_digest(&o->sec);
@@ -1141,6 +1168,53 @@ out:
     return rc;
 }
 
+/* Where a file without its end marker was cut short, for the message. The
+ * writer puts the sections back to back after the header in a fixed order:
+ * weights, momentum and average (one zstd frame each), the class names and
+ * the metadata (text, the metadata starting with its format_version key),
+ * then the table (its first entry: the weights at offset 32) and the trailer.
+ * Walking the frames and finding those two landmarks names the region. */
+static const char *truncation_region(CkptReader *r)
+{
+    static const char *const inside[3] = {"inside section 'weights'", "inside section 'momentum'",
+                                          "inside section 'average'"};
+    if (r->size <= HEADER_BYTES) return "at the end of the header";
+    size_t n = (size_t)(r->size - HEADER_BYTES), off = 0;
+    uint8_t *b = malloc(n);
+    const char *where = "somewhere after the header";
+    if (!b || pread_full(r->fd, b, n, HEADER_BYTES) != 0) goto out;
+    for (int k = 0; k < 3; k++) {
+        if (off == n) {
+            where = k ? "at the end of a float section" : "at the end of the header";
+            goto out;
+        }
+        size_t f = ZSTD_findFrameCompressedSize(b + off, n - off);
+        if (ZSTD_isError(f)) {
+            where = inside[k];
+            goto out;
+        }
+        off += f;
+    }
+    uint8_t entry0[24] = {0};
+    put32(entry0, CKPT_SEC_WEIGHTS);
+    put32(entry0 + 4, CKPT_CODEC_SHUFFLE_ZSTD);
+    put32(entry0 + 8, 4);
+    put64(entry0 + 16, HEADER_BYTES);
+    const uint8_t *meta = memmem(b + off, n - off, "format_version=", 15);
+    const uint8_t *table = meta ? memmem(meta, (size_t)(b + n - meta), entry0, sizeof entry0) : NULL;
+    if (!meta) {
+        where = off == n ? "right after section 'average'" : "inside the class names (or the metadata)";
+    } else if (!table) {
+        where = "inside the metadata";
+    } else {
+        size_t nsec = meta > b + off ? 5 : 4; /* the class names are a section when present */
+        where = (size_t)(b + n - table) < nsec * ENTRY_BYTES ? "inside the section table" : "inside the trailer";
+    }
+out:
+    free(b);
+    return where;
+}
+
 CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
 {
     CkptReader *r = calloc(1, sizeof *r);
@@ -1172,9 +1246,14 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
         goto fail;
     }
     if (hn < 8 || memcmp(hdr, ckpt_magic, 8) != 0) {
+        int same = 0;
+        for (size_t i = 0; i < hn && i < 8; i++) same += hdr[i] == ckpt_magic[i];
         if (hn < 8 && memcmp(hdr, ckpt_magic, hn) == 0)
             snprintf(err, errlen, "%s: truncated: %llu bytes, shorter than the header", path,
                      (unsigned long long)r->size);
+        else if (same == 7) /* one byte off: a damaged checkpoint, not another kind of file */
+            snprintf(err, errlen, "%s: the header is damaged (one byte of its magic number differs); use an older "
+                     "checkpoint", path);
         else
             snprintf(err, errlen, "%s: not a googlenet checkpoint (wrong magic number)", path);
         goto fail;
@@ -1206,8 +1285,11 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
     uint8_t tr[TRAILER_BYTES];
     if (r->size < HEADER_BYTES + TRAILER_BYTES || pread_full(r->fd, tr, TRAILER_BYTES, r->size - TRAILER_BYTES) != 0 ||
         memcmp(tr + 40, ckpt_end_magic, 8) != 0) {
-        snprintf(err, errlen, "%s: truncated or cut short while being written (%llu bytes, no end marker); use an "
-                 "older checkpoint", path, (unsigned long long)r->size);
+        if (r->size >= HEADER_BYTES + TRAILER_BYTES && get64(tr + 24) == r->size) /* complete, by its own count */
+            snprintf(err, errlen, "%s: the trailer is damaged (its end marker); use an older checkpoint", path);
+        else
+            snprintf(err, errlen, "%s: truncated or cut short while being written: the file ends at byte %llu, %s; "
+                     "use an older checkpoint", path, (unsigned long long)r->size, truncation_region(r));
         goto fail;
     }
     uint64_t table_off = get64(tr), file_bytes = get64(tr + 24);
@@ -1234,7 +1316,9 @@ CkptReader *ckpt_open(const char *path, char *err, size_t errlen)
     if (pread_full(r->fd, table, (size_t)nsec * ENTRY_BYTES, table_off) != 0 ||
         xxh64(table, (size_t)nsec * ENTRY_BYTES, 0) != get64(tr + 16)) {
         free(table);
-        snprintf(err, errlen, "%s: the section table is damaged (checksum mismatch); use an older checkpoint", path);
+        /* the table or the copy of its checksum in the trailer: no way to tell which */
+        snprintf(err, errlen, "%s: the section table (or its checksum in the trailer) is damaged (checksum "
+                 "mismatch); use an older checkpoint", path);
         goto fail;
     }
     r->nsec = (int)nsec;
@@ -1367,7 +1451,9 @@ static int check_file_xxh64(CkptReader *r, char *err, size_t errlen)
     }
     free(buf);
     if (xxh64_digest(&x) != r->file_xxh64) {
-        snprintf(err, errlen, "%s: the file checksum does not match (damaged outside the sections); use an older "
+        /* every other part passed its own check: what is left is the trailer's
+         * own fields (the whole-file checksum among them) */
+        snprintf(err, errlen, "%s: the whole-file checksum does not match: the trailer is damaged; use an older "
                  "checkpoint", r->path);
         return -1;
     }

@@ -17,6 +17,7 @@ typedef struct {
     uint8_t *planes;      /* (4, n) bytes: the byte-shuffled section */
     size_t planes_cap;
     uint8_t *out;         /* (CKPT_OUT_CHUNK) compressed bytes on their way to the file */
+    int unfinished;       /* a failed write left a zstd frame open: cctx must be made anew */
     char note[256];       /* why fewer threads than asked, or empty */
     int urgent;           /* float sections raw, and the file renamed before it is flushed:
                              a checkpoint in the time it takes to copy the state to the page

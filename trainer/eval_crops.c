@@ -30,22 +30,13 @@ typedef struct {
     double sx, sy;
 } Resized;
 
-static Resized crops_resized(int fw, int fh, int S)
+static int crops_resized(int fw, int fh, int S, Resized *r, char *err, size_t errlen)
 {
-    Resized r;
-    r.S = S;
-    if (fw <= fh) {
-        r.Wr = S;
-        r.Hr = (int)((long long)S * fh / fw);
-    } else {
-        r.Hr = S;
-        r.Wr = (int)((long long)S * fw / fh);
-    }
-    if (r.Wr < 1) r.Wr = 1;
-    if (r.Hr < 1) r.Hr = 1;
-    r.sx = (double)fw / r.Wr;
-    r.sy = (double)fh / r.Hr;
-    return r;
+    r->S = S;
+    if (image_resized_size(fw, fh, S, &r->Wr, &r->Hr, err, errlen) != 0) return -1;
+    r->sx = (double)fw / r->Wr;
+    r->sy = (double)fh / r->Hr;
+    return 0;
 }
 
 /* Box (x, y, w, h) of the resized image, in source pixels. */
@@ -129,10 +120,13 @@ int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter
     if (resize < 224) return snprintf(err, errlen, "resize %d must be at least 224 (sizes are given at crop 224)", resize), -1;
     if (filter < 0 || filter >= IMAGE_FILTER_RANDOM)
         return snprintf(err, errlen, "the evaluation filter must be a fixed one, not '%s'", image_filter_name(filter)), -1;
+    /* the limit first: box and region arithmetic is in int, which any image within it fits */
+    if (image_check_pixels(fw, fh, max_pixels, err, errlen) != 0) return -1;
     out->n = crops;
     out->decode.max_pixels = max_pixels;
+    Resized r;
     if (crops == 1) {
-        Resized r = crops_resized(fw, fh, crops_side(crop, resize));
+        if (crops_resized(fw, fh, crops_side(crop, resize), &r, err, errlen) != 0) return -1;
         int left = (int)lround((r.Wr - crop) / 2.0), top = (int)lround((r.Hr - crop) / 2.0);
         out->box[0] = crops_box(&r, left, top, crop, crop, 0);
         crops_decode_one(&out->box[0], r.sx, r.sy, crop, filter, &out->decode);
@@ -140,7 +134,7 @@ int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter
         return 0;
     }
     if (crops == 10) {
-        Resized r = crops_resized(fw, fh, crops_side(crop, resize));
+        if (crops_resized(fw, fh, crops_side(crop, resize), &r, err, errlen) != 0) return -1;
         crops_five(&r, 0, 0, r.Wr, r.Hr, crop, out->box, 1);
         for (int i = 0; i < 5; i++) {
             out->box[5 + i] = out->box[i];
@@ -150,7 +144,7 @@ int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter
         static const int scales[4] = {256, 288, 320, 352};
         int k = 0;
         for (int s = 0; s < 4; s++) {
-            Resized r = crops_resized(fw, fh, crops_side(crop, scales[s]));
+            if (crops_resized(fw, fh, crops_side(crop, scales[s]), &r, err, errlen) != 0) return -1;
             int side = r.Wr < r.Hr ? r.Wr : r.Hr, slack = (r.Wr > r.Hr ? r.Wr : r.Hr) - side;
             int offs[3] = {0, (int)lround(slack / 2.0), slack};
             for (int q = 0; q < 3; q++) {

@@ -49,8 +49,10 @@ int eval_crops_valid(int crops);
 /* The boxes of scheme `crops` for a fw x fh image at output size `crop`;
  * resize is the 1- and 10-crop resize at crop 224 (256; the loader's
  * eval_resize), filter the resampler (it decides how far outside a box the
- * decode must reach). max_pixels goes into the decode options. Returns 0, or
- * -1 with a reason (an unknown scheme, an empty image, resize < 224). */
+ * decode must reach). An image over max_pixels (0: the default limit) is
+ * refused, and max_pixels goes into the decode options. Returns 0, or -1 with
+ * a reason (an unknown scheme, an empty, too large or too elongated image,
+ * resize < 224). */
 int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter filter,
                     long long max_pixels, EvalCropPlan *out, char *err, size_t errlen);
 

@@ -124,11 +124,7 @@ static int eval_decode(Evaluator *E, EvalWorker *w, long j, EvalCropPlan *plan, 
     int fw, fh;
     ImageFormat fmt;
     if (image_probe(w->bytes, len, &fw, &fh, &fmt, why, whylen) != 0) return -1;
-    long long limit = c->max_pixels > 0 ? c->max_pixels : IMAGE_MAX_PIXELS_DEFAULT;
-    if ((long long)fw * fh > limit)
-        return snprintf(why, whylen, "header declares %dx%d = %lld pixels, over the limit of %lld", fw, fh,
-                        (long long)fw * fh, limit), -1;
-    if (eval_crops_plan(E->K, fw, fh, E->crop, c->resize, c->filter, limit, plan, why, whylen) != 0) return -1;
+    if (eval_crops_plan(E->K, fw, fh, E->crop, c->resize, c->filter, c->max_pixels, plan, why, whylen) != 0) return -1;
     return image_decode(w->bytes, len, &plan->decode, &w->img, w->scratch, why, whylen);
 }
 
@@ -277,17 +273,6 @@ typedef struct {
     int64_t *class_total, *class_top1, *class_top5; /* (classes) */
 } EvalLocal;
 
-/* Rank of label among scores (1 = highest), ties counted against the label
- * (loss_rank_of's rule, on doubles). */
-static int eval_rank_of(const double *scores, int classes, int label)
-{
-    double s = scores[label];
-    int rank = 1;
-    for (int k = 0; k < classes; k++)
-        if (k != label && scores[k] >= s) rank++;
-    return rank;
-}
-
 typedef struct {
     double *p;  /* (classes) summed probabilities */
     int bad;    /* some crop of the image is a hole */
@@ -367,7 +352,7 @@ static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets,
             int label = dataset_label(E->ds, (E->begin + (size_t)j) * E->stride);
             double inv = 1.0 / ((double)K * nsets);
             for (int k = 0; k < classes; k++) a->p[k] *= inv;
-            int rank = eval_rank_of(a->p, classes, label);
+            int rank = loss_rank_of_f64(a->p, classes, label);
             double pl = a->p[label] > EVAL_P_FLOOR ? a->p[label] : EVAL_P_FLOOR;
             L->images++;
             L->crops += (int64_t)K * nsets;

@@ -1144,12 +1144,20 @@ static int train_loop(Run *r)
         ckpt_file_name(r->step, path, sizeof path);
         CkptWriterStats ws;
         if (r->rank == 0 && r->writer) {
+            /* the write in flight first: comparing before it ends wrote the last step twice */
+            if (check_writer(r, 1) != 0) failed = 1;
             ckpt_writer_stats(r->writer, &ws);
             const char *base = strrchr(ws.last_path, '/');
             base = base ? base + 1 : ws.last_path;
-            if (strcmp(base, path) != 0 && save_checkpoint(r) != 0) failed = 1;
-            if (check_writer(r, 1) != 0) failed = 1;
+            if (!failed && strcmp(base, path) != 0 && (save_checkpoint(r) != 0 || check_writer(r, 1) != 0)) failed = 1;
             ckpt_writer_stats(r->writer, &ws);
+            base = strrchr(ws.last_path, '/');
+            base = base ? base + 1 : ws.last_path;
+            if (!failed && strcmp(base, path) != 0) { /* --ckpt-fail continue: the run's result is not saved */
+                fprintf(stderr, "googlenet train: the final checkpoint %s could not be written (see above); the newest "
+                        "on disk is %s\n", path, ws.last_path[0] ? ws.last_path : "none");
+                failed = 1;
+            }
             if (!cfg->quiet && ws.writes_done > 0)
                 printf("checkpoint: %s (%.1f MB, training blocked %.0f ms by the last save)\n", ws.last_path,
                        ws.last_file_bytes / 1e6, 1e3 * (ws.last_copy_s + ws.last_wait_s));
