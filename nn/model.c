@@ -1063,8 +1063,9 @@ static int parse_pass(const char *p, size_t len, ConvAlgo *a, int *block)
     *block = 0;
     if (!dot) return ai == CONV_GEMM ? 0 : -1;
     for (const char *q = dot + 1; q < p + len; q++) {
-        if (*q < '0' || *q > '9' || *block > 100000) return -1;
+        if (*q < '0' || *q > '9') return -1;
         *block = *block * 10 + (*q - '0');
+        if (*block > UINT16_MAX) return -1; /* ConvPlan keeps blocks in 16 bits */
     }
     return dot + 1 < p + len ? 0 : -1;
 }

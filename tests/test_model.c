@@ -393,6 +393,16 @@ static void test_conv_plan(void **state)
         model_conv_plan_format(a, again, sizeof again);
         assert_string_equal(again, plan);
     }
+    /* a block past the 16-bit field is refused, not stored as the remainder
+     * (65600 = 65536 + 64 would otherwise run as 64) */
+    char big[4096];
+    const char *key = strstr(plan, "conv2/3x3=f4x3.");
+    assert_non_null(key);
+    const char *digits = key + strlen("conv2/3x3=f4x3.");
+    size_t pre = (size_t)(digits - plan);
+    snprintf(big, sizeof big, "%.*s65600%s", (int)pre, plan, digits + strspn(digits, "0123456789"));
+    assert_int_equal(model_conv_plan_apply(a, big, err, sizeof err), -1);
+    assert_non_null(strstr(err, "conv2/3x3"));
     /* f2x5 cannot run a 3x3 layer */
     char wrong[4096];
     snprintf(wrong, sizeof wrong, "%s", plan);
