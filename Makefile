@@ -52,7 +52,7 @@ BUILD   := build/release
 BIN     := bin/googlenet
 endif
 
-LIB_SRC  := $(wildcard nn/*.c dataloader/*.c comm/*.c) $(filter-out trainer/main.c,$(wildcard trainer/*.c))
+LIB_SRC  := $(wildcard nn/*.c dataloader/*.c comm/*.c) $(filter-out trainer/main.c,$(wildcard trainer/*.c trainer/*/*.c))
 # nn/kernels/ is compiled once per instruction set; nn/kernels.c picks one at run time
 KERN_SRC := $(wildcard nn/kernels/*.c)
 KERN_OBJ := $(KERN_SRC:%.c=$(BUILD)/%.avx2.o) $(KERN_SRC:%.c=$(BUILD)/%.avx512.o)
@@ -166,9 +166,9 @@ build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx512) -c -o $@ $<
 fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
-                dataloader/dataset.c dataloader/shard.c trainer/eval_crops.c
+                dataloader/dataset.c dataloader/shard.c trainer/eval/crops.c
 fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c
-fuzz_ckpt    := trainer/ckpt.c trainer/ckpt_hash.c trainer/ckpt_npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
+fuzz_ckpt    := trainer/ckpt/ckpt.c trainer/ckpt/hash.c trainer/ckpt/npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
                 $(FUZZ_KERN_OBJ)
 fuzz_src_jpeg        := tests/fuzz/fuzz_jpeg.c $(fuzz_image)
 fuzz_src_png         := tests/fuzz/fuzz_png.c $(fuzz_image)

@@ -19,7 +19,7 @@ void loss_softmax(float *probs, const float *logits, int classes, int n);
 
 /* Rank of `label` among scores (1 = highest; scores[c * stride] is class c's).
  * The rule for top-1 and top-5, the same in training (loss_softmax_xent) and
- * evaluation (trainer/evaluate.c): every other class whose score is not below
+ * evaluation (trainer/eval/evaluate.c): every other class whose score is not below
  * the label's counts against it. A tie is a miss, whatever the class order,
  * and so is a NaN on either side: a model that gives every class the same
  * score scores 0, not 1/classes or 1 for the lowest label. */

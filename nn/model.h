@@ -162,7 +162,7 @@ int model_tensor_count(const Model *m);
 const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);
 const float *model_tensor_data(const Model *m, int i);
 
-/* ---- the graph, read-only, for exporters (trainer/ckpt_onnx.c) ----
+/* ---- the graph, read-only, for exporters (trainer/ckpt/onnx.c) ----
  * Op i (forward order, as model_num_ops counts them) computes tensor `out` from
  * tensor `in` (model_tensor_info) with the parameters `weight` and `bias`
  * (indices into model_param_tensors). A tensor with a parent is channels

@@ -18,7 +18,7 @@
 
 #include "nn/model.h"
 #include "tests/test_loader_util.h"
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 
 static const char *arg(int argc, char **argv, const char *name, const char *def)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 
 int main(int argc, char **argv)
 {

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "nn/rng.h"
-#include "trainer/ckpt.h"
-#include "trainer/ckpt_hash.h"
+#include "trainer/ckpt/ckpt.h"
+#include "trainer/ckpt/hash.h"
 
 static char tmpdir[256];
 

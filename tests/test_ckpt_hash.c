@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <zstd.h>
 
-#include "trainer/ckpt_hash.h"
+#include "trainer/ckpt/hash.h"
 
 static void check_sha(const char *msg, size_t len, const char *want)
 {

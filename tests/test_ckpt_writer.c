@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "nn/rng.h"
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 
 static char tmpdir[256];
 

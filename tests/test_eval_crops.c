@@ -14,7 +14,7 @@
 #include "dataloader/image.h"
 #include "dataloader/loader.h"
 #include "tests/test_loader_util.h"
-#include "trainer/eval_crops.h"
+#include "trainer/eval/crops.h"
 
 static EvalCropPlan plan_of(int crops, int fw, int fh, int crop)
 {

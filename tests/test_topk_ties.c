@@ -1,6 +1,6 @@
 /* test_topk_ties.c: the top-1/top-5 rule of nn/loss.h, shared by training
  * (loss_softmax_xent's counts) and evaluation (loss_rank_of_f64 in
- * trainer/evaluate.c): a tie with another class is a miss whatever the class
+ * trainer/eval/evaluate.c): a tie with another class is a miss whatever the class
  * order, and a NaN is a miss. tests/test_eval.c checks the same through
  * evaluate_run with a model whose scores all tie. */
 #include <setjmp.h>

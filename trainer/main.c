@@ -10,7 +10,7 @@
 
 #include "comm/comm.h"
 #include "nn/kernels/kernels.h"
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "version.h" /* GOOGLENET_REVISION, written by the Makefile */

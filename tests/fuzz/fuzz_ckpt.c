@@ -24,8 +24,8 @@
 
 #include "dataloader/le.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/ckpt.h"
-#include "trainer/ckpt_hash.h"
+#include "trainer/ckpt/ckpt.h"
+#include "trainer/ckpt/hash.h"
 
 #define FUZZ_MAX_PARAMS ((size_t)1 << 20)
 #define FUZZ_MAX_DECODE ((uint64_t)16 << 20)

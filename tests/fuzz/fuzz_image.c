@@ -20,7 +20,7 @@
 #include "dataloader/image.h"
 #include "dataloader/loader.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/eval_crops.h"
+#include "trainer/eval/crops.h"
 
 #define FUZZ_BATCH 2
 #define FUZZ_CROP_MAX 32

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 
 void fuzz_target(const uint8_t *data, size_t len)
 {

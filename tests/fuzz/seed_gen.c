@@ -18,7 +18,7 @@
 #include "tests/fuzz/fuzz_index_tree.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/test_loader_util.h"
-#include "trainer/ckpt.h"
+#include "trainer/ckpt/ckpt.h"
 
 static const char *out_root;
 

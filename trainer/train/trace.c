@@ -1,0 +1,98 @@
+/* train/trace.c: Chrome-trace JSON timeline (see trace.h). Events are written as
+ * they happen, so a run that dies still leaves a readable prefix. */
+#include "trainer/train/trace.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct Trace {
+    FILE *f;
+    int rank;
+    double t0;
+};
+
+static const char *const ROWS[4] = {"compute", "communication", "data", "checkpoint"};
+
+Trace *trace_open(const char *path, int rank, double t0, char *err, size_t errlen)
+{
+    char part[4200];
+    snprintf(part, sizeof part, "%s.rank%d", path, rank);
+    FILE *f = fopen(part, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot write the trace %s: %s", part, strerror(errno));
+        return NULL;
+    }
+    Trace *t = calloc(1, sizeof *t);
+    if (!t) {
+        fclose(f);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->f = f;
+    t->rank = rank;
+    t->t0 = t0;
+    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"rank %d\"}},\n",
+            rank, rank);
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"%s\"}},\n",
+                rank, i, ROWS[i]);
+    return t;
+}
+
+void trace_event(Trace *t, const char *name, int tid, double start, double end, long step)
+{
+    if (!t) return;
+    fprintf(t->f,
+            "{\"name\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.1f,\"dur\":%.1f,"
+            "\"args\":{\"step\":%ld}},\n",
+            name, t->rank, tid, (start - t->t0) * 1e6, (end - start) * 1e6, step);
+}
+
+void trace_close(Trace *t)
+{
+    if (!t) return;
+    fclose(t->f);
+    free(t);
+}
+
+int trace_merge(const char *path, int world, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        snprintf(err, errlen, "cannot write the trace %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", out);
+    char line[1024];
+    for (int r = 0; r < world; r++) {
+        char part[4200];
+        snprintf(part, sizeof part, "%s.rank%d", path, r);
+        FILE *in = fopen(part, "r");
+        if (!in) {
+            fclose(out);
+            remove(tmp);
+            snprintf(err, errlen, "cannot read %s (not a shared file system?): per-rank parts kept",
+                     part);
+            return -1;
+        }
+        while (fgets(line, sizeof line, in)) fputs(line, out);
+        fclose(in);
+    }
+    /* the last event line ends with ",\n": close the array with a metadata event */
+    fputs("{\"name\":\"trace_end\",\"ph\":\"M\",\"pid\":0,\"args\":{}}\n]}\n", out);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write the trace %s: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    for (int r = 0; r < world; r++) {
+        char part[4200];
+        snprintf(part, sizeof part, "%s.rank%d", path, r);
+        remove(part);
+    }
+    return 0;
+}
