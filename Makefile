@@ -166,8 +166,8 @@ build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx512) -c -o $@ $<
 fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
-                dataloader/dataset.c dataloader/shard.c trainer/eval/crops.c
-fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c
+                dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c trainer/eval/crops.c
+fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c
 fuzz_ckpt    := trainer/ckpt/ckpt.c trainer/ckpt/hash.c trainer/ckpt/npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
                 $(FUZZ_KERN_OBJ)
 fuzz_src_jpeg        := tests/fuzz/fuzz_jpeg.c $(fuzz_image)

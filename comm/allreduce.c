@@ -139,7 +139,7 @@ static void start_bucket(CommAllreducer *ar, Slot *s, int b)
     s->bucket = b;
     s->phase = 1;
     s->nreq = 0;
-    ar->t_start[b] = comm_now();
+    ar->t_start[b] = clock_now();
     if (ar->in_flight++ == 0) ar->busy_since = ar->t_start[b];
     if (ar->compress == COMM_COMPRESS_NONE) {
         for (int r = 0; r < p; r++)
@@ -257,7 +257,7 @@ static int progress_slot(CommAllreducer *ar, Slot *s)
         return 1;
     }
     unpack_gathered(ar, s);
-    double t = comm_now();
+    double t = clock_now();
     ar->t_end[s->bucket] = t;
     s->bucket = -1;
     if (--ar->in_flight == 0) ar->busy += t - ar->busy_since;
@@ -281,13 +281,6 @@ static void wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-static double thread_cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void *thread_main(void *arg)
 {
     CommAllreducer *ar = arg;
@@ -296,7 +289,7 @@ static void *thread_main(void *arg)
     while (!ar->quit) {
         if (ar->active && ar->cpu_step != ar->step) {
             ar->cpu_step = ar->step;
-            ar->cpu_since = thread_cpu_seconds();
+            ar->cpu_since = clock_cpu_thread();
         }
         int ready = ar->finishing ? ar->nbuckets : ar->ready;
         int startable = ar->active && ar->next < ready && free_slot(ar);
@@ -323,14 +316,14 @@ static void *thread_main(void *arg)
                 completed += r == 2;
             }
         }
-        double t = comm_now();
+        double t = clock_now();
         if (progressed) last_progress = t;
 
         pthread_mutex_lock(&ar->mu);
         ar->buckets_done += completed;
         if (ar->active && ar->buckets_done == ar->nbuckets) {
             ar->active = 0;
-            ar->cpu = thread_cpu_seconds() - ar->cpu_since;
+            ar->cpu = clock_cpu_thread() - ar->cpu_since;
             pthread_cond_signal(&ar->done);
         }
         if (progressed || ar->in_flight == 0) continue;
@@ -555,7 +548,7 @@ void comm_allreducer_ready(void *arg, size_t ready_from)
 
 void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats)
 {
-    double t0 = comm_now();
+    double t0 = clock_now();
     char label[64];
     pthread_mutex_lock(&ar->mu);
     if (!ar->begun) {
@@ -574,7 +567,7 @@ void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats)
         if (!ar->active) break;
         pthread_mutex_unlock(&ar->mu);
         comm_watch_poll(ar->c);
-        double waited = comm_now() - t0;
+        double waited = clock_now() - t0;
         double timeout = comm_timeout(ar->c);
         if (timeout > 0 && waited > timeout) comm_watch_expired(ar->c, waited);
         pthread_mutex_lock(&ar->mu);
@@ -586,7 +579,7 @@ void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats)
         stats->comm_cpu_seconds = ar->cpu;
         stats->bytes_sent = ar->bytes;
         stats->buckets = ar->nbuckets;
-        stats->exposed_seconds = comm_now() - t0;
+        stats->exposed_seconds = clock_now() - t0;
     }
     pthread_mutex_unlock(&ar->mu);
 }

@@ -28,13 +28,6 @@ enum { WATCH_TAG = 7 };
 
 static volatile sig_atomic_t stop_flag;
 
-double comm_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 double comm_backoff(double idle, double min, double max)
 {
     double s = idle / 8;
@@ -131,8 +124,8 @@ void comm_watch_enter(Comm *c, const char *what)
 _Noreturn void comm_watch_expired(Comm *c, double waited)
 {
     /* announcements may still be in transit: drain for a moment */
-    double t0 = comm_now();
-    while (comm_now() - t0 < 0.2) {
+    double t0 = clock_now();
+    while (clock_now() - t0 < 0.2) {
         comm_watch_poll(c);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -174,12 +167,12 @@ _Noreturn void comm_watch_expired(Comm *c, double waited)
  * then sleeps between tests; aborts the job past the timeout. */
 static void wait_all(Comm *c, int n, MPI_Request *req, const char *what)
 {
-    double t0 = comm_now(), last_poll = t0;
+    double t0 = clock_now(), last_poll = t0;
     for (;;) {
         int done = 0;
         comm_check_mpi(c, MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE), what);
         if (done) return;
-        double t = comm_now(), waited = t - t0;
+        double t = clock_now(), waited = t - t0;
         if (t - last_poll > 0.01) {
             comm_watch_poll(c);
             last_poll = t;
@@ -268,12 +261,12 @@ void comm_free(Comm *c)
     comm_barrier(c, "shutdown");
     /* every peer's last announcement is this barrier: collect them so no
      * message is left unreceived, then withdraw the receives */
-    double t0 = comm_now();
+    double t0 = clock_now();
     for (;;) {
         comm_watch_poll(c);
         int all = 1;
         for (int p = 0; p < c->size; p++) all &= c->peer[p].seq >= c->seq;
-        if (all || comm_now() - t0 > 2.0) break;
+        if (all || clock_now() - t0 > 2.0) break;
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
     }
@@ -455,6 +448,27 @@ void comm_allgather_string(Comm *c, const char *mine, char *all, size_t len, con
     allgather(c, tmp, all, (int)len, MPI_CHAR, what);
     for (int p = 0; p < c->size; p++) all[(size_t)p * len + len - 1] = '\0';
     free(tmp);
+}
+
+int comm_agree(Comm *c, int failed, const char *msg, char *err, size_t errlen)
+{
+    if (!comm_any(c, failed, "error check")) return 0;
+    /* every rank learns the lowest failing rank's words, so that whichever
+     * rank prints (rank 0, by the callers' rule) prints the same line */
+    enum { SLOT = 512 };
+    char *all = xcalloc(c, (size_t)c->size, SLOT, "error messages");
+    comm_allgather_string(c, failed ? (msg && msg[0] ? msg : "failed") : "", all, SLOT, "error messages");
+    for (int r = 0; r < c->size; r++) {
+        const char *m = all + (size_t)r * SLOT;
+        if (!m[0]) continue;
+        if (errlen) {
+            if (c->size > 1) snprintf(err, errlen, "rank %d: %s", r, m);
+            else snprintf(err, errlen, "%s", m);
+        }
+        break;
+    }
+    free(all);
+    return -1;
 }
 
 void comm_request_stop(void) { stop_flag = 1; }

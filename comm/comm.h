@@ -78,6 +78,13 @@ void comm_allreduce_int64(Comm *c, int64_t *v, int n, CommOp op, const char *wha
 /* Collective. Returns 1 on every rank when flag is non-zero on any rank. */
 int comm_any(Comm *c, int flag, const char *what);
 
+/* Collective: "did every rank succeed". Returns 0 when `failed` is 0 on every
+ * rank. Otherwise every rank returns -1 with, in err, the message of the
+ * lowest failing rank ("rank 2: cannot open ..." when there are several
+ * ranks; msg alone with one), so that one rank (rank 0, by convention) prints
+ * it once. msg may be err itself. Prints nothing. */
+int comm_agree(Comm *c, int failed, const char *msg, char *err, size_t errlen);
+
 /* Collective. Waits for every rank, under the watchdog. */
 void comm_barrier(Comm *c, const char *what);
 
@@ -154,7 +161,7 @@ void comm_allreducer_ready(void *ar, size_t ready_from);
  * gradients do not underflow. stats may be NULL. */
 void comm_allreducer_finish(CommAllreducer *ar, CommStepStats *stats);
 /* After finish(): when each bucket of the step started and completed on this
- * rank (comm_now() seconds, CLOCK_MONOTONIC), for timelines. Returns the count
+ * rank (clock_now() seconds, comm/clock.h), for timelines. Returns the count
  * written (at most max, bucket 0 first). */
 int comm_allreducer_bucket_times(CommAllreducer *ar, double *start, double *end, int max);
 

@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 
+#include "comm/clock.h"
 #include "comm/comm.h"
 
 /* A rank's announcement on the watchdog's side channel: it has entered its
@@ -30,7 +31,6 @@ struct Comm {
     int *send_stale;         /* (size) 1: `mine` changed while the last send was in flight */
 };
 
-double comm_now(void);
 /* How long to sleep before testing again after `idle` seconds without news:
  * an eighth of that, within [min, max]. Each sleep costs ~10 us of CPU (the
  * wake-up), so long waits cost little, and a late peer is noticed after at

@@ -3,6 +3,7 @@
  * cache file. Never decodes images, never prints, never exits. */
 #include "dataloader/dataset.h"
 
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm/clock.h"
+#include "dataloader/atomic_file.h"
 #include "dataloader/le.h"
 #include "dataloader/shard.h"
 
@@ -114,13 +117,6 @@ static void strvec_free(StrVec *sv)
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Reads a whole (small) text or index file; NUL-terminated. */
 static char *read_whole(const char *path, size_t *len, char *err, size_t errlen)
@@ -1142,16 +1138,8 @@ static void cache_save(const Dataset *ds, const DatasetOptions *opt, const char 
     buf_put(&b, st.p, st.len);
     free(st.p);
     serialize_into(ds, &b);
-    char tmp[PATH_MAX];
-    if (!b.oom && !st.oom &&
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", opt->cache_file, (int)getpid()) < (int)sizeof tmp) {
-        FILE *f = fopen(tmp, "wb");
-        if (f) {
-            int ok = fwrite(b.p, 1, b.len, f) == b.len;
-            ok &= fclose(f) == 0;
-            if (!ok || rename(tmp, opt->cache_file) != 0) unlink(tmp);
-        }
-    }
+    char ignored[256];
+    if (!b.oom && !st.oom) atomic_file_write(opt->cache_file, b.p, b.len, ignored, sizeof ignored);
     free(b.p);
 }
 
@@ -1159,7 +1147,7 @@ static void cache_save(const Dataset *ds, const DatasetOptions *opt, const char 
 
 Dataset *dataset_open(const DatasetOptions *opt, char *err, size_t errlen)
 {
-    double t0 = now_s();
+    double t0 = clock_now();
     if (!opt->path || !*opt->path) {
         snprintf(err, errlen, "no dataset given: pass --data DIR");
         return NULL;
@@ -1180,7 +1168,7 @@ Dataset *dataset_open(const DatasetOptions *opt, char *err, size_t errlen)
         Dataset *ds = cache_load(opt, root);
         if (ds) {
             ds->from_cache = 1;
-            ds->scan_s = now_s() - t0;
+            ds->scan_s = clock_now() - t0;
             return ds;
         }
     }
@@ -1225,7 +1213,7 @@ Dataset *dataset_open(const DatasetOptions *opt, char *err, size_t errlen)
         dataset_free(ds);
         return NULL;
     }
-    ds->scan_s = now_s() - t0;
+    ds->scan_s = clock_now() - t0;
     return ds;
 }
 

@@ -8,6 +8,7 @@
  * slot. Never prints, never exits; allocation happens only when a buffer must
  * grow (a larger file or image than any before).
  */
+#include "comm/clock.h"
 #include "dataloader/loader.h"
 
 #include <math.h>
@@ -77,13 +78,6 @@ struct Loader {
     int named, named_here;
     char warning[2048];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 LoaderConfig loader_default_config(void)
 {
@@ -633,7 +627,7 @@ static const char *compose_warning(Loader *L, const Slot *sl)
 int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info, char *err, size_t errlen)
 {
     const int B = L->cfg.batch;
-    double t0 = now_s(), waited = 0;
+    double t0 = clock_now(), waited = 0;
     Slot *sl;
     if (L->nthreads == 0) {
         sl = &L->slots[0];
@@ -644,13 +638,13 @@ int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info, ch
             do_sample(L, &L->workers[0], sl, b, &bad, msgs, &nmsgs, &failed, fail, sizeof fail);
             slot_finish(sl, b, bad, msgs, nmsgs, failed, fail);
         }
-        waited = now_s() - t0; /* the caller did the work itself: all of it is waiting */
+        waited = clock_now() - t0; /* the caller did the work itself: all of it is waiting */
     } else {
         pthread_mutex_lock(&L->mu);
         sl = &L->slots[L->consume_seq % L->nslots];
         while (sl->seq != L->consume_seq || sl->done < B) pthread_cond_wait(&L->done_cv, &L->mu);
         pthread_mutex_unlock(&L->mu);
-        waited = now_s() - t0;
+        waited = clock_now() - t0;
     }
     /* the slot is complete: no worker touches it until it is freed below */
     int rc = sl->real;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataloader/atomic_file.h"
 #include "dataloader/le.h"
 
 /* ---- CRC-32C: SSE4.2's crc32 instruction when the CPU has it, a table otherwise ---- */
@@ -130,14 +131,11 @@ static int pack_one(const Dataset *ds, const char *out_dir, int k, int shards, s
                     ShardPackStats *stats, size_t *done, void (*progress)(size_t, size_t, void *), void *ctx,
                     char *err, size_t errlen)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/shard-%05d-of-%05d%s", out_dir, k, shards, SHARD_SUFFIX);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    AtomicFile af;
+    if (atomic_file_open(&af, path, "wb", err, errlen) != 0) return -1;
+    FILE *f = af.f;
     Bytes index = {0};
     uint8_t *buf = NULL, t[32];
     size_t cap = 0, len = 0;
@@ -188,26 +186,17 @@ static int pack_one(const Dataset *ds, const char *out_dir, int k, int shards, s
     le_put64(h + 40, index.len);
     le_put32(h + 48, shard_crc32c(0, index.p, index.len));
     le_put32(h + 52, (uint32_t)ncls);
-    if (fseek(f, 0, SEEK_SET) != 0 || write_all(f, h, sizeof h) || fflush(f) != 0 || fsync(fileno(f)) != 0) goto io;
-    if (fclose(f) != 0) {
-        f = NULL;
-        goto io;
-    }
-    f = NULL;
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    if (fseek(f, 0, SEEK_SET) != 0 || write_all(f, h, sizeof h)) goto io;
+    rc = atomic_file_commit(&af, err, errlen);
     goto out;
 oom:
     snprintf(err, errlen, "out of memory building the index of %s", path);
+    atomic_file_abandon(&af);
     goto out;
 io:
-    snprintf(err, errlen, "cannot write %s: %s (disk full?)", tmp, strerror(errno));
+    snprintf(err, errlen, "cannot write %s: %s (disk full?)", af.tmp, strerror(errno));
+    atomic_file_abandon(&af);
 out:
-    if (f) fclose(f);
-    if (rc != 0) unlink(tmp);
     free(buf);
     free(index.p);
     return rc;

@@ -11,7 +11,8 @@
  *             the bucket size or overlap. Prints a checksum of the results.
  *   identical broadcast from rank 0, then the identical check, optionally after
  *             flipping one bit on one rank.
- *   metrics   allreduce of doubles / int64, comm_any, allgather of strings, the
+ *   metrics   allreduce of doubles / int64, comm_any, allgather of strings,
+ *             comm_agree (the lowest failing rank's message on every rank), the
  *             stop flag.
  *   late      rank --late sleeps --sleep seconds before collective --where
  *             (allreduce, barrier, broadcast, metrics): the watchdog must abort.
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "comm/clock.h"
 
 typedef struct {
     const char *mode;
@@ -77,13 +79,6 @@ static float grad_value(uint64_t seed, int step, int r, size_t i)
     int e = (int)((i / 4096 + (h >> 40)) % 27) - 24;                /* per 4096-block spread */
     float v = ldexpf(u, e);
     return (h >> 8) & 1 ? -v : v;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void sleep_s(double s)
@@ -288,6 +283,16 @@ static int run_metrics(Comm *c, const Opts *o)
         want[15] = '\0';
         CHECK(strcmp(all + r * 16, want) == 0, "status of rank %d: '%s'", r, all + r * 16);
     }
+    char agreed[128] = "untouched";
+    CHECK(comm_agree(c, 0, "", agreed, sizeof agreed) == 0 && !strcmp(agreed, "untouched"),
+          "comm_agree reported a failure when no rank failed");
+    char why[64];
+    snprintf(why, sizeof why, "failure on rank %d", rank);
+    /* ranks 1.. fail (or rank 0 alone): every rank must get the lowest failing rank's words */
+    int failing = p > 1 ? rank >= 1 : 1;
+    CHECK(comm_agree(c, failing, why, agreed, sizeof agreed) == -1, "comm_agree missed a failure");
+    if (p > 1) CHECK(!strcmp(agreed, "rank 1: failure on rank 1"), "comm_agree gave '%s'", agreed);
+    else CHECK(!strcmp(agreed, "failure on rank 0"), "comm_agree gave '%s'", agreed);
     CHECK(comm_stop_agreed(c) == 0, "stop agreed without a request");
     if (rank == p - 1) comm_request_stop();
     CHECK(comm_stop_requested() == (rank == p - 1), "stop requested flag");
@@ -351,8 +356,8 @@ static int run_loop(Comm *c, const Opts *o)
     float *grads = calloc(o->n, sizeof *grads);
     CommAllreducer *ar = comm_allreducer_init(c, grads, o->n, o->bucket, o->compress, 1, err, sizeof err);
     if (!ar) comm_abort(c, 1, "allreducer: %s", err);
-    double t0 = now();
-    for (long step = 0; now() - t0 < 120; step++) {
+    double t0 = clock_now();
+    for (long step = 0; clock_now() - t0 < 120; step++) {
         comm_allreducer_begin(ar);
         for (size_t at = o->n; at > 0; at = at > o->n / 8 ? at - o->n / 8 : 0) {
             sleep_s(0.001);

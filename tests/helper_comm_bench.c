@@ -27,22 +27,9 @@
 #include <time.h>
 
 #include "comm/comm.h"
+#include "comm/clock.h"
 #include "nn/model.h"
 #include "nn/parallel.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef struct {
     const char *mode, *comm;
@@ -65,14 +52,14 @@ static void run_raw(Comm *c, const Opts *o)
     CommStepStats st = {0};
     for (int r = -1; r < o->reps; r++) {
         comm_barrier(c, "bench");
-        double t0 = now();
+        double t0 = clock_now();
         comm_allreducer_begin(ar);
         comm_allreducer_finish(ar, &st);
-        double t1 = now();
+        double t1 = clock_now();
         MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        double t2 = now();
+        double t2 = clock_now();
         comm_broadcast(c, g, n * sizeof *g, "bench weights");
-        double t3 = now();
+        double t3 = clock_now();
         if (r >= 0) {
             t[0] += t1 - t0;
             t[1] += t2 - t1;
@@ -118,18 +105,18 @@ static void run_model(Comm *c, const Opts *o)
     double sum[7] = {0, 0, 0, 0, 0, 0, 0}, tail = 0;
     for (int s = 0; s < o->warmup + o->steps; s++) {
         comm_barrier(c, "step");
-        double t0 = now();
+        double t0 = clock_now();
         ModelStats ms;
         memset(model_grads(m), 0, np * sizeof(float));
         model_forward(m, input, labels, o->batch, MODEL_TRAIN, (uint64_t)s, &ms);
-        double t1 = now();
+        double t1 = clock_now();
         CommStepStats st = {0};
         if (ar) comm_allreducer_begin(ar);
-        double c1 = cpu_now();
+        double c1 = clock_cpu_thread();
         model_backward(m, 1.0f / o->batch, ar ? comm_allreducer_ready : NULL, ar);
-        double t2 = now(), c2 = cpu_now();
+        double t2 = clock_now(), c2 = clock_cpu_thread();
         if (ar) comm_allreducer_finish(ar, &st);
-        double t3 = now();
+        double t3 = clock_now();
         if (s >= o->warmup) {
             double v[7] = {t1 - t0, t2 - t1, t3 - t2, st.comm_seconds, t3 - t0, c2 - c1, st.comm_cpu_seconds};
             comm_allreduce_double(c, v, 7, COMM_MAX, "bench times");

@@ -1,4 +1,4 @@
-/* runtime.c: threads, clock and memory figures for every subcommand (see runtime.h). */
+/* runtime.c: threads and memory figures for every subcommand (see runtime.h). */
 #include "trainer/runtime.h"
 
 #include <cblas.h>
@@ -36,13 +36,6 @@ int trainer_default_threads(void)
     }
     long t = cores / local;
     return t < 1 ? 1 : (int)t;
-}
-
-double trainer_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 char *openblas_get_corename(void);

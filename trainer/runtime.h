@@ -1,5 +1,5 @@
-/* runtime.h: what every subcommand needs of the process: threads, a clock,
- * memory figures, and messages that a job of many ranks prints once. */
+/* runtime.h: what every subcommand needs of the process: threads, memory
+ * figures, and messages that a job of many ranks prints once. */
 #ifndef TRAINER_RUNTIME_H
 #define TRAINER_RUNTIME_H
 
@@ -11,8 +11,6 @@ void trainer_set_threads(int threads);
 /* The cores of this node divided among the ranks the launcher put on it (at
  * least 1): the default of every --threads. */
 int trainer_default_threads(void);
-/* Seconds of CLOCK_MONOTONIC (comparable across threads of a process). */
-double trainer_now(void);
 /* Peak resident memory of the process so far, in MB. */
 double trainer_peak_rss_mb(void);
 /* The OpenBLAS kernel set in use ("Cooperlake", "Haswell", ...). */

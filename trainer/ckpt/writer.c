@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "trainer/ckpt/ckpt.h"
+#include "comm/clock.h"
 #include "trainer/ckpt/internal.h"
 
 struct CkptWriter {
@@ -39,13 +40,6 @@ struct CkptWriter {
     char fail_msg[1200];
     CkptWriterStats st;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* snprintf that may cut a long path short; messages are one line, not data */
 static void say(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -189,11 +183,11 @@ static void *writer_main(void *arg)
         w->pending = 0;
         pthread_mutex_unlock(&w->mu);
 
-        double t0 = now_s();
+        double t0 = clock_now();
         char path[4400], msg[1200], note[256] = "";
         uint64_t bytes = 0;
         int rc = write_job(w, path, sizeof path, &bytes, msg, sizeof msg, note, sizeof note);
-        double dt = now_s() - t0;
+        double dt = clock_now() - t0;
 
         pthread_mutex_lock(&w->mu);
         w->st.last_write_s = dt;
@@ -338,11 +332,11 @@ int ckpt_writer_save(CkptWriter *w, const CkptMeta *meta, const float *weights, 
         snprintf(err, errlen, "checkpoint step %ld is negative", meta->step);
         return -1;
     }
-    double t0 = now_s();
+    double t0 = clock_now();
     pthread_mutex_lock(&w->mu);
     while (w->busy) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    double t1 = now_s();
+    double t1 = clock_now();
     /* the thread is idle: the buffer and the metadata are ours */
     CkptMeta copy;
     if (ckpt_meta_copy(&copy, meta) != 0) {
@@ -354,7 +348,7 @@ int ckpt_writer_save(CkptWriter *w, const CkptMeta *meta, const float *weights, 
     memcpy(w->buf, weights, np * sizeof(float));
     memcpy(w->buf + np, momentum, np * sizeof(float));
     memcpy(w->buf + 2 * np, average, np * sizeof(float));
-    double t2 = now_s();
+    double t2 = clock_now();
     pthread_mutex_lock(&w->mu);
     w->st.saves++;
     w->st.last_wait_s = t1 - t0;
@@ -370,7 +364,7 @@ int ckpt_writer_save(CkptWriter *w, const CkptMeta *meta, const float *weights, 
 int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weights, const float *momentum,
                          const float *average, double *seconds, char *err, size_t errlen)
 {
-    double t0 = now_s();
+    double t0 = clock_now();
     if (meta->num_params != w->cfg.num_params || meta->step < 0) {
         snprintf(err, errlen, "checkpoint of %zu parameters at step %ld given to a writer made for %zu", meta->num_params,
                  meta->step, w->cfg.num_params);
@@ -408,7 +402,7 @@ int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weigh
         w->st.writes_failed++;
     }
     pthread_mutex_unlock(&w->mu);
-    if (seconds) *seconds = now_s() - t0;
+    if (seconds) *seconds = clock_now() - t0;
     return rc;
 }
 

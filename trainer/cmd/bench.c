@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "nn/kernels/kernels.h"
+#include "comm/clock.h"
 #include "nn/model.h"
 #include "nn/parallel.h"
 #include "nn/rng.h"
@@ -126,7 +127,7 @@ int cmd_bench(int argc, char **argv)
     double t_total = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) model_profile_reset(m);
-        double t0 = trainer_now();
+        double t0 = clock_now();
         if (eval) {
             model_forward(m, input, NULL, batch, MODEL_EVAL, 0, NULL);
         } else {
@@ -136,7 +137,7 @@ int cmd_bench(int argc, char **argv)
             model_backward(m, 1.0f / batch, NULL, NULL);
             sgd_step(model_params(m), mom, model_grads(m), avg, pt, ntensors, 1e-4f, 0.9f, 2e-4f, 0.999f);
         }
-        if (s >= warmup) t_total += trainer_now() - t0;
+        if (s >= warmup) t_total += clock_now() - t0;
     }
     double step_ms = t_total / steps * 1e3;
     double img_s = batch * steps / t_total;

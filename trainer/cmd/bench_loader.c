@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dataloader/dataset.h"
+#include "comm/clock.h"
 #include "dataloader/image.h"
 #include "dataloader/loader.h"
 #include "trainer/cli.h"
@@ -17,13 +18,6 @@
 #include "trainer/runtime.h"
 
 /* CPU seconds of the whole process (all threads). */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int cmd_bench_loader(int argc, char **argv)
 {
     const char *data = NULL, *classes_file = NULL, *labels = NULL, *cache = NULL, *interp = "random";
@@ -116,8 +110,8 @@ int cmd_bench_loader(int argc, char **argv)
     int rc = EXIT_OK;
     for (int s = 0; s < warmup + batches; s++) {
         if (s == warmup) {
-            t0 = trainer_now();
-            c0 = cpu_now();
+            t0 = clock_now();
+            c0 = clock_cpu_process();
         }
         LoaderBatchInfo info;
         if (loader_next(L, images, lab, &info, err, sizeof err) < 0) {
@@ -132,7 +126,7 @@ int cmd_bench_loader(int argc, char **argv)
         }
         bad += info.bad;
     }
-    double secs = trainer_now() - t0, cpu = cpu_now() - c0;
+    double secs = clock_now() - t0, cpu = clock_cpu_process() - c0;
     if (rc == EXIT_OK) {
         int threads = workers > 0 ? workers : 1;
         double ips = images_done / secs;

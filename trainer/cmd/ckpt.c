@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "nn/model.h"
+#include "comm/clock.h"
 #include "nn/parallel.h"
 #include "nn/rng.h"
 #include "nn/sgd.h"
@@ -26,13 +27,6 @@
 #include "trainer/commands.h"
 #include "trainer/runtime.h"
 #include "trainer/train/resume.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Parses flags and exactly `npos` positional arguments (or prints help). */
 static int parse_action(const char *action, const char *usage, const char *summary, CliFlag *flags, int nflags,
@@ -590,14 +584,14 @@ static int codec_figures(const float *x, size_t n, int level, int threads, Codec
     if (threads > 0) ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, threads);
     memset(f, 0, sizeof *f);
     f->raw = bytes;
-    double t0 = now_s();
+    double t0 = clock_now();
     f->zstd = zstd_once(c, dst, cap, x, bytes);
-    double t1 = now_s();
+    double t1 = clock_now();
     const uint32_t *u = (const uint32_t *)x;
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < 4; k++) planes[k * n + i] = (uint8_t)(u[i] >> (8 * k));
     f->shuffled = zstd_once(c, dst, cap, planes, bytes);
-    double t2 = now_s();
+    double t2 = clock_now();
     f->t_zstd = t1 - t0;
     f->t_shuffled = t2 - t1;
     for (int k = 0; k < 4; k++) f->entropy_floor += plane_entropy(planes + k * n, n) / 32.0;
@@ -657,7 +651,7 @@ static int train_state(int steps, int crop, int batch, double lr, float *w, floa
     int nt;
     const ParamTensor *pt = model_param_tensors(m, &nt);
     /* 10 fixed batches the network can partly memorise, so gradients stay informative */
-    double t0 = now_s();
+    double t0 = clock_now();
     for (int s = 0; s < steps; s++) {
         uint64_t key = rng_key(11, (uint64_t)(s % 10), 0, 0);
         for (size_t i = 0; i < in_n; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
@@ -677,7 +671,7 @@ static int train_state(int steps, int crop, int batch, double lr, float *w, floa
             fprintf(stderr, "  trained %d/%d steps, loss %.3f\n", s + 1, steps, st.loss);
         }
     }
-    *step_ms = steps ? (now_s() - t0) / steps * 1e3 : 0;
+    *step_ms = steps ? (clock_now() - t0) / steps * 1e3 : 0;
     memcpy(w, model_params(m), np * sizeof(float));
     free(input);
     free(labels);
@@ -715,13 +709,13 @@ static int time_step(int crop, int batch, const float *w, size_t np, CkptWriter 
     double t_alone = 0;
     for (int s = 0; s < 4; s++) {
         if (s == 3 && ckpt_writer_save(wr, meta, w, mom, avg, err, errlen) != 0) break;
-        double t0 = now_s();
+        double t0 = clock_now();
         ModelStats st;
         memset(model_grads(m), 0, np * sizeof(float));
         model_forward(m, input, labels, batch, MODEL_TRAIN, (uint64_t)s, &st);
         model_backward(m, 1.0f / batch, NULL, NULL);
         sgd_step(model_params(m), v, model_grads(m), a, pt, nt, 1e-4f, 0.9f, 2e-4f, 0.999f);
-        double dt = now_s() - t0;
+        double dt = clock_now() - t0;
         if (s == 1 || s == 2) t_alone += dt; /* step 0 warms up */
         if (s == 3) *during_ms = dt * 1e3;
     }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "comm/clock.h"
 #include "dataloader/dataset.h"
 #include "dataloader/image.h"
 #include "nn/model.h"
@@ -349,7 +350,7 @@ typedef struct {
 static void eval_progress(void *ctx, long done, long total)
 {
     Progress *p = ctx;
-    double t = trainer_now();
+    double t = clock_now();
     if (p->rank != 0 || p->quiet || (t - p->last < 10.0 && done < total)) return;
     p->last = t;
     fprintf(stderr, "googlenet eval: %ld/%ld images of rank 0's shard, %.1f img/s\n", done, total,
@@ -391,7 +392,7 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
 {
     char err[ERRLEN] = "";
     int rank = comm_rank(c), average = strcmp(a->weights, "average") == 0;
-    double t0 = trainer_now();
+    double t0 = clock_now();
     Ensemble e;
     if (ensemble_load(c, a->ckpts.items, a->ckpts.n, average, &e, err, sizeof err) != 0) {
         if (rank == 0) fprintf(stderr, "googlenet eval: %s\n", err);
@@ -414,9 +415,9 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
     }
     if (rank == 0 && !a->quiet)
         fprintf(stderr, "googlenet eval: %d checkpoint%s (%s weights) read and verified in %.1f s; evaluating %zu images on %d rank%s\n",
-                e.n, e.n == 1 ? "" : "s", a->weights, trainer_now() - t0, dataset_size(ds), comm_size(c),
+                e.n, e.n == 1 ? "" : "s", a->weights, clock_now() - t0, dataset_size(ds), comm_size(c),
                 comm_size(c) == 1 ? "" : "s");
-    Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
+    Progress pg = {clock_now(), clock_now(), rank, a->quiet};
     EvalConfig ec;
     if (eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0) failed = 1; /* same on every rank */
     EvalResult res;
@@ -572,8 +573,8 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         comm_broadcast(c, &found, sizeof found, "next checkpoint");
         if (!found) {
             if (!a->follow) break;
-            double until = trainer_now() + a->poll;
-            while (trainer_now() < until && !eval_signalled) usleep(100000);
+            double until = clock_now() + a->poll;
+            while (clock_now() < until && !eval_signalled) usleep(100000);
             continue;
         }
         comm_broadcast(c, path, sizeof path, "checkpoint path");
@@ -588,7 +589,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         bad = comm_any(c, bad, "checkpoint check");
         EvalResult res;
         int have_res = 0;
-        double t0 = trainer_now();
+        double t0 = clock_now();
         if (!bad) {
             int crop = a->crop > 0 ? a->crop : e.crop, fresh = 0;
             if (!m || have.classes != e.classes || have.aux != e.aux || have.crop != crop) {
@@ -601,7 +602,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
             if (bad) err[0] = 0; /* already printed */
         }
         if (!bad) {
-            Progress pg = {trainer_now(), trainer_now(), rank, a->quiet};
+            Progress pg = {clock_now(), clock_now(), rank, a->quiet};
             EvalConfig ec;
             int erc = eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0
                           ? -1 : evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err);
@@ -646,7 +647,7 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
                             printf("%s (step %ld): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %lld images, %lld unreadable, %.1f s\n",
                                    name, e.steps[0], 100.0 * res.top1 / (res.images ? res.images : 1),
                                    100.0 * res.top5 / (res.images ? res.images : 1), res.loss,
-                                   (long long)res.images, (long long)res.bad, trainer_now() - t0);
+                                   (long long)res.images, (long long)res.bad, clock_now() - t0);
                         fflush(stdout);
                     }
                 }
@@ -959,7 +960,7 @@ static int predict_run(Comm *c, const EvalArgs *a, Ensemble *e, const char *cons
         fprintf(stderr, "googlenet predict: %s\n", err);
         goto out;
     }
-    Progress pg = {trainer_now(), trainer_now(), 0, 1};
+    Progress pg = {clock_now(), clock_now(), 0, 1};
     EvalConfig ec;
     EvalResult res;
     if (eval_config(a, ds, e, &ec, &pg, err, sizeof err) != 0) {

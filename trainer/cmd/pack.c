@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "dataloader/dataset.h"
+#include "comm/clock.h"
 #include "dataloader/shard.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
@@ -56,7 +57,7 @@ int cmd_pack(int argc, char **argv)
         trainer_print_once("pack", "--data DIR and --out DIR are required (see --help)");
         return EXIT_USAGE;
     }
-    double t0 = trainer_now();
+    double t0 = clock_now();
     DatasetOptions dopt = {data, classes_file, labels, NULL};
     Dataset *ds = dataset_open(&dopt, err, sizeof err);
     if (!ds) {
@@ -72,7 +73,7 @@ int cmd_pack(int argc, char **argv)
         return EXIT_FAIL;
     }
     printf("googlenet pack: %zu items of %d classes (%.1f MB) into %d shard%s in %s, %.1f s\n", st.items,
-           dataset_num_classes(ds), st.bytes / 1e6, shards, shards == 1 ? "" : "s", out, trainer_now() - t0);
+           dataset_num_classes(ds), st.bytes / 1e6, shards, shards == 1 ? "" : "s", out, clock_now() - t0);
     if (st.skipped)
         fprintf(stderr, "googlenet pack: warning: left out %zu unreadable or empty file%s (first: %s)\n", st.skipped,
                 st.skipped == 1 ? "" : "s", st.first_skipped);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm/clock.h"
 #include "dataloader/sampler.h"
 #include "nn/loss.h"
 #include "trainer/eval/crops.h"
@@ -426,7 +427,7 @@ void evaluate_result_free(EvalResult *r)
 int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, const EvalConfig *cfg,
                  EvalResult *out, char *err, size_t errlen)
 {
-    double t0 = trainer_now();
+    double t0 = clock_now();
     int rank = c ? comm_rank(c) : 0, world = c ? comm_size(c) : 1;
     memset(out, 0, sizeof *out);
     char msg[EVAL_MSG] = "";
@@ -467,7 +468,7 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
         else if (E.failed) stopped = 1; /* over the bad-file limit: what was scored is still reported */
         if (E.started) eval_stop_workers(&E);
     }
-    double seconds = trainer_now() - t0;
+    double seconds = clock_now() - t0;
 
     /* every rank learns whether any failed, and the first failure's words */
     int any = c ? comm_any(c, failed, "evaluation status") : failed;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm/clock.h"
 #include "dataloader/dataset.h"
 #include "dataloader/loader.h"
 #include "nn/conv.h"
@@ -262,14 +263,14 @@ static void fill_meta(Run *r, CkptMeta *m)
 static int save_checkpoint(Run *r)
 {
     if (r->rank != 0 || !r->writer) return 0;
-    double t0 = trainer_now();
+    double t0 = clock_now();
     CkptMeta m;
     fill_meta(r, &m);
     char err[ERR_LEN];
     int rc = ckpt_writer_save(r->writer, &m, model_params(r->model), r->momentum, r->average, err,
                               sizeof err);
     ckpt_meta_free(&m);
-    trace_event(r->trace, "checkpoint copy", 0, t0, trainer_now(), r->step);
+    trace_event(r->trace, "checkpoint copy", 0, t0, clock_now(), r->step);
     if (rc != 0) {
         fprintf(stderr, "googlenet train: checkpoint at step %ld: %s\n", r->step, err);
         return strcmp(r->cfg->ckpt_fail, "stop") == 0 ? -1 : 0;
@@ -358,7 +359,7 @@ static void log_interval(Run *r, const Interval *iv, int final_line)
     double wait = iv->seconds > 0 ? iv->v[M_WAIT] / r->world / iv->seconds : 0;
     double exposed = iv->seconds > 0 ? iv->v[M_EXPOSED] / r->world / iv->seconds : 0;
     double busy = iv->seconds > 0 ? iv->v[M_COMM] / r->world / iv->seconds : 0;
-    double elapsed = trainer_now() - r->t_start;
+    double elapsed = clock_now() - r->t_start;
     double per_step = iv->steps > 0 ? iv->seconds / iv->steps : 0;
     double eta = per_step * (double)(r->total_steps - r->step);
     /* the step just done: epoch (1-based) and its place in it, as every message says it */
@@ -404,7 +405,7 @@ static int validate(Run *r)
 {
     const TrainConfig *cfg = r->cfg;
     if (!r->val_ds) return 0;
-    double t0 = trainer_now();
+    double t0 = clock_now();
     float *w = model_params(r->model);
     const float *set = w;
     if (strcmp(cfg->eval_weights, "average") == 0) {
@@ -437,7 +438,7 @@ static int validate(Run *r)
         r->live_weights = w;
         train_stop_unlock(r->stop);
     }
-    trace_event(r->trace, "evaluation", 0, t0, trainer_now(), r->step);
+    trace_event(r->trace, "evaluation", 0, t0, clock_now(), r->step);
     if (agree(r->comm, rc, err) != 0) {
         evaluate_result_free(&res);
         return -1;
@@ -983,7 +984,7 @@ static int train_loop(Run *r)
     char err[ERR_LEN];
     Interval iv;
     memset(&iv, 0, sizeof iv);
-    double t_last_log = trainer_now(), t_log_start = trainer_now();
+    double t_last_log = clock_now(), t_log_start = clock_now();
     float loss_scale = 1.0f / (float)r->global_batch;
     int stopped = 0, failed = 0;
     long long epoch_bad = 0;
@@ -1009,7 +1010,7 @@ static int train_loop(Run *r)
         for (int micro = 0; micro < r->accum; micro++) {
             long want_step = es * r->accum + micro;
             LoaderBatchInfo info;
-            double t0 = trainer_now();
+            double t0 = clock_now();
             int got = loader_next(r->loader, r->images, r->labels, &info, err, sizeof err);
             if (got >= 0 && (info.epoch != epoch || info.step != want_step)) {
                 /* the loader is past batches an accumulation remainder skips */
@@ -1019,7 +1020,7 @@ static int train_loop(Run *r)
                     got = -1;
             }
             if (got < 0) comm_abort(c, EXIT_FAIL, "loading step %ld: %s", r->step, err);
-            double t1 = trainer_now();
+            double t1 = clock_now();
             trace_event(r->trace, "data wait", 2, t0, t1, r->step);
             if (info.warning && r->rank == 0) fprintf(stderr, "googlenet train: %s\n", info.warning);
             v[M_WAIT] += info.wait_s;
@@ -1027,12 +1028,12 @@ static int train_loop(Run *r)
             ModelStats st;
             uint64_t key = rng_key(cfg->seed, (uint64_t)r->step, (uint64_t)r->rank, (uint64_t)micro);
             model_forward(m, r->images, r->labels, cfg->batch, MODEL_TRAIN, key, &st);
-            double t2 = trainer_now();
+            double t2 = clock_now();
             trace_event(r->trace, "forward", 0, t1, t2, r->step);
             int last = micro == r->accum - 1;
             if (last) comm_allreducer_begin(r->ar);
             model_backward_from(m, r->freeze_from, loss_scale, last ? grads_ready : NULL, r);
-            trace_event(r->trace, "backward", 0, t2, trainer_now(), r->step);
+            trace_event(r->trace, "backward", 0, t2, clock_now(), r->step);
             v[M_LOSS] += st.loss * st.n;
             v[M_MAIN] += st.head[MODEL_HEAD_MAIN].loss_sum;
             v[M_AUX1] += st.head[MODEL_HEAD_AUX1].loss_sum;
@@ -1041,10 +1042,10 @@ static int train_loop(Run *r)
             v[M_TOP5] += st.head[MODEL_HEAD_MAIN].top5;
             v[M_SAMPLES] += st.n;
         }
-        double t3 = trainer_now();
+        double t3 = clock_now();
         CommStepStats cs;
         comm_allreducer_finish(r->ar, &cs);
-        double t4 = trainer_now();
+        double t4 = clock_now();
         trace_event(r->trace, "allreduce wait (exposed)", 0, t3, t4, r->step);
         if (r->trace) {
             double bs[256], be[256];
@@ -1067,7 +1068,7 @@ static int train_loop(Run *r)
         r->lr = lr_at(&r->sched, r->step);
         sgd_step(model_params(m), r->momentum, model_grads(m), r->average, pt + r->first_trainable,
                  ntensors - r->first_trainable, (float)r->lr, (float)cfg->momentum, (float)cfg->wd, (float)ema);
-        trace_event(r->trace, "sgd update", 0, t4, trainer_now(), r->step);
+        trace_event(r->trace, "sgd update", 0, t4, clock_now(), r->step);
         r->step++;
         r->samples_seen += r->global_batch;
         int epoch_end = ++r->epoch_step == r->spe;
@@ -1089,7 +1090,7 @@ static int train_loop(Run *r)
             failed = 1;
             break;
         }
-        double t_now = trainer_now();
+        double t_now = clock_now();
         if (r->rank == 0 && (t_now - t_last_log >= cfg->log_every || epoch_end || r->step == r->total_steps ||
                              (r->tty && t_now - t_last_log >= 0.5))) {
             iv.seconds = t_now - t_log_start;
@@ -1221,7 +1222,7 @@ int train_run(const TrainConfig *cfg, Comm *comm)
     r.comm = comm;
     r.rank = comm_rank(comm);
     r.world = comm_size(comm);
-    r.t_start = trainer_now();
+    r.t_start = clock_now();
     r.tty = r.rank == 0 && isatty(STDERR_FILENO) && !cfg->quiet;
     trainer_set_threads(cfg->threads > 0 ? cfg->threads : trainer_default_threads());
     /* SIGUSR1/SIGUSR2: a graceful stop; SIGTERM/SIGINT also an emergency
