@@ -2,7 +2,7 @@
 # Installs the Debian packages this project needs, and only the missing ones.
 # Idempotent and silent when everything is present. Usage:
 #   scripts/install-deps.sh          build + run (MPI, BLAS, image codecs, zstd)
-#   scripts/install-deps.sh --test   also what the tests need (cmocka, PyTorch for parity,
+#   scripts/install-deps.sh --test   also what the tests need (cmocka, PyTorch for parity, groff,
 #                                    python3-onnx and node; ONNX Runtime from npm, see below)
 #   scripts/install-deps.sh --demo   also the demo's data and plotting (Fashion-MNIST, gnuplot)
 #   scripts/install-deps.sh --cluster  also the cluster tests and scaling study (Slurm, munge,
@@ -16,7 +16,7 @@ pkgs=(build-essential pkg-config make libopenmpi-dev openmpi-bin libopenblas-dev
       libpng-dev libjpeg62-turbo-dev libzstd-dev)
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(libcmocka-dev python3-torch python3-torchvision python3-numpy python3-pil python3-onnx nodejs)
+    --test) pkgs+=(libcmocka-dev python3-torch python3-torchvision python3-numpy python3-pil python3-onnx nodejs groff-base)
             want_ort=1 ;;
     --demo) pkgs+=(dataset-fashion-mnist gnuplot-nox python3) ;;
     --cluster) pkgs+=(slurm-wlm munge iproute2 util-linux gnuplot-nox python3) ;;

@@ -7,14 +7,9 @@
 # wrong magic, an empty file, a newer format version, a count that does not
 # match the architecture, and a full disk (when a tmpfs can be mounted). Ends
 # with a short `ckpt bench` smoke run.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-py=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-tmp=$(mktemp -d)
-trap 'umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/lib.sh" keep-going
+bin=$BIN py=$PY tmp=$T
+test_cleanup() { umount "$tmp/full" 2>/dev/null; }
 # run NAME ARGS...: output in $tmp/NAME.out, exit code in $rc
 run() { local name=$1; shift; "$bin" "$@" >"$tmp/$name.out" 2>&1; rc=$?; echo "[$name] $* -> exit $rc"; }
 expect_ok() { [ "$rc" -eq 0 ] || { fail "$1: exit $rc"; sed 's/^/    /' "$tmp/$1.out" | tail -n 20; }; }

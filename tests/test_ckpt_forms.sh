@@ -9,16 +9,7 @@
 #   starts a new run from it;
 # - eval over a set with more unreadable images than --max-bad prints the
 #   table of what it scored, marked incomplete, writes the report, exits 1.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-T=$(mktemp -d /tmp/test_ckpt_forms.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh" fail-fast mpi
 size() { stat -c %s "$1"; }
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 3 --per-class 16 --size 32 --seed 4 || fail "dataset"

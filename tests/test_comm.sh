@@ -7,17 +7,9 @@
 # with one flipped bit, metrics and the stop flag, settings that differ between
 # ranks. The failure paths are in test_comm_failures.sh. Every mpirun runs under
 # `timeout`: nothing here can hang the suite.
-set -u
-build=${TEST_BUILD:-build/release}
-helper=$build/tests/helper_comm
+. "$(dirname "$0")/lib.sh" keep-going mpi
+helper=$B/tests/helper_comm tmp=$T
 [ -x "$helper" ] || { echo "missing $helper (make run-tests builds it)"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-# Open MPI's own allocations are never freed: leak reports would only be noise
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
 
 # run NAME NP ARGS...: runs the helper; output in $tmp/NAME.out, exit code in $rc
 run() {

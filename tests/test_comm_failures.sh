@@ -5,16 +5,9 @@
 # comm_abort ends the whole job with its message; SIGKILL of a rank in the middle
 # of allreduce steps ends the job non-zero. Every mpirun runs under `timeout`, and
 # each case must end well before it.
-set -u
-build=${TEST_BUILD:-build/release}
-helper=$build/tests/helper_comm
+. "$(dirname "$0")/lib.sh" keep-going mpi
+helper=$B/tests/helper_comm tmp=$T
 [ -x "$helper" ] || { echo "missing $helper (make run-tests builds it)"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
 
 run() {
   local name=$1 np=$2; shift 2

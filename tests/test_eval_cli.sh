@@ -8,18 +8,9 @@
 # line naming the culprit: a damaged checkpoint, a class count that differs
 # from the data or from another ensemble member, an unknown crop scheme,
 # missing flags, too many unreadable images.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-# Open MPI and OpenBLAS leave allocations at exit; test_eval checks this code for leaks without MPI
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/lib.sh" keep-going mpi
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
+export OMPI_MCA_btl=self,vader
 run() { local name=$1; shift; timeout -k 5 300 "$@" >"$tmp/$name.out" 2>&1; rc=$?; echo "[$name] exit $rc"; }
 expect_ok() { [ "$rc" -eq 0 ] || { fail "$1: exit $rc"; tail -n 20 "$tmp/$1.out" | sed 's/^/    /'; }; }
 expect_fail_with() {   # NAME EXIT TEXT

@@ -4,18 +4,9 @@
 # --eval-every, logged to metrics.jsonl) with the same crop scheme and
 # weights: 1 crop with the Polyak average (the defaults of both), 10 crops
 # with the raw weights, and 10 crops under mpirun with 2 ranks for both.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-# Open MPI and OpenBLAS leave allocations at exit; test_eval checks this code for leaks without MPI
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/lib.sh" keep-going mpi
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
+export OMPI_MCA_btl=self,vader
 "$helper" gen "$tmp/train" --classes 5 --per-class 6 --seed 5 || exit 1
 "$helper" gen "$tmp/val" --classes 5 --per-class 3 --seed 9 || exit 1
 

@@ -7,19 +7,11 @@
 # ignored and does not swallow the next line; a job killed mid-evaluation
 # leaves no line and its lock dies with it; --follow picks up a checkpoint that
 # arrives later and stops on SIGTERM; under mpirun the line says 2 ranks.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-# Open MPI and OpenBLAS leave allocations at exit; test_eval checks this code for leaks without MPI
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh" keep-going mpi
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
+export OMPI_MCA_btl=self,vader
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+test_cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
 d=$tmp/run
 res=$tmp/results.jsonl
 mkdir -p "$d"

@@ -8,16 +8,7 @@
 # - the same command again with --resume auto continues that run, not a new one;
 # - freezing a classifier that --init re-initialises, or a name that is no
 #   layer, is refused with one line.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-T=$(mktemp -d /tmp/test_finetune.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh" fail-fast mpi
 
 "$B/tests/helper_gen_dataset" --out "$T/d4" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
 mkdir "$T/d2"

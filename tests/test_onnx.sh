@@ -17,20 +17,12 @@
 # Needs python3-onnx, python3-pil and onnxruntime-node: scripts/install-deps.sh
 # --test installs them (the runtime into $GOOGLENET_CACHE, default
 # ~/.cache/googlenet); missing ones fail the test with the command to run.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
+. "$(dirname "$0")/lib.sh" keep-going mpi
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GOOGLENET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/googlenet}
 export NODE_PATH=$cache/onnxruntime/node_modules${NODE_PATH:+:$NODE_PATH}
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+export OMPI_MCA_btl=self,vader
 
 $py -c "import onnx, numpy, PIL" 2>/dev/null ||
   { echo "FAIL: $py cannot import onnx, numpy and PIL; run scripts/install-deps.sh --test"; exit 1; }

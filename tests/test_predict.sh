@@ -11,17 +11,9 @@
 #     the other images are still classified, and the exit code is 1;
 #   - more than 64 images: a throughput line on stderr;
 #   - usage errors exit 2 with one line.
-set -u
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/lib.sh" keep-going mpi
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
+export OMPI_MCA_btl=self,vader
 
 "$helper" gen "$tmp/train" --classes 3 --per-class 6 --seed 5 >/dev/null || exit 1
 "$helper" gen "$tmp/val" --classes 3 --per-class 5 --seed 9 >/dev/null || exit 1

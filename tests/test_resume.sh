@@ -10,18 +10,8 @@
 # - another rank count resumes: exactly with --accum keeping the global batch,
 #   or with the epoch position re-split (and said so);
 # - a rank killed with SIGKILL ends the job with a non-zero exit, no hang.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-# Open MPI's own allocations are never freed; the sanitizer build checks the rest
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-T=$(mktemp -d /tmp/test_resume.XXXXXX)
-cleanup() { pkill -9 -f "$T" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh" fail-fast mpi
+test_cleanup() { pkill -9 -f "$T" 2>/dev/null; }
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 16 --size 32 --seed 3 || fail "dataset"
 # a fixed convolution plan: independent runs are compared bit for bit (the

@@ -11,15 +11,7 @@
 # - steps and epochs are counted one way (ckpt info, resume, progress lines);
 # - under mpirun a bad flag is reported once, in one piece;
 # - googlenet --version and googlenet help CMD.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-T=$(mktemp -d /tmp/test_resume_rules.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh" fail-fast mpi
 # the checkpoints, latest and metrics.jsonl (an index cache may be rebuilt for other data)
 snapshot() { (cd "$1" && find . -type f ! -name "*.cache" -exec sha256sum {} + | sort); }
 

@@ -15,23 +15,14 @@
 # - SIGUSR1 to mpirun: every rank finishes its step, rank 0 writes a
 #   checkpoint, exit 3, and the stop line says before mpirun's "aborted" note
 #   that nothing was lost.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-T=$(mktemp -d /tmp/test_signals.XXXXXX)
+. "$(dirname "$0")/lib.sh" fail-fast mpi
 mpids=()
-cleanup() { # the mpiruns this test started, and their ranks
+test_cleanup() { # the mpiruns this test started, and their ranks
   for p in "${mpids[@]}"; do
     for c in $(pgrep -P "$p" 2>/dev/null); do kill -9 "$c" 2>/dev/null; done
     kill -9 "$p" 2>/dev/null
   done
-  rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 2 --per-class 32 --size 32 --seed 5 || fail "dataset"
 # a constant rate, so that a run of S steps is the interrupted run's first S steps

@@ -12,19 +12,11 @@
 #     -> `ckpt import --classes 3 --crop 64 --no-aux`: our logits equal PyTorch's;
 #   - a class count that does not fit is one line and exit 1.
 # Needs Debian's python3-torch and python3-pil for /usr/bin/python3.
-set -u
+. "$(dirname "$0")/lib.sh" keep-going mpi
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${GOOGLENET_BIN:-bin/googlenet}
-helper=${TEST_BUILD:-build/release}/tests/helper_eval
-py=/usr/bin/python3
+bin=$BIN helper=$B/tests/helper_eval py=$PY tmp=$T
 conv=$here/scripts/torch_googlenet.py
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+export OMPI_MCA_btl=self,vader
 $py -c "import torch, numpy, PIL" 2>/dev/null ||
   { echo "FAIL: $py cannot import torch, numpy and PIL; run scripts/install-deps.sh --test"; exit 1; }
 

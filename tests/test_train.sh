@@ -3,17 +3,8 @@
 # under mpirun: bad flags, replicas bitwise identical, 2 ranks x b = 1 rank x 2b,
 # --accum 2 x b = 2b, dropout runs repeat bitwise, bf16 gradients train, the
 # loss falls and accuracy rises on easy classes.
-set -u
-BIN=${GOOGLENET_BIN:-bin/googlenet}
-B=${TEST_BUILD:-build/release}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-# Open MPI's own allocations are never freed; the sanitizer build checks the rest
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+. "$(dirname "$0")/lib.sh" fail-fast mpi
 MPI="mpirun --oversubscribe --bind-to none -np"
-T=$(mktemp -d /tmp/test_train.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
 
 "$B/tests/helper_gen_dataset" --out "$T/data" --classes 4 --per-class 24 --size 32 --seed 1 || fail "dataset"
 "$B/tests/helper_gen_dataset" --out "$T/val" --classes 4 --per-class 6 --size 32 --seed 2 || fail "val dataset"

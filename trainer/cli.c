@@ -1,8 +1,10 @@
 /* cli.c: table-driven flag parsing with ranges, choices and "did you mean".
- * Parses and reports; never exits and never prints except cli_print_help. */
+ * Parses and reports; never exits and never prints except cli_print_help
+ * (which hands the table to the help hook instead while one is set). */
 #include "trainer/cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,46 +53,78 @@ static int choice_ok(const char *choices, const char *v)
     return 0;
 }
 
-static int set_value(CliFlag *f, const char *v, char *err, size_t errlen)
+static int set_integer(CliFlag *f, const char *v, char *err, size_t errlen)
 {
     char *end = NULL;
     errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end) {
+        snprintf(err, errlen, "%s expects an integer, got '%s'", f->name, v);
+        return -1;
+    }
+    if (f->min < f->max && (x < f->min || x > f->max)) {
+        snprintf(err, errlen, "%s must be in [%.0f, %.0f], got %lld", f->name, f->min, f->max, x);
+        return -1;
+    }
+    if (f->type == CLI_INT) {
+        if (x < -2147483647LL || x > 2147483647LL) {
+            snprintf(err, errlen, "%s: %s is out of range", f->name, v);
+            return -1;
+        }
+        *(int *)f->dst = (int)x;
+    } else {
+        *(long *)f->dst = (long)x;
+    }
+    return 0;
+}
+
+/* Decimal digits only: strtoull would take "-1" as 2^64-1 and " 7" as 7. The
+ * range is compared in integers, so that values past 2^53 keep every bit. */
+static int set_u64(CliFlag *f, const char *v, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = (*v >= '0' && *v <= '9') ? strtoull(v, &end, 10) : 0;
+    if (!end || errno || *end) {
+        snprintf(err, errlen, "%s expects a whole number from 0 to 18446744073709551615, got '%s'", f->name, v);
+        return -1;
+    }
+    if (f->min < f->max) {
+        unsigned long long lo = f->min > 0 ? (unsigned long long)f->min : 0;
+        unsigned long long hi = f->max >= 18446744073709551615.0 ? UINT64_MAX : (unsigned long long)f->max;
+        if (x < lo || x > hi) {
+            snprintf(err, errlen, "%s must be in [%llu, %llu], got %llu", f->name, lo, hi, x);
+            return -1;
+        }
+    }
+    *(uint64_t *)f->dst = (uint64_t)x;
+    return 0;
+}
+
+static int set_float(CliFlag *f, const char *v, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x)) {
+        snprintf(err, errlen, "%s expects a number, got '%s'", f->name, v);
+        return -1;
+    }
+    if (f->min < f->max && (x < f->min || x > f->max)) {
+        snprintf(err, errlen, "%s must be in [%g, %g], got %g", f->name, f->min, f->max, x);
+        return -1;
+    }
+    *(double *)f->dst = x;
+    return 0;
+}
+
+static int set_value(CliFlag *f, const char *v, char *err, size_t errlen)
+{
     switch (f->type) {
     case CLI_INT:
-    case CLI_LONG: {
-        long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end) {
-            snprintf(err, errlen, "%s expects an integer, got '%s'", f->name, v);
-            return -1;
-        }
-        if (f->min < f->max && (x < f->min || x > f->max)) {
-            snprintf(err, errlen, "%s must be in [%.0f, %.0f], got %lld", f->name, f->min, f->max, x);
-            return -1;
-        }
-        if (f->type == CLI_INT) {
-            if (x < -2147483647LL || x > 2147483647LL) {
-                snprintf(err, errlen, "%s: %s is out of range", f->name, v);
-                return -1;
-            }
-            *(int *)f->dst = (int)x;
-        } else {
-            *(long *)f->dst = (long)x;
-        }
-        return 0;
-    }
-    case CLI_FLOAT: {
-        double x = strtod(v, &end);
-        if (errno || end == v || *end || !isfinite(x)) {
-            snprintf(err, errlen, "%s expects a number, got '%s'", f->name, v);
-            return -1;
-        }
-        if (f->min < f->max && (x < f->min || x > f->max)) {
-            snprintf(err, errlen, "%s must be in [%g, %g], got %g", f->name, f->min, f->max, x);
-            return -1;
-        }
-        *(double *)f->dst = x;
-        return 0;
-    }
+    case CLI_LONG: return set_integer(f, v, err, errlen);
+    case CLI_U64: return set_u64(f, v, err, errlen);
+    case CLI_FLOAT: return set_float(f, v, err, errlen);
     case CLI_STR:
         *(const char **)f->dst = v;
         return 0;
@@ -195,6 +229,7 @@ void cli_format_value(const CliFlag *fl, char *out, size_t len)
     switch (fl->type) {
     case CLI_INT: snprintf(out, len, "%d", *(int *)fl->dst); break;
     case CLI_LONG: snprintf(out, len, "%ld", *(long *)fl->dst); break;
+    case CLI_U64: snprintf(out, len, "%" PRIu64, *(uint64_t *)fl->dst); break;
     case CLI_FLOAT: snprintf(out, len, "%g", *(double *)fl->dst); break;
     case CLI_STR:
         if (*(const char **)fl->dst) snprintf(out, len, "%s", *(const char **)fl->dst);
@@ -256,29 +291,51 @@ int cli_settings_get(const char *settings, const char *name, char *out, size_t l
     return 0;
 }
 
+static CliHelpHook help_hook;
+static void *help_hook_ctx;
+
+void cli_set_help_hook(CliHelpHook hook, void *ctx)
+{
+    help_hook = hook;
+    help_hook_ctx = ctx;
+}
+
+const char *cli_flag_metavar(const CliFlag *f)
+{
+    if (f->type == CLI_BOOL) return "";
+    if (f->metavar) return f->metavar;
+    switch (f->type) {
+    case CLI_INT:
+    case CLI_LONG:
+    case CLI_U64: return "N";
+    case CLI_FLOAT: return "X";
+    case CLI_CHOICE: return f->choices;
+    default: return "S";
+    }
+}
+
+void cli_flag_default(const CliFlag *f, char *out, size_t len)
+{
+    if (f->shown_default) snprintf(out, len, "%s", f->shown_default);
+    else if (f->type == CLI_STR_LIST) snprintf(out, len, "%s", "");
+    else cli_format_value(f, out, len);
+}
+
 void cli_print_help(FILE *f, const char *usage, const char *summary,
                     const CliFlag *flags, int nflags)
 {
+    if (help_hook) {
+        help_hook(help_hook_ctx, usage, summary, flags, nflags);
+        return;
+    }
     fprintf(f, "usage: %s\n", usage);
     if (summary && *summary) fprintf(f, "\n%s\n", summary);
     if (nflags) fprintf(f, "\nflags:\n");
     for (int i = 0; i < nflags; i++) {
         const CliFlag *fl = &flags[i];
         char left[96], def[96];
-        const char *mv = fl->metavar;
-        if (!mv) {
-            switch (fl->type) {
-            case CLI_INT:
-            case CLI_LONG: mv = "N"; break;
-            case CLI_FLOAT: mv = "X"; break;
-            case CLI_CHOICE: mv = fl->choices; break;
-            case CLI_BOOL: mv = ""; break;
-            default: mv = "S"; break;
-            }
-        }
-        if (fl->type == CLI_BOOL) mv = "";
-        cli_format_value(fl, def, sizeof def);
-        if (fl->type == CLI_STR_LIST) def[0] = '\0';
+        const char *mv = cli_flag_metavar(fl);
+        cli_flag_default(fl, def, sizeof def);
         snprintf(left, sizeof left, "%s%s%s", fl->name, *mv ? " " : "", mv);
         fprintf(f, "  %-26s %s", left, fl->help ? fl->help : "");
         if (def[0]) fprintf(f, " [default: %s]", def);

@@ -9,11 +9,13 @@
 #define TRAINER_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum {
     CLI_INT,     /* int *          */
     CLI_LONG,    /* long *         */
+    CLI_U64,     /* uint64_t *, 0 .. 2^64-1 (seeds): no sign, no rounding through double */
     CLI_FLOAT,   /* double *       */
     CLI_STR,     /* const char **  */
     CLI_BOOL,    /* int *, set to 1 by the bare flag */
@@ -36,6 +38,10 @@ typedef struct {
     double min, max;     /* numeric range, checked when min < max */
     const char *metavar; /* shown in help: "N", "FILE"; NULL picks one from the type */
     const char *alias;   /* an older name of the flag, still accepted: "--filter" */
+    /* What --help and the man page show as the default instead of the value,
+     * for a default the machine decides ("this node's cores"), so that the
+     * generated reference is the same on every machine. NULL: the value. */
+    const char *shown_default;
     int given;           /* set by cli_parse: the flag was on the command line */
 } CliFlag;
 
@@ -60,9 +66,23 @@ int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
               const char **positional, int max_positional, int *npositional,
               int *want_help, char *err, size_t errlen);
 
-/* "usage" is the first line ("googlenet train [flags]"), "summary" a paragraph. */
+/* "usage" is the first line ("googlenet train [flags]"), "summary" a paragraph.
+ * While a help hook is set (cli_set_help_hook), the table goes to the hook and
+ * nothing is printed. */
 void cli_print_help(FILE *f, const char *usage, const char *summary,
                     const CliFlag *flags, int nflags);
+
+/* Receives what cli_print_help would print: how the man page generator
+ * (trainer/man.c) walks every command's own table instead of a copy of it. */
+typedef void (*CliHelpHook)(void *ctx, const char *usage, const char *summary,
+                            const CliFlag *flags, int nflags);
+/* Sets the hook; NULL restores printing. Not thread-safe: for main's thread. */
+void cli_set_help_hook(CliHelpHook hook, void *ctx);
+
+/* The metavar --help shows for a flag ("N", "FILE", the choices; "" for a
+ * bare flag), and its default as shown ("" when there is none to show). */
+const char *cli_flag_metavar(const CliFlag *f);
+void cli_flag_default(const CliFlag *f, char *out, size_t len);
 
 /* The candidate nearest to `word` by edit distance, or NULL when none is close. */
 const char *cli_closest(const char *word, const char *const *candidates, int n);

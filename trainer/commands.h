@@ -1,4 +1,4 @@
-/* commands.h: the subcommands of bin/googlenet, one file each (trainer/cmd_*.c).
+/* commands.h: the subcommands of bin/googlenet, one file each in trainer/cmd/.
  * Each takes the arguments after its name and returns the process exit code. */
 #ifndef TRAINER_COMMANDS_H
 #define TRAINER_COMMANDS_H
@@ -10,6 +10,14 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_loader(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
+
+/* A row of main.c's command table, which `googlenet --help` lists and the man
+ * page generator (trainer/man.h) walks. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
 
 /* Exit codes shared by every subcommand (docs/commands.md). */
 enum {

@@ -1,5 +1,6 @@
 /* main.c: the entry point of bin/googlenet: picks the subcommand and makes sure
- * OpenBLAS runs the GEMM kernels the CPU supports. All work is in cmd_*.c. */
+ * OpenBLAS runs the GEMM kernels the CPU supports. All work is in trainer/cmd/;
+ * `googlenet help --man` writes the man page from the same command table. */
 #include <cblas.h>
 #include <cpuid.h>
 #include <stdio.h>
@@ -13,15 +14,10 @@
 #include "trainer/ckpt/ckpt.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/man.h"
 #include "version.h" /* GOOGLENET_REVISION, written by the Makefile */
 
 char *openblas_get_corename(void);
-
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} Command;
 
 static const Command commands[] = {
     {"train", cmd_train, "train GoogLeNet data-parallel (run under mpirun -np N)"},
@@ -31,6 +27,15 @@ static const Command commands[] = {
     {"bench-loader", cmd_bench_loader, "time decoding and augmentation of a dataset"},
     {"pack", cmd_pack, "pack an image tree into shard files for cluster file systems"},
     {"ckpt", cmd_ckpt, "inspect, verify, export and import checkpoints"},
+};
+
+static const char description[] = "GoogLeNet (Szegedy et al. 2015, Caffe's bvlc_googlenet) trained data-parallel over MPI.";
+
+static const ManExitCode exit_codes[] = {
+    {EXIT_OK, "done"},
+    {EXIT_FAIL, "a run-time error (one line on stderr)"},
+    {EXIT_USAGE, "a bad flag or an impossible combination"},
+    {EXIT_PREEMPTED, "training stopped by a signal after a checkpoint (continue with --resume auto)"},
 };
 
 /* OpenBLAS picks its kernels from CPUID when the library loads. Under some
@@ -96,13 +101,34 @@ static void simd_check(void)
 static void print_usage(FILE *f)
 {
     fprintf(f, "usage: googlenet <command> [flags]     (googlenet help <command>, or <command> --help, for its flags)\n"
-               "       googlenet --version\n\n"
-               "GoogLeNet (Szegedy et al. 2015, Caffe's bvlc_googlenet) trained data-parallel over MPI.\n\n"
-               "commands:\n");
+               "       googlenet --version\n\n%s\n\ncommands:\n", description);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nexit codes: 0 done, 1 a run-time error (one line on stderr), 2 a bad flag or an impossible\n"
-               "combination, 3 training stopped by a signal after a checkpoint (continue with --resume auto)\n");
+    /* the exit codes as one paragraph, wrapped before column 100 */
+    int col = fprintf(f, "\nexit codes:") - 1;
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++) {
+        char item[160];
+        snprintf(item, sizeof item, "%d %s%s", exit_codes[i].code, exit_codes[i].meaning,
+                 i + 1 < sizeof exit_codes / sizeof exit_codes[0] ? "," : "");
+        for (char *w = strtok(item, " "); w; w = strtok(NULL, " ")) {
+            if (col + 1 + (int)strlen(w) > 98) col = fprintf(f, "\n%s", w) - 1;
+            else col += fprintf(f, " %s", w);
+        }
+    }
+    fputc('\n', f);
+}
+
+/* `googlenet help --man`: the man page, docs/googlenet.1 (make man). */
+static int print_man(void)
+{
+    ManText text = {"train GoogLeNet data-parallel over MPI, evaluate it and use its checkpoints", description,
+                    exit_codes, (int)(sizeof exit_codes / sizeof exit_codes[0])};
+    char err[512];
+    if (man_write(stdout, commands, (int)(sizeof commands / sizeof commands[0]), &text, err, sizeof err) != 0) {
+        fprintf(stderr, "googlenet help --man: %s\n", err);
+        return EXIT_FAIL;
+    }
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 /* What a bug report needs: the revision and the libraries it runs with. */
@@ -126,6 +152,7 @@ static int run_help(int argc, char **argv, const Command *cmds, int n)
         print_usage(stdout);
         return EXIT_OK;
     }
+    if (strcmp(argv[2], "--man") == 0) return print_man();
     for (int i = 0; i < n; i++)
         if (strcmp(argv[2], cmds[i].name) == 0) {
             char *args[8];

@@ -12,6 +12,7 @@
 
 #include "nn/model.h"
 #include "nn/parallel.h"
+#include "trainer/commands.h"
 
 void trainer_set_threads(int threads)
 {
@@ -65,19 +66,33 @@ int trainer_launcher_rank(void)
 
 int trainer_under_mpirun(void) { return getenv("OMPI_COMM_WORLD_SIZE") != NULL; }
 
-void trainer_print_once(const char *cmd, const char *fmt, ...)
+static void print_once_v(const char *cmd, const char *fmt, va_list ap)
 {
     if (trainer_launcher_rank() != 0) return;
     char line[2048];
     int n = snprintf(line, sizeof line, "googlenet %s: ", cmd);
-    va_list ap;
-    va_start(ap, fmt);
     if (n >= 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    va_end(ap);
     size_t len = strlen(line);
     if (len + 1 < sizeof line) line[len++] = '\n';
     else line[len - 1] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+void trainer_print_once(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_once_v(cmd, fmt, ap);
+    va_end(ap);
+}
+
+int trainer_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_once_v(cmd, fmt, ap);
+    va_end(ap);
+    return EXIT_USAGE;
 }
 
 void trainer_crop_too_small(int crop, char *out, size_t len)

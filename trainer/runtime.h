@@ -28,5 +28,9 @@ int trainer_under_mpirun(void);
  * output lands inside the line), by the launcher's rank 0 only: a bad flag
  * that every rank sees is reported once. */
 void trainer_print_once(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A bad flag or an impossible combination: trainer_print_once, then the exit
+ * code EXIT_USAGE (2) for the caller to return:
+ *     return trainer_usage_error("train", "--mean takes R,G,B, got '%s'", mean); */
+int trainer_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
