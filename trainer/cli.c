@@ -150,6 +150,20 @@ static int set_value(CliFlag *f, const char *v, char *err, size_t errlen)
     return -1;
 }
 
+/* The flag called `name` (or by its older name), or NULL with "did you mean". */
+static CliFlag *find_flag(CliFlag *flags, int nflags, const char *name, char *err, size_t errlen)
+{
+    for (int k = 0; k < nflags; k++)
+        if (strcmp(flags[k].name, name) == 0 || (flags[k].alias && strcmp(flags[k].alias, name) == 0)) return &flags[k];
+    const char *names[128];
+    int n = nflags < 128 ? nflags : 128;
+    for (int k = 0; k < n; k++) names[k] = flags[k].name;
+    const char *near = cli_closest(name, names, n);
+    if (near) snprintf(err, errlen, "unknown flag '%s'; did you mean '%s'?", name, near);
+    else snprintf(err, errlen, "unknown flag '%s' (see --help)", name);
+    return NULL;
+}
+
 int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
               const char **positional, int max_positional, int *npositional,
               int *want_help, char *err, size_t errlen)
@@ -180,21 +194,8 @@ int cli_parse(CliFlag *flags, int nflags, int argc, char **argv,
         name[nl] = '\0';
         if (eq) value = eq + 1;
 
-        CliFlag *f = NULL;
-        for (int k = 0; k < nflags; k++)
-            if (strcmp(flags[k].name, name) == 0 || (flags[k].alias && strcmp(flags[k].alias, name) == 0)) {
-                f = &flags[k];
-                break;
-            }
-        if (!f) {
-            const char *names[128];
-            int n = nflags < 128 ? nflags : 128;
-            for (int k = 0; k < n; k++) names[k] = flags[k].name;
-            const char *near = cli_closest(name, names, n);
-            if (near) snprintf(err, errlen, "unknown flag '%s'; did you mean '%s'?", name, near);
-            else snprintf(err, errlen, "unknown flag '%s' (see --help)", name);
-            return -1;
-        }
+        CliFlag *f = find_flag(flags, nflags, name, err, errlen);
+        if (!f) return -1;
         f->given = 1;
         if (f->type == CLI_BOOL) {
             if (value && strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
