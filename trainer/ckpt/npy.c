@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dataloader/le.h"
 #include "trainer/ckpt/ckpt.h"
 #include "trainer/ckpt/internal.h"
 
@@ -21,13 +22,12 @@ int ckpt_npy_write(const char *path, const float *data, size_t count, char *err,
     int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", count);
     size_t total = 10 + (size_t)n + 1;
     total = (total + 63) / 64 * 64;
-    unsigned char head[192];
+    uint8_t head[192];
     memcpy(head, npy_magic, 6);
     head[6] = 1;
     head[7] = 0;
     size_t hlen = total - 10;
-    head[8] = (unsigned char)(hlen & 0xff);
-    head[9] = (unsigned char)(hlen >> 8);
+    le_put16(head + 8, (uint16_t)hlen);
     memset(head + 10, ' ', hlen);
     memcpy(head + 10, dict, (size_t)n);
     head[total - 1] = '\n';
@@ -61,7 +61,7 @@ float *ckpt_npy_read(const char *path, size_t *count, char *err, size_t errlen)
     float *data = NULL;
     char *dict = NULL;
     struct stat st;
-    unsigned char pre[12];
+    uint8_t pre[12];
     if (fstat(fileno(f), &st) != 0 || fread(pre, 1, 10, f) != 10 || memcmp(pre, npy_magic, 6) != 0) {
         snprintf(err, errlen, "%s is not a NumPy .npy file (no \\x93NUMPY magic)", path);
         goto out;
@@ -69,14 +69,14 @@ float *ckpt_npy_read(const char *path, size_t *count, char *err, size_t errlen)
     int major = pre[6];
     size_t hlen, start;
     if (major == 1) {
-        hlen = pre[8] | (size_t)pre[9] << 8;
+        hlen = le_get16(pre + 8);
         start = 10;
     } else if (major == 2 || major == 3) {
         if (fread(pre + 10, 1, 2, f) != 2) {
             snprintf(err, errlen, "%s: truncated .npy header", path);
             goto out;
         }
-        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        hlen = le_get32(pre + 8);
         start = 12;
     } else {
         snprintf(err, errlen, "%s: .npy format version %d.%d is not supported (1.0, 2.0, 3.0 are)", path, major,
