@@ -1,5 +1,5 @@
 /* ckpt/internal.h: what the parts of the checkpoint subsystem share; not for
- * use outside trainer/ckpt/. The parts, one job each:
+ * use outside trainer/ckpt/ and its tests. The parts, one job each:
  *   format.c  the bytes of the header, section table and trailer, and the
  *             byte-shuffle filter (the layout is written down there);
  *   meta.c    CkptMeta and its key=value text (the meta section);
