@@ -85,7 +85,8 @@ long ckpt_newest_step(const char *dir, char *name, size_t namelen)
     return step;
 }
 
-void ckpt_dir_of(const char *path, char *out, size_t outlen)
+/* dir of a path ("." when it has none), into out[outlen]. */
+static void dir_of(const char *path, char *out, size_t outlen)
 {
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(out, outlen, ".");
@@ -97,7 +98,7 @@ int ckpt_tmp_name(const char *path, char *out, size_t len)
 {
     static atomic_uint counter;
     char dir[4096], hidden[4400];
-    ckpt_dir_of(path, dir, sizeof dir);
+    dir_of(path, dir, sizeof dir);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     int n = snprintf(hidden, sizeof hidden, "%s/.%s", dir, base);
     if (n < 0 || (size_t)n >= sizeof hidden || atomic_tmp_name(hidden, out, len) != 0) return -1;

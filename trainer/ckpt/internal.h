@@ -123,9 +123,6 @@ int ckpt_tmp_name(const char *path, char *out, size_t len);
 /* Whether a directory entry is such a temporary file (left by a crash). */
 int ckpt_is_temp_name(const char *name);
 
-/* dir of a path ("." when it has none), into out[outlen]. */
-void ckpt_dir_of(const char *path, char *out, size_t outlen);
-
 /* The checkpoint name the `latest` file of dir holds (its first line) into
  * name[len]; 1 when there is one, 0 (name "") when the file is missing or
  * empty. */
