@@ -168,7 +168,8 @@ build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
 fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
                 dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c trainer/eval/crops.c
 fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c
-fuzz_ckpt    := trainer/ckpt/ckpt.c trainer/ckpt/hash.c trainer/ckpt/npy.c nn/sgd.c nn/parallel.c nn/kernels.c \
+fuzz_ckpt    := $(addprefix trainer/ckpt/,format.c meta.c write.c read.c dir.c hash.c npy.c) dataloader/atomic_file.c \
+                nn/sgd.c nn/parallel.c nn/kernels.c \
                 $(FUZZ_KERN_OBJ)
 fuzz_src_jpeg        := tests/fuzz/fuzz_jpeg.c $(fuzz_image)
 fuzz_src_png         := tests/fuzz/fuzz_png.c $(fuzz_image)

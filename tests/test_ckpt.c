@@ -20,6 +20,7 @@
 #include "nn/rng.h"
 #include "trainer/ckpt/ckpt.h"
 #include "trainer/ckpt/hash.h"
+#include "trainer/ckpt/internal.h" /* temporary names, the latest pointer */
 
 static char tmpdir[256];
 
@@ -518,7 +519,10 @@ static void test_list(void **state)
     assert_non_null(strstr(err, "/nonexistent-dir"));
 }
 
-static void test_find_latest(void **state)
+/* --resume auto past damaged files: an empty directory, then the newest
+ * checkpoint damaged, truncated, and all of them unusable; the `latest`
+ * pointer that names a damaged file is reported, not followed. */
+static void test_load_latest_falls_back(void **state)
 {
     (void)state;
     char dir[300], p[400], err[512], report[2048], found[400];
@@ -639,6 +643,94 @@ static void test_load_latest(void **state)
         for (int k = 0; k < 3; k++) free(src[i][k]);
 }
 
+/* What a fault hook sees of the directory while the checkpoint is being
+ * written: the temporary file's name. */
+typedef struct {
+    const char *dir;
+    char seen[256];
+} TmpSpy;
+
+static int spy_tmp(void *ctx, const char *path, uint64_t written)
+{
+    (void)path;
+    (void)written;
+    TmpSpy *s = ctx;
+    DIR *d = opendir(s->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".tmp.")) snprintf(s->seen, sizeof s->seen, "%s", de->d_name);
+    if (d) closedir(d);
+    return 0;
+}
+
+/* Temporary names are ".<name>.tmp.<pid>.<n>" beside the target (the crash
+ * clean-up of ckpt_writer_create and tests/test_signals.sh look for them),
+ * a new <n> each time, and the write really uses one. */
+static void test_tmp_names(void **state)
+{
+    (void)state;
+    char a[400], b[400], want[400], err[512];
+    snprintf(want, sizeof want, "/runs/x/.ckpt-00000005.gnck.tmp.%ld.", (long)getpid());
+    assert_int_equal(ckpt_tmp_name("/runs/x/ckpt-00000005.gnck", a, sizeof a), 0);
+    assert_int_equal(ckpt_tmp_name("/runs/x/ckpt-00000005.gnck", b, sizeof b), 0);
+    assert_int_equal(strncmp(a, want, strlen(want)), 0);
+    assert_int_equal(strncmp(b, want, strlen(want)), 0);
+    assert_true(strspn(a + strlen(want), "0123456789") == strlen(a + strlen(want)) && a[strlen(want)]);
+    assert_string_not_equal(a, b);
+    assert_true(ckpt_is_temp_name(strrchr(a, '/') + 1));
+    assert_int_equal(ckpt_file_step(strrchr(a, '/') + 1), -1);
+    snprintf(want, sizeof want, "./.latest.tmp.%ld.", (long)getpid());
+    assert_int_equal(ckpt_tmp_name("latest", a, sizeof a), 0);
+    assert_int_equal(strncmp(a, want, strlen(want)), 0);
+    assert_int_equal(ckpt_tmp_name("/runs/x/ckpt-00000005.gnck", a, 20), -1);
+    assert_false(ckpt_is_temp_name("ckpt-00000005.gnck"));
+
+    char path[300];
+    path_in(path, sizeof path, "ckpt-00000042.gnck");
+    float *x = make_floats(1000, 3);
+    CkptMeta m;
+    fill_meta(&m, 1000);
+    CkptEncoder e;
+    assert_int_equal(ckpt_encoder_init(&e, 3, 0, err, sizeof err), 0);
+    TmpSpy spy = {.dir = tmpdir};
+    assert_int_equal(ckpt_write_atomic(&e, path, &m, x, x, x, spy_tmp, &spy, NULL, err, sizeof err), 0);
+    snprintf(want, sizeof want, ".ckpt-00000042.gnck.tmp.%ld.", (long)getpid());
+    assert_int_equal(strncmp(spy.seen, want, strlen(want)), 0);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, spy.seen);
+    assert_int_equal(access(path, F_OK), -1); /* renamed away */
+    ckpt_encoder_free(&e);
+    ckpt_meta_free(&m);
+    free(x);
+}
+
+/* The `latest` pointer: written atomically, read back without its line end
+ * (a hand-edited one with \r\n too); missing or empty reads as none. */
+static void test_latest_pointer(void **state)
+{
+    (void)state;
+    char dir[300], p[400], name[256], err[512];
+    path_in(dir, sizeof dir, "latest-ptr");
+    mkdir(dir, 0755);
+    assert_int_equal(ckpt_latest_read(dir, name, sizeof name), 0);
+    assert_string_equal(name, "");
+    assert_int_equal(ckpt_latest_write(dir, "ckpt-00000007.gnck", NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(ckpt_latest_read(dir, name, sizeof name), 1);
+    assert_string_equal(name, "ckpt-00000007.gnck");
+    snprintf(p, sizeof p, "%s/latest", dir);
+    size_t len;
+    uint8_t *b = slurp(p, &len);
+    assert_int_equal(len, strlen("ckpt-00000007.gnck\n"));
+    assert_memory_equal(b, "ckpt-00000007.gnck\n", len);
+    free(b);
+    spit(p, (const uint8_t *)"ckpt-00000009.gnck\r\nmore\n", 25);
+    assert_int_equal(ckpt_latest_read(dir, name, sizeof name), 1);
+    assert_string_equal(name, "ckpt-00000009.gnck");
+    spit(p, (const uint8_t *)"", 0);
+    assert_int_equal(ckpt_latest_read(dir, name, sizeof name), 0);
+    assert_int_equal(ckpt_latest_write("/nonexistent-dir", "ckpt-00000007.gnck", NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent-dir"));
+}
+
 /* A failed save leaves the existing file as it was and no temporary file. */
 static void test_save_failure_keeps_old(void **state)
 {
@@ -744,8 +836,10 @@ int main(void)
         cmocka_unit_test(test_other_arch_file),
         cmocka_unit_test(test_file_names),
         cmocka_unit_test(test_list),
-        cmocka_unit_test(test_find_latest),
+        cmocka_unit_test(test_load_latest_falls_back),
         cmocka_unit_test(test_load_latest),
+        cmocka_unit_test(test_tmp_names),
+        cmocka_unit_test(test_latest_pointer),
         cmocka_unit_test(test_save_failure_keeps_old),
         cmocka_unit_test(test_npy),
     };

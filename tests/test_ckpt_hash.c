@@ -1,7 +1,10 @@
 /* test_ckpt_hash.c: SHA-256 against the FIPS 180-4 example vectors, XXH64
  * against its reference value and libzstd's frame checksums (the low 32 bits
  * of XXH64 of the content, computed by an independent implementation), and
- * streaming in odd pieces against one-shot hashing. */
+ * streaming in odd pieces against one-shot hashing; two threads hashing at
+ * once before the CPU was probed (the writer thread and the training thread
+ * do; under SANITIZE=thread that probe must not be a data race). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,41 @@
 #include <zstd.h>
 
 #include "trainer/ckpt/hash.h"
+
+/* "abc" repeated to 1 MiB, hashed by a thread; the digest into arg. */
+static void *sha_thread(void *arg)
+{
+    size_t n = (size_t)1 << 20;
+    char *m = malloc(n);
+    if (!m) return NULL;
+    for (size_t i = 0; i < n; i++) m[i] = "abc"[i % 3];
+    sha256_buffer_hex(m, n, arg);
+    free(m);
+    return NULL;
+}
+
+/* Runs first: no hash has been computed yet, so both threads find the
+ * hardware path unprobed and probe it at the same time. */
+static void test_sha256_first_use_two_threads(void **state)
+{
+    (void)state;
+    char a[65] = "", b[65] = "", one[65] = "";
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, sha_thread, a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, sha_thread, b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    sha_thread(one);
+    assert_int_equal(strlen(one), 64);
+    assert_string_equal(a, one);
+    assert_string_equal(b, one);
+    /* and the same digest by the portable code */
+    int hw = sha256_use_hw(0);
+    char portable[65];
+    sha_thread(portable);
+    assert_string_equal(portable, one);
+    sha256_use_hw(hw);
+}
 
 static void check_sha(const char *msg, size_t len, const char *want)
 {
@@ -158,6 +196,7 @@ static void test_xxh64_reference(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_first_use_two_threads),
         cmocka_unit_test(test_sha256_fips),
         cmocka_unit_test(test_sha256_padding_boundaries),
         cmocka_unit_test(test_sha256_paths_agree),

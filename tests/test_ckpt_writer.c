@@ -22,6 +22,7 @@
 
 #include "nn/rng.h"
 #include "trainer/ckpt/ckpt.h"
+#include "trainer/ckpt/internal.h" /* ckpt_latest_read (its own test: test_ckpt.c) */
 
 static char tmpdir[256];
 
@@ -85,17 +86,6 @@ static void list_dir(const char *dir, char *out, size_t len)
     }
 }
 
-static void read_latest(const char *dir, char *out, size_t len)
-{
-    char p[400];
-    snprintf(p, sizeof p, "%s/latest", dir);
-    FILE *f = fopen(p, "r");
-    out[0] = 0;
-    if (!f) return;
-    if (fgets(out, (int)len, f)) out[strcspn(out, "\n")] = 0;
-    fclose(f);
-}
-
 static void check_file(const char *dir, long step, const float *w, const float *m, const float *a, size_t np)
 {
     char p[400], err[512], name[64];
@@ -156,7 +146,7 @@ static void test_async_and_retention_steps(void **state)
     list_dir(tmpdir, listing, sizeof listing);
     /* newest 2 (8, 9) and the multiples of 4 (4, 8) */
     assert_string_equal(listing, "00000004 00000008 00000009");
-    read_latest(tmpdir, latest, sizeof latest);
+    ckpt_latest_read(tmpdir, latest, sizeof latest);
     assert_string_equal(latest, "ckpt-00000009.gnck");
     check_file(tmpdir, 8, keep3, keep3 + np, keep3 + 2 * np, np);
     /* a count mismatch is refused up front */
@@ -254,7 +244,7 @@ static void run_failure_with(int err_no, CkptFailPolicy policy, int want_poll, c
         /* step 2 survives, verified, and latest still names it */
         list_dir(tmpdir, listing, sizeof listing);
         assert_string_equal(listing, "00000002");
-        read_latest(tmpdir, latest, sizeof latest);
+        ckpt_latest_read(tmpdir, latest, sizeof latest);
         assert_string_equal(latest, "ckpt-00000002.gnck");
         fill(x, 3 * np, 2);
         check_file(tmpdir, 2, x, x + np, x + 2 * np, np);
@@ -413,7 +403,7 @@ static void test_tmpfs_full(void **state)
     assert_non_null(strstr(err, "temporary file was removed"));
     list_dir(mnt, listing, sizeof listing);
     assert_string_equal(listing, "00000001");
-    read_latest(mnt, latest, sizeof latest);
+    ckpt_latest_read(mnt, latest, sizeof latest);
     assert_string_equal(latest, "ckpt-00000001.gnck");
     check_file(mnt, 1, x, x + np, x + 2 * np, np);
     ckpt_writer_free(w);

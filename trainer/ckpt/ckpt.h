@@ -8,7 +8,7 @@
  * seed and the position are the whole RNG state. Float sections pass a
  * byte-shuffle filter and then Zstandard; every section, the section table and
  * the whole file carry an XXH64 checksum. The layout is in docs/checkpoints.md
- * ("Checkpoint format") and at the top of ckpt.c.
+ * ("Checkpoint format") and at the top of ckpt/format.c.
  *
  * Writing is atomic (temporary file in the same directory, fsync, rename, fsync
  * of the directory) and the writer never deletes a checkpoint it did not

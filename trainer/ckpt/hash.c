@@ -7,6 +7,7 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,7 +90,14 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_
     _mm_storeu_si128((__m128i *)&h[4], st1);
 }
 
-static int sha_hw = -1; /* -1 not probed yet */
+/* Whether to use sha256_blocks_ni: -1 until the CPU is probed. The writer
+ * thread and the training thread (ckpt_load, ckpt_reader_read) both hash and
+ * may probe first at the same time; a plain int written by one thread while
+ * another reads it is a data race (undefined behaviour, and what
+ * ThreadSanitizer reports), so it is a C11 atomic. Relaxed order suffices:
+ * every thread that probes stores the same value, and nothing else is
+ * published through it. */
+static atomic_int sha_hw = -1;
 
 static int cpu_has_sha(void)
 {
@@ -103,15 +111,18 @@ static int cpu_has_sha(void)
 
 int sha256_use_hw(int enable)
 {
-    int had = sha_hw > 0;
-    sha_hw = enable ? cpu_has_sha() : 0;
-    return had;
+    int had = atomic_exchange_explicit(&sha_hw, enable ? cpu_has_sha() : 0, memory_order_relaxed);
+    return had > 0;
 }
 
 static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks)
 {
-    if (sha_hw < 0) sha_hw = cpu_has_sha();
-    if (sha_hw) {
+    int hw = atomic_load_explicit(&sha_hw, memory_order_relaxed);
+    if (hw < 0) {
+        hw = cpu_has_sha();
+        atomic_store_explicit(&sha_hw, hw, memory_order_relaxed);
+    }
+    if (hw) {
         sha256_blocks_ni(h, p, nblocks);
         return;
     }

@@ -2,11 +2,10 @@
  * state into the writer's own buffer (the only time training is blocked,
  * besides waiting for a write still in flight) and a thread shuffles,
  * compresses, checksums and writes it atomically, moves the `latest` pointer
- * the same way and applies the retention policy (which may rewrite old
+ * the same way and applies the retention policy (dir.c; it may rewrite old
  * keep-every checkpoints slim). At most one write is in flight. save_now()
  * writes at once, uncompressed, for a run about to be killed. Failures are
  * kept for ckpt_writer_poll; nothing here prints. */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -58,92 +57,6 @@ CkptWriterConfig ckpt_writer_default_config(void)
     return c;
 }
 
-static int is_keeper(const CkptWriter *w, const CkptEntry *e)
-{
-    long m = w->cfg.keep_every;
-    if (m <= 0) return 0;
-    if (w->cfg.keep_every_unit == CKPT_UNIT_STEPS) return e->step % m == 0;
-    char path[4400], err[256];
-    snprintf(path, sizeof path, "%s/%s", w->dir, e->name);
-    CkptMeta meta;
-    if (ckpt_peek_meta(path, &meta, err, sizeof err) != 0) return 0;
-    int keep = meta.epoch_step == 0 && meta.epoch % m == 0;
-    ckpt_meta_free(&meta);
-    return keep;
-}
-
-/* Rewrites a full checkpoint slim (its average as the weights, no momentum),
- * in place and atomically; w->buf is free while the thread runs retention. A
- * slim one is left as it is. */
-static int make_slim(CkptWriter *w, const char *path, char *note, size_t notelen)
-{
-    char err[512], set[16];
-    CkptReader *r = ckpt_open(path, err, sizeof err);
-    if (!r) {
-        say(note, notelen, "could not rewrite %s slim: %s", path, err);
-        return -1;
-    }
-    const CkptMeta *m = ckpt_reader_meta(r);
-    int rc = 0;
-    if (!ckpt_meta_get_extra(m, CKPT_EXTRA_SLIM, set, sizeof set) && ckpt_reader_has(r, CKPT_SEC_AVERAGE)) {
-        CkptMeta slim;
-        rc = -1;
-        if (m->num_params != w->cfg.num_params) say(err, sizeof err, "it holds another model");
-        else if (ckpt_reader_read(r, CKPT_SEC_AVERAGE, w->buf, m->num_params, err, sizeof err) == 0 &&
-                 ckpt_meta_copy(&slim, m) == 0) {
-            if (ckpt_meta_add_extra(&slim, CKPT_EXTRA_SLIM, "average", err, sizeof err) == 0)
-                rc = ckpt_write_atomic(&w->enc, path, &slim, w->buf, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
-            ckpt_meta_free(&slim);
-        }
-        if (rc != 0) say(note, notelen, "could not rewrite %s slim: %s", path, err);
-    }
-    ckpt_close(r);
-    return rc;
-}
-
-/* Deletes checkpoints beyond the newest `keep`, except keep_every ones (made
- * slim when asked) and the protected names. Returns the number of files it
- * failed to delete. */
-static int apply_retention(CkptWriter *w, const char *protect1, const char *protect2, char *note, size_t notelen)
-{
-    if (w->cfg.keep <= 0) return 0;
-    CkptEntry *e;
-    char err[512];
-    long nl = ckpt_list(w->dir, &e, err, sizeof err);
-    if (nl < 0) {
-        say(note, notelen, "old checkpoints were not pruned: %s", err);
-        return 0;
-    }
-    size_t n = (size_t)nl;
-    int failures = 0;
-    for (size_t i = (size_t)w->cfg.keep; i < n; i++) {
-        if (strcmp(e[i].name, protect1) == 0 || (protect2 && strcmp(e[i].name, protect2) == 0)) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", w->dir, e[i].name);
-        if (is_keeper(w, &e[i])) {
-            if (w->cfg.keep_every_slim) make_slim(w, path, note, notelen);
-            continue;
-        }
-        if (unlink(path) != 0 && errno != ENOENT) {
-            failures++;
-            say(note, notelen, "could not delete old checkpoint %s: %s", path, strerror(errno));
-        }
-    }
-    free(e);
-    return failures;
-}
-
-static void read_latest(const char *dir, char *target, size_t len)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s/%s", dir, CKPT_LATEST);
-    target[0] = 0;
-    FILE *f = fopen(p, "r");
-    if (!f) return;
-    if (fgets(target, (int)len, f)) target[strcspn(target, "\r\n")] = 0;
-    fclose(f);
-}
-
 /* Writes the job; returns 0 or -1 with msg. */
 static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes, char *msg, size_t msglen,
                      char *note, size_t notelen)
@@ -155,18 +68,18 @@ static int write_job(CkptWriter *w, char *path, size_t pathlen, uint64_t *bytes,
     if (ckpt_write_atomic(&w->enc, path, &w->meta, w->buf, w->buf + np, w->buf + 2 * np, w->cfg.fault,
                           w->cfg.fault_ctx, bytes, msg, msglen) != 0)
         return -1;
-    char old[256];
-    read_latest(w->dir, old, sizeof old);
-    char latest[4200], line[300], err[1024];
-    snprintf(latest, sizeof latest, "%s/%s", w->dir, CKPT_LATEST);
-    snprintf(line, sizeof line, "%s\n", name);
-    if (ckpt_write_bytes_atomic(latest, NULL, 0, line, strlen(line), w->cfg.fault, w->cfg.fault_ctx, err,
-                                sizeof err) != 0) {
+    char old[256], err[1024];
+    ckpt_latest_read(w->dir, old, sizeof old);
+    CkptRetention keep = {.dir = w->dir, .keep = w->cfg.keep, .keep_every = w->cfg.keep_every,
+                          .keep_every_unit = w->cfg.keep_every_unit, .keep_every_slim = w->cfg.keep_every_slim,
+                          .num_params = np, .enc = &w->enc, .scratch = w->buf};
+    /* w->buf is free while the thread runs retention: the job is on disk */
+    if (ckpt_latest_write(w->dir, name, w->cfg.fault, w->cfg.fault_ctx, err, sizeof err) != 0) {
         say(msg, msglen, "%s was written but %s was not updated: %s", path, CKPT_LATEST, err);
-        apply_retention(w, name, old[0] ? old : NULL, note, notelen);
+        ckpt_retention_apply(&keep, name, old[0] ? old : NULL, note, notelen);
         return -1;
     }
-    apply_retention(w, name, NULL, note, notelen);
+    ckpt_retention_apply(&keep, name, NULL, note, notelen);
     return 0;
 }
 
@@ -211,33 +124,6 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Removes temporary files a killed writer left in dir; counts and names them. */
-static int remove_stale_temps(const char *dir, char *note, size_t notelen)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *de;
-    int n = 0;
-    size_t at = 0;
-    note[0] = '\0';
-    while ((de = readdir(d))) {
-        if (!ckpt_is_temp_name(de->d_name)) continue;
-        if (strncmp(de->d_name, ".ckpt-", 6) != 0 && strncmp(de->d_name, "." CKPT_LATEST ".", 8) != 0) continue;
-        char p[4400];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        double mb = stat(p, &st) == 0 ? st.st_size / 1e6 : 0;
-        if (unlink(p) != 0) continue;
-        if (n < 3 && at < notelen)
-            at += (size_t)snprintf(note + at, notelen - at, "%s%s (%.1f MB)", n ? "; " : "", de->d_name, mb);
-        else if (n == 3 && at < notelen)
-            at += (size_t)snprintf(note + at, notelen - at, "; ...");
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
 CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t errlen)
 {
     if (!cfg->dir || !cfg->dir[0] || strlen(cfg->dir) >= 4000) {
@@ -274,7 +160,7 @@ CkptWriter *ckpt_writer_create(const CkptWriterConfig *cfg, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    w->st.stale_removed = remove_stale_temps(cfg->dir, w->st.stale_note, sizeof w->st.stale_note);
+    w->st.stale_removed = ckpt_remove_stale_temps(cfg->dir, w->st.stale_note, sizeof w->st.stale_note);
     w->st.last_step = -1;
     w->cfg = *cfg;
     snprintf(w->dir, sizeof w->dir, "%s", cfg->dir);
@@ -370,7 +256,7 @@ int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weigh
                  meta->step, w->cfg.num_params);
         return -1;
     }
-    char name[256], path[4400], line[300], latest[4200], why[1024];
+    char name[256], path[4400], why[1024];
     ckpt_file_name(meta->step, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", w->dir, name);
     pthread_mutex_lock(&w->now_mu);
@@ -381,9 +267,7 @@ int ckpt_writer_save_now(CkptWriter *w, const CkptMeta *meta, const float *weigh
          * finished a later one meanwhile */
         char newest[256];
         if (ckpt_newest_step(w->dir, newest, sizeof newest) <= meta->step) {
-            snprintf(latest, sizeof latest, "%s/%s", w->dir, CKPT_LATEST);
-            snprintf(line, sizeof line, "%s\n", name);
-            if (ckpt_write_bytes_atomic(latest, NULL, 0, line, strlen(line), NULL, NULL, why, sizeof why) != 0) {
+            if (ckpt_latest_write(w->dir, name, NULL, NULL, why, sizeof why) != 0) {
                 snprintf(err, errlen, "%s was written but %s was not updated: %s", path, CKPT_LATEST, why);
                 rc = -1;
             }
