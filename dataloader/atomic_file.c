@@ -51,7 +51,7 @@ int atomic_fsync_parent(const char *path, char *err, size_t errlen)
     if (!slash) snprintf(dir, sizeof dir, ".");
     else if (slash == path) snprintf(dir, sizeof dir, "/");
     else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open directory %s to make %s durable: %s", dir, path, strerror(errno));
         return -1;
@@ -59,7 +59,7 @@ int atomic_fsync_parent(const char *path, char *err, size_t errlen)
     int rc = fsync(fd);
     int saved = errno;
     close(fd);
-    if (rc != 0 && saved != EINVAL) {
+    if (rc != 0 && saved != EINVAL && saved != ENOTSUP) {
         snprintf(err, errlen, "%s was written but fsync of its directory %s failed: %s; it may not survive a power cut",
                  path, dir, strerror(saved));
         return -1;

@@ -31,7 +31,7 @@ int atomic_file_write(const char *path, const void *buf, size_t len, char *err, 
 
 /* fsyncs the directory holding `path` (a file in it), so that a rename or a
  * removal in it is durable. File systems that cannot fsync a directory
- * (EINVAL) count as success: the rename is then as durable as they allow. */
+ * (EINVAL, ENOTSUP) count as success: the rename is then as durable as they allow. */
 int atomic_fsync_parent(const char *path, char *err, size_t errlen);
 
 /* The temporary name for `path`, as atomic_file_open makes it: "<path>.tmp.<pid>".
