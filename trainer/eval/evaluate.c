@@ -136,8 +136,10 @@ static int eval_setup(Evaluator *E, Comm *c, size_t count, size_t stride, char *
     lc.rank = rank;
     lc.world = world;
     lc.workers = cfg->workers;
-    /* the ring, with the caller's copy, within ~512 MB while it can hold two */
-    lc.prefetch = cfg->workers + 1;
+    /* batches decoded ahead: one per worker and two more, so that the
+     * workers never wait on a slow forward; within ~512 MB with the caller's
+     * copy, while the ring still holds two */
+    lc.prefetch = cfg->workers + 3;
     while (lc.prefetch > 2 && (size_t)(lc.prefetch + 1) * batch_bytes > ((size_t)512 << 20)) lc.prefetch--;
     lc.train = 0;
     memcpy(lc.mean, cfg->mean, sizeof lc.mean);
