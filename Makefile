@@ -166,7 +166,7 @@ build/fuzz/obj/nn/kernels/%.avx512.o: nn/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_avx512) -c -o $@ $<
 fuzz_image   := tests/fuzz/fuzz_image.c dataloader/image.c dataloader/loader.c dataloader/sampler.c \
-                dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c trainer/eval/crops.c
+                dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c dataloader/crops.c
 fuzz_data    := tests/fuzz/fuzz_dataset.c dataloader/dataset.c dataloader/shard.c dataloader/atomic_file.c
 fuzz_ckpt    := $(addprefix trainer/ckpt/,format.c meta.c write.c read.c dir.c hash.c npy.c) dataloader/atomic_file.c \
                 nn/sgd.c nn/parallel.c nn/kernels.c \

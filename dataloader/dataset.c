@@ -424,24 +424,18 @@ static int parse_int(const char *s, long *v)
     return end != s && *end == 0 && errno == 0;
 }
 
-static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files, char *err, size_t errlen)
+/* The label file's text split into lines (in place): "name label",
+ * "label" alone (ILSVRC2012 ground truth: *single) or LOC_val_solution.csv
+ * rows (*csv), the format found from the first line. *ll (free it) gets nl
+ * lines. 0, or -1 with a reason. */
+static int flat_parse_lines(char *text, const char *lf, LabelLine **ll, size_t *nl, int *csv, int *single, char *err,
+                            size_t errlen)
 {
-    ds->kind = DATASET_FLAT;
-    const char *lf = opt->labels_file;
-    if (opt->classes_file && classes_load(ds, opt->classes_file, err, errlen) != 0) return -1;
-    size_t len;
-    char *text = read_whole(lf, &len, err, errlen);
-    if (!text) return -1;
-    int rc = -1;
-    size_t nl = 0, cap = 1024;
-    LabelLine *ll = malloc(cap * sizeof *ll);
-    FileKey *keys = malloc((files->n ? files->n : 1) * sizeof *keys);
-    char **stems = calloc(files->n ? files->n : 1, sizeof *stems);
-    NameLabel *table = NULL;
-    if (!ll || !keys || !stems) goto oom;
-
-    /* split into lines; find the format from the first one */
-    int csv = -1, single = -1, line = 0;
+    size_t cap = 1024;
+    *nl = 0;
+    *csv = *single = -1;
+    if (!(*ll = malloc(cap * sizeof **ll))) return snprintf(err, errlen, "out of memory reading %s", lf), -1;
+    int line = 0;
     char *save = NULL;
     for (char *ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
         line++;
@@ -449,20 +443,17 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
         while (L && (ln[L - 1] == '\r' || ln[L - 1] == ' ' || ln[L - 1] == '\t')) ln[--L] = 0;
         ln += strspn(ln, " \t");
         if (!*ln) continue;
-        if (csv < 0) {
-            csv = strncmp(ln, "ImageId,", 8) == 0;
-            if (csv) {
-                single = 0;
+        if (*csv < 0) {
+            *csv = strncmp(ln, "ImageId,", 8) == 0;
+            if (*csv) {
+                *single = 0;
                 continue; /* the header */
             }
         }
         char *a = ln, *b;
-        if (csv) {
+        if (*csv) {
             char *comma = strchr(ln, ',');
-            if (!comma) {
-                snprintf(err, errlen, "%s line %d: expected 'ImageId,PredictionString' columns", lf, line);
-                goto out;
-            }
+            if (!comma) return snprintf(err, errlen, "%s line %d: expected 'ImageId,PredictionString' columns", lf, line), -1;
             *comma = 0;
             b = comma + 1;
             b += strspn(b, " \t");
@@ -477,69 +468,81 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
             } else {
                 b = NULL;
             }
-            if (single < 0) single = b == NULL;
-            if (single != (b == NULL)) {
-                snprintf(err, errlen, "%s line %d: mixes 'label' and 'name label' lines; use one form", lf, line);
-                goto out;
-            }
-            if (single) {
+            if (*single < 0) *single = b == NULL;
+            if (*single != (b == NULL))
+                return snprintf(err, errlen, "%s line %d: mixes 'label' and 'name label' lines; use one form", lf, line), -1;
+            if (*single) {
                 b = a;
                 a = NULL;
             }
         }
-        if (b && !*b) {
-            snprintf(err, errlen, "%s line %d: no label after '%s'", lf, line, a ? a : "");
-            goto out;
-        }
-        if (nl == cap) {
+        if (b && !*b) return snprintf(err, errlen, "%s line %d: no label after '%s'", lf, line, a ? a : ""), -1;
+        if (*nl == cap) {
             cap *= 2;
-            LabelLine *p = realloc(ll, cap * sizeof *p);
-            if (!p) goto oom;
-            ll = p;
+            LabelLine *p = realloc(*ll, cap * sizeof *p);
+            if (!p) return snprintf(err, errlen, "out of memory reading %s", lf), -1;
+            *ll = p;
         }
-        ll[nl++] = (LabelLine){a, b, line, 0};
+        (*ll)[(*nl)++] = (LabelLine){a, b, line, 0};
     }
-    if (nl == 0) {
-        snprintf(err, errlen, "labels file %s has no labels", lf);
-        goto out;
-    }
+    if (*nl == 0) return snprintf(err, errlen, "labels file %s has no labels", lf), -1;
+    return 0;
+}
 
-    /* labels: integers, or class ids resolved through the classes */
+/* Class ids without a classes file: their sorted set (ImageNet's order)
+ * becomes the classes. 0, or -1 when out of memory. */
+static int flat_classes_from_ids(Dataset *ds, const LabelLine *ll, size_t nl)
+{
+    StrVec ids = {0};
+    int rc = -1;
+    for (size_t i = 0; i < nl; i++)
+        if (strvec_push(&ids, ll[i].label) != 0) goto out;
+    qsort(ids.v, ids.n, sizeof *ids.v, cmp_str);
+    if (!(ds->class_name = malloc((ids.n ? ids.n : 1) * sizeof *ds->class_name))) goto out;
+    for (size_t i = 0; i < ids.n; i++) {
+        if (i > 0 && strcmp(ids.v[i], ids.v[i - 1]) == 0) continue;
+        if (pool_add(ds, ids.v[i], strlen(ids.v[i]), &ds->class_name[ds->nclasses++]) != 0) goto out;
+    }
+    rc = 0;
+out:
+    strvec_free(&ids);
+    return rc;
+}
+
+/* Classes "0".."n-1" for integer labels up to maxl without a classes file.
+ * 0, or -1 when out of memory. */
+static int flat_numeric_classes(Dataset *ds, int maxl)
+{
+    ds->nclasses = maxl + 1;
+    ds->class_name = malloc((size_t)(ds->nclasses > 0 ? ds->nclasses : 1) * sizeof *ds->class_name);
+    if (!ds->class_name) return -1;
+    for (int c = 0; c < ds->nclasses; c++) {
+        char num[16];
+        int k = snprintf(num, sizeof num, "%d", c);
+        if (pool_add(ds, num, (size_t)k, &ds->class_name[c]) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Each line's label (ll[i].value): integers (1-based for ground truth:
+ * single), or class ids looked up in the classes; also the classes when no
+ * classes file gave them. 0, or -1 with a reason. */
+static int flat_resolve_labels(Dataset *ds, const DatasetOptions *opt, LabelLine *ll, size_t nl, int single,
+                               char *err, size_t errlen)
+{
+    const char *lf = opt->labels_file;
     long ival;
     int numeric = parse_int(ll[0].label, &ival);
-    if (!numeric && !ds->class_name) {
-        /* class ids without a classes file: their sorted set (ImageNet's order) */
-        StrVec ids = {0};
-        for (size_t i = 0; i < nl; i++)
-            if (strvec_push(&ids, ll[i].label) != 0) {
-                strvec_free(&ids);
-                goto oom;
-            }
-        qsort(ids.v, ids.n, sizeof *ids.v, cmp_str);
-        ds->class_name = malloc(ids.n * sizeof *ds->class_name);
-        if (!ds->class_name) {
-            strvec_free(&ids);
-            goto oom;
-        }
-        for (size_t i = 0; i < ids.n; i++) {
-            if (i > 0 && strcmp(ids.v[i], ids.v[i - 1]) == 0) continue;
-            if (pool_add(ds, ids.v[i], strlen(ids.v[i]), &ds->class_name[ds->nclasses++]) != 0) {
-                strvec_free(&ids);
-                goto oom;
-            }
-        }
-        strvec_free(&ids);
-    }
-    if (!numeric && !(table = classes_sorted(ds))) goto oom;
-    int *labels = malloc(nl * sizeof *labels);
-    if (!labels) goto oom;
-    int maxl = -1;
+    if (!numeric && !ds->class_name && flat_classes_from_ids(ds, ll, nl) != 0)
+        return snprintf(err, errlen, "out of memory reading %s", lf), -1;
+    NameLabel *table = NULL;
+    if (!numeric && !(table = classes_sorted(ds))) return snprintf(err, errlen, "out of memory reading %s", lf), -1;
+    int maxl = -1, rc = -1;
     for (size_t i = 0; i < nl; i++) {
         if (numeric) {
             if (!parse_int(ll[i].label, &ival)) {
                 snprintf(err, errlen, "%s line %d: label '%s' is not an integer like the lines before", lf,
                          ll[i].line, ll[i].label);
-                free(labels);
                 goto out;
             }
             if (single == 1) ival -= 1; /* ILSVRC2012 ground truth is 1-based */
@@ -547,99 +550,82 @@ static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files
                 int lo = single == 1, hi = (ds->class_name ? ds->nclasses : DATASET_MAX_NUMERIC_CLASSES) - 1 + lo;
                 snprintf(err, errlen, "%s line %d: label %s is out of range: labels here run from %d to %d%s", lf,
                          ll[i].line, ll[i].label, lo, hi, lo ? " (ground-truth labels are 1-based)" : "");
-                free(labels);
                 goto out;
             }
-            labels[i] = (int)ival;
+            ll[i].value = (int)ival;
         } else {
-            labels[i] = class_lookup(table, ds->nclasses, ll[i].label);
-            if (labels[i] < 0) {
+            ll[i].value = class_lookup(table, ds->nclasses, ll[i].label);
+            if (ll[i].value < 0) {
                 snprintf(err, errlen, "%s line %d: class '%s' is not in the classes file %s", lf, ll[i].line,
                          ll[i].label, opt->classes_file ? opt->classes_file : "");
-                free(labels);
                 goto out;
             }
         }
-        if (labels[i] > maxl) maxl = labels[i];
+        if (ll[i].value > maxl) maxl = ll[i].value;
     }
-    if (!ds->class_name) {
-        ds->nclasses = maxl + 1;
-        ds->class_name = malloc((size_t)ds->nclasses * sizeof *ds->class_name);
-        if (!ds->class_name) {
-            free(labels);
-            goto oom;
-        }
-        for (int c = 0; c < ds->nclasses; c++) {
-            char num[16];
-            int k = snprintf(num, sizeof num, "%d", c);
-            if (pool_add(ds, num, (size_t)k, &ds->class_name[c]) != 0) {
-                free(labels);
-                goto oom;
-            }
-        }
+    if (!ds->class_name && flat_numeric_classes(ds, maxl) != 0) {
+        snprintf(err, errlen, "out of memory reading %s", lf);
+        goto out;
     }
+    rc = 0;
+out:
+    free(table);
+    return rc;
+}
 
-    if (single == 1) {
-        /* one label per file, in sorted file-name order */
-        if (nl != files->n) {
-            snprintf(err, errlen,
-                     "labels file %s has %zu labels but %s has %zu files; ILSVRC2012 ground truth needs "
-                     "one line per file in sorted name order",
-                     lf, nl, ds->root, files->n);
-            free(labels);
+/* Ground truth: one label per file, in sorted file-name order. */
+static int flat_add_in_order(Dataset *ds, const StrVec *files, const LabelLine *ll, size_t nl, const char *lf,
+                             char *err, size_t errlen)
+{
+    if (nl != files->n)
+        return snprintf(err, errlen,
+                        "labels file %s has %zu labels but %s has %zu files; ILSVRC2012 ground truth needs "
+                        "one line per file in sorted name order",
+                        lf, nl, ds->root, files->n), -1;
+    for (size_t i = 0; i < nl; i++) {
+        Item *it = item_add(ds);
+        if (!it || pool_add(ds, files->v[i], strlen(files->v[i]), &it->name) != 0)
+            return snprintf(err, errlen, "out of memory reading %s", lf), -1;
+        it->label = ll[i].value;
+    }
+    return 0;
+}
+
+/* Named files (by full name, or by stem for the CSV), kept in name order. */
+static int flat_add_named(Dataset *ds, const StrVec *files, LabelLine *ll, size_t nl, int csv, const char *lf,
+                          char *err, size_t errlen)
+{
+    FileKey *keys = malloc((files->n ? files->n : 1) * sizeof *keys);
+    char **stems = calloc(files->n ? files->n : 1, sizeof *stems);
+    int rc = -1;
+    if (!keys || !stems) goto oom;
+    for (size_t i = 0; i < files->n; i++) {
+        keys[i].file = files->v[i];
+        keys[i].key = files->v[i];
+        if (csv) {
+            if (!(stems[i] = strdup(files->v[i]))) goto oom;
+            char *dot = strrchr(stems[i], '.');
+            if (dot) *dot = 0;
+            keys[i].key = stems[i];
+        }
+    }
+    qsort(keys, files->n, sizeof *keys, cmp_filekey);
+    qsort(ll, nl, sizeof *ll, cmp_labelline);
+    for (size_t i = 0; i < nl; i++) {
+        if (i > 0 && strcmp(ll[i].name, ll[i - 1].name) == 0) {
+            snprintf(err, errlen, "labels file %s names '%s' twice", lf, ll[i].name);
             goto out;
         }
-        for (size_t i = 0; i < nl; i++) {
-            Item *it = item_add(ds);
-            if (!it || pool_add(ds, files->v[i], strlen(files->v[i]), &it->name) != 0) {
-                free(labels);
-                goto oom;
-            }
-            it->label = labels[i];
+        FileKey key = {ll[i].name, NULL};
+        FileKey *hit = bsearch(&key, keys, files->n, sizeof *keys, cmp_filekey);
+        if (!hit) {
+            snprintf(err, errlen, "labels file %s names '%s', which is not a file in %s", lf, ll[i].name, ds->root);
+            goto out;
         }
-    } else {
-        /* named files (by full name, or by stem for the CSV), kept in name order */
-        for (size_t i = 0; i < files->n; i++) {
-            keys[i].file = files->v[i];
-            if (csv) {
-                stems[i] = strdup(files->v[i]);
-                if (!stems[i]) {
-                    free(labels);
-                    goto oom;
-                }
-                char *dot = strrchr(stems[i], '.');
-                if (dot) *dot = 0;
-                keys[i].key = stems[i];
-            } else {
-                keys[i].key = files->v[i];
-            }
-        }
-        qsort(keys, files->n, sizeof *keys, cmp_filekey);
-        for (size_t i = 0; i < nl; i++) ll[i].value = labels[i];
-        qsort(ll, nl, sizeof *ll, cmp_labelline);
-        for (size_t i = 0; i < nl; i++) {
-            if (i > 0 && strcmp(ll[i].name, ll[i - 1].name) == 0) {
-                snprintf(err, errlen, "labels file %s names '%s' twice", lf, ll[i].name);
-                free(labels);
-                goto out;
-            }
-            FileKey key = {ll[i].name, NULL};
-            FileKey *hit = bsearch(&key, keys, files->n, sizeof *keys, cmp_filekey);
-            if (!hit) {
-                snprintf(err, errlen, "labels file %s names '%s', which is not a file in %s", lf, ll[i].name,
-                         ds->root);
-                free(labels);
-                goto out;
-            }
-            Item *it = item_add(ds);
-            if (!it || pool_add(ds, hit->file, strlen(hit->file), &it->name) != 0) {
-                free(labels);
-                goto oom;
-            }
-            it->label = ll[i].value;
-        }
+        Item *it = item_add(ds);
+        if (!it || pool_add(ds, hit->file, strlen(hit->file), &it->name) != 0) goto oom;
+        it->label = ll[i].value;
     }
-    free(labels);
     rc = 0;
     goto out;
 oom:
@@ -649,8 +635,26 @@ out:
         for (size_t i = 0; i < files->n; i++) free(stems[i]);
     free(stems);
     free(keys);
+    return rc;
+}
+
+/* A flat directory of images with a label file (opt->labels_file). */
+static int flat_scan(Dataset *ds, const DatasetOptions *opt, const StrVec *files, char *err, size_t errlen)
+{
+    ds->kind = DATASET_FLAT;
+    const char *lf = opt->labels_file;
+    if (opt->classes_file && classes_load(ds, opt->classes_file, err, errlen) != 0) return -1;
+    size_t len, nl = 0;
+    char *text = read_whole(lf, &len, err, errlen);
+    if (!text) return -1;
+    LabelLine *ll = NULL;
+    int csv, single;
+    int rc = flat_parse_lines(text, lf, &ll, &nl, &csv, &single, err, errlen);
+    if (rc == 0) rc = flat_resolve_labels(ds, opt, ll, nl, single, err, errlen);
+    if (rc == 0)
+        rc = single == 1 ? flat_add_in_order(ds, files, ll, nl, lf, err, errlen)
+                         : flat_add_named(ds, files, ll, nl, csv, lf, err, errlen);
     free(ll);
-    free(table);
     free(text);
     return rc;
 }

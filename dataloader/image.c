@@ -276,85 +276,57 @@ static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, size_t n, int inverted)
     }
 }
 
-static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions *opt, Image *out, ImageScratch *s,
-                       char *err, size_t errlen)
+/* The decompressor of s, created on first use; 0, or -1 with a reason. */
+static int jpeg_ready(ImageScratch *s, char *err, size_t errlen)
+{
+    if (s->jpeg_ready) return 0;
+    struct jpeg_decompress_struct *ci = &s->cinfo;
+    ci->err = jpeg_std_error(&s->jerr.pub);
+    s->jerr.pub.error_exit = jerr_exit;
+    s->jerr.pub.emit_message = jerr_emit;
+    s->jerr.pub.output_message = jerr_output;
+    if (setjmp(s->jerr.jmp)) {
+        snprintf(err, errlen, "libjpeg could not start: %s", s->jerr.msg);
+        return -1;
+    }
+    jpeg_create_decompress(ci);
+    s->jpeg_ready = 1;
+    return 0;
+}
+
+/* The box of a fw x fh image that is needed, in full-size pixels: opt's
+ * region clipped to the image, or the whole image. 0, or -1 with a reason
+ * when the region lies outside. */
+static int jpeg_region(const ImageDecodeOptions *opt, int fw, int fh, int *rx, int *ry, int *rw, int *rh, char *err,
+                       size_t errlen)
+{
+    *rx = 0, *ry = 0, *rw = fw, *rh = fh;
+    if (opt->roi_w <= 0 || opt->roi_h <= 0) return 0;
+    *rx = opt->roi_x < 0 ? 0 : opt->roi_x;
+    *ry = opt->roi_y < 0 ? 0 : opt->roi_y;
+    *rw = opt->roi_x + opt->roi_w > fw ? fw - *rx : opt->roi_x + opt->roi_w - *rx;
+    *rh = opt->roi_y + opt->roi_h > fh ? fh - *ry : opt->roi_y + opt->roi_h - *ry;
+    if (*rw > 0 && *rh > 0) return 0;
+    return snprintf(err, errlen, "region %d,%d %dx%d lies outside the %dx%d image", opt->roi_x, opt->roi_y, opt->roi_w,
+                    opt->roi_h, fw, fh), -1;
+}
+
+/* DCT-domain scaling: the largest 1/d that keeps the region's shorter side >= min_side. */
+static int jpeg_denom(int rw, int rh, int min_side)
+{
+    int shorter = rw < rh ? rw : rh;
+    for (int d = 8; d >= 2 && min_side > 0; d /= 2)
+        if (shorter / d >= min_side) return d;
+    return 1;
+}
+
+/* Once decompression has started: reads the h scaled rows from sy0 of the
+ * columns jpeg_crop_scanline kept (w of them) into out as RGB, and ends the
+ * decompression. Errors inside libjpeg jump to jpeg_decode's setjmp. 0, or -1
+ * with a reason. */
+static int jpeg_read_rows(ImageScratch *s, Image *out, int w, int h, int sy0, int cmyk, char *err, size_t errlen)
 {
     struct jpeg_decompress_struct *ci = &s->cinfo;
-    if (!s->jpeg_ready) {
-        ci->err = jpeg_std_error(&s->jerr.pub);
-        s->jerr.pub.error_exit = jerr_exit;
-        s->jerr.pub.emit_message = jerr_emit;
-        s->jerr.pub.output_message = jerr_output;
-        if (setjmp(s->jerr.jmp)) {
-            snprintf(err, errlen, "libjpeg could not start: %s", s->jerr.msg);
-            return -1;
-        }
-        jpeg_create_decompress(ci);
-        s->jpeg_ready = 1;
-    }
-    s->jerr.eof = 0;
-    s->jerr.pub.num_warnings = 0;
-    if (setjmp(s->jerr.jmp)) {
-        jpeg_abort_decompress(ci);
-        if (s->jerr.eof) snprintf(err, errlen, "truncated JPEG: the data ends before the image does");
-        else snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
-        return -1;
-    }
-    jpeg_mem_src(ci, data, (unsigned long)len);
-    jpeg_read_header(ci, TRUE);
-    int fw = (int)ci->image_width, fh = (int)ci->image_height;
-    if (image_check_pixels(fw, fh, opt->max_pixels, err, errlen) != 0) {
-        jpeg_abort_decompress(ci);
-        return -1;
-    }
-    int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
-    ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-
-    /* the box that is needed, in full-size pixels */
-    int rx = 0, ry = 0, rw = fw, rh = fh;
-    if (opt->roi_w > 0 && opt->roi_h > 0) {
-        rx = opt->roi_x < 0 ? 0 : opt->roi_x;
-        ry = opt->roi_y < 0 ? 0 : opt->roi_y;
-        rw = opt->roi_x + opt->roi_w > fw ? fw - rx : opt->roi_x + opt->roi_w - rx;
-        rh = opt->roi_y + opt->roi_h > fh ? fh - ry : opt->roi_y + opt->roi_h - ry;
-        if (rw <= 0 || rh <= 0) {
-            jpeg_abort_decompress(ci);
-            snprintf(err, errlen, "region %d,%d %dx%d lies outside the %dx%d image", opt->roi_x, opt->roi_y,
-                     opt->roi_w, opt->roi_h, fw, fh);
-            return -1;
-        }
-    }
-    /* DCT-domain scaling: the largest 1/d that keeps the region's shorter side >= min_side */
-    int denom = 1;
-    if (opt->min_side > 0) {
-        int shorter = rw < rh ? rw : rh;
-        for (int d = 8; d >= 2; d /= 2)
-            if (shorter / d >= opt->min_side) {
-                denom = d;
-                break;
-            }
-    }
-    ci->scale_num = 1;
-    ci->scale_denom = (unsigned)denom;
-    jpeg_start_decompress(ci);
-    int sw = (int)ci->output_width, sh = (int)ci->output_height;
-    int comps = ci->output_components;
-    /* the region in scaled pixels, rounded outwards */
-    int sx0 = rx / denom, sy0 = ry / denom;
-    int sx1 = (rx + rw + denom - 1) / denom, sy1 = (ry + rh + denom - 1) / denom;
-    if (sx1 > sw) sx1 = sw;
-    if (sy1 > sh) sy1 = sh;
-    /* Fancy chroma upsampling of a cropped row replicates the edge samples at
-     * both ends of the crop, so its first and last columns differ from a full
-     * decode: decode one iMCU more on each side and those columns lie outside
-     * the box. */
-    int imcu = ci->max_h_samp_factor * ci->min_DCT_scaled_size;
-    sx0 = sx0 > imcu ? sx0 - imcu : 0;
-    sx1 = sx1 + imcu < sw ? sx1 + imcu : sw;
-    JDIMENSION xoff = (JDIMENSION)sx0, cw = (JDIMENSION)(sx1 - sx0);
-    if (sx0 > 0 || sx1 < sw) jpeg_crop_scanline(ci, &xoff, &cw); /* widens to iMCU boundaries */
-    else xoff = 0, cw = (JDIMENSION)sw;
-    int w = (int)cw, h = sy1 - sy0;
     if (image_reserve(out, w, h, err, errlen) != 0 || rows_reserve(s, (size_t)h, err, errlen) != 0) {
         jpeg_abort_decompress(ci);
         return -1;
@@ -370,9 +342,9 @@ static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions
         dst = s->cmyk;
         row_bytes = (size_t)w * 4;
     }
-    if (comps != (cmyk ? 4 : 3)) {
+    if (ci->output_components != (cmyk ? 4 : 3)) {
         jpeg_abort_decompress(ci);
-        snprintf(err, errlen, "JPEG decodes to %d components; expected %d", comps, cmyk ? 4 : 3);
+        snprintf(err, errlen, "JPEG decodes to %d components; expected %d", ci->output_components, cmyk ? 4 : 3);
         return -1;
     }
     for (int y = 0; y < h; y++) s->rows[y] = dst + (size_t)y * row_bytes;
@@ -394,6 +366,54 @@ static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions
         return -1;
     }
     if (cmyk) cmyk_to_rgb(s->cmyk, out->px, (size_t)w * h, inverted);
+    return 0;
+}
+
+static int jpeg_decode(const uint8_t *data, size_t len, const ImageDecodeOptions *opt, Image *out, ImageScratch *s,
+                       char *err, size_t errlen)
+{
+    struct jpeg_decompress_struct *ci = &s->cinfo;
+    if (jpeg_ready(s, err, errlen) != 0) return -1;
+    s->jerr.eof = 0;
+    s->jerr.pub.num_warnings = 0;
+    /* every libjpeg error below, in this function or its helpers, lands here */
+    if (setjmp(s->jerr.jmp)) {
+        jpeg_abort_decompress(ci);
+        if (s->jerr.eof) snprintf(err, errlen, "truncated JPEG: the data ends before the image does");
+        else snprintf(err, errlen, "corrupt JPEG: %s", s->jerr.msg);
+        return -1;
+    }
+    jpeg_mem_src(ci, data, (unsigned long)len);
+    jpeg_read_header(ci, TRUE);
+    int fw = (int)ci->image_width, fh = (int)ci->image_height, rx, ry, rw, rh;
+    if (image_check_pixels(fw, fh, opt->max_pixels, err, errlen) != 0 ||
+        jpeg_region(opt, fw, fh, &rx, &ry, &rw, &rh, err, errlen) != 0) {
+        jpeg_abort_decompress(ci);
+        return -1;
+    }
+    int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
+    ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    int denom = jpeg_denom(rw, rh, opt->min_side);
+    ci->scale_num = 1;
+    ci->scale_denom = (unsigned)denom;
+    jpeg_start_decompress(ci);
+    int sw = (int)ci->output_width, sh = (int)ci->output_height;
+    /* the region in scaled pixels, rounded outwards */
+    int sx0 = rx / denom, sy0 = ry / denom;
+    int sx1 = (rx + rw + denom - 1) / denom, sy1 = (ry + rh + denom - 1) / denom;
+    if (sx1 > sw) sx1 = sw;
+    if (sy1 > sh) sy1 = sh;
+    /* Fancy chroma upsampling of a cropped row replicates the edge samples at
+     * both ends of the crop, so its first and last columns differ from a full
+     * decode: decode one iMCU more on each side and those columns lie outside
+     * the box. */
+    int imcu = ci->max_h_samp_factor * ci->min_DCT_scaled_size;
+    sx0 = sx0 > imcu ? sx0 - imcu : 0;
+    sx1 = sx1 + imcu < sw ? sx1 + imcu : sw;
+    JDIMENSION xoff = (JDIMENSION)sx0, cw = (JDIMENSION)(sx1 - sx0);
+    if (sx0 > 0 || sx1 < sw) jpeg_crop_scanline(ci, &xoff, &cw); /* widens to iMCU boundaries */
+    else xoff = 0, cw = (JDIMENSION)sw;
+    if (jpeg_read_rows(s, out, (int)cw, sy1 - sy0, sy0, cmyk, err, errlen) != 0) return -1;
     out->full_w = fw;
     out->full_h = fh;
     out->scale = denom;

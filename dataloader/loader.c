@@ -1,5 +1,6 @@
 /* loader.c: worker threads, the ring of batch buffers, the training and
- * evaluation transforms, and the deterministic replacement of bad files.
+ * evaluation transforms (the evaluation crops are crops.c's), and the
+ * deterministic replacement (or, in evaluation, the reporting) of bad files.
  *
  * The ring: batch number q (counted from the last seek) lives in slot
  * q % nslots. Workers take samples one at a time, in batch order, under one
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dataloader/crops.h"
 #include "dataloader/dlrand.h"
 #include "dataloader/sampler.h"
 
@@ -37,9 +39,10 @@ static const float pca_eigvec[3][3] = {
 };
 
 typedef struct {
-    float *images;  /* (batch, 3, crop, crop) */
+    float *images;  /* (batch, crops, 3, crop, crop) */
     int *labels;    /* (batch) */
-    size_t *idx;    /* (batch) the sampler's items; SIZE_MAX for an empty slot */
+    size_t *idx;    /* (batch) the dataset items; SIZE_MAX for an empty slot */
+    char (*why)[LOADER_MSG]; /* (batch) eval_skip_bad: why the image was left out, "" if it was not */
     int *pass;      /* (batch) */
     long seq;       /* the batch number it holds, -1 when free */
     long epoch, step;
@@ -62,7 +65,9 @@ struct Loader {
     LoaderConfig cfg;
     Sampler *sampler;
     long steps;
-    size_t sample_floats; /* 3 * crop * crop */
+    int crops;            /* per image: 1 in training, eval_crops in evaluation */
+    size_t crop_floats;   /* 3 * crop * crop */
+    size_t sample_floats; /* crops * crop_floats: one image's share of a batch */
     Slot *slots;
     int nslots;
     long base_epoch, base_step; /* batch 0 of the stream */
@@ -77,6 +82,10 @@ struct Loader {
     long total_bad;
     int named, named_here;
     char warning[2048];
+    /* the caller's copies of the last batch's items and skip reasons */
+    size_t *out_items;            /* (batch) */
+    char (*out_why)[LOADER_MSG];  /* (batch) */
+    const char **out_skipped;     /* (batch) into out_why, or NULL */
 };
 
 LoaderConfig loader_default_config(void)
@@ -227,16 +236,29 @@ static void normalise(const LoaderConfig *c, float *x, size_t n, const float off
     }
 }
 
-/* Filter support in source pixels at a given shrink factor (for the margin
- * the evaluation transform decodes around its box). */
-static double filter_reach(ImageFilter f, double shrink)
+/* The evaluation transform: image bytes to L->crops crops (crops.h's
+ * schemes; the 1-crop one is the shorter side resized to round(crop *
+ * eval_resize / 224) and the centre crop), normalised, one decode for all. */
+static int transform_eval(const Loader *L, Worker *w, size_t len, float *out, char *err, size_t errlen)
 {
-    double s = f == IMAGE_FILTER_LANCZOS ? 3.0 : f == IMAGE_FILTER_BICUBIC ? 2.0 : 1.0;
-    return s * (shrink > 1.0 ? shrink : 1.0) + 2.0;
+    const LoaderConfig *c = &L->cfg;
+    int fw, fh;
+    ImageFormat fmt;
+    CropPlan plan;
+    if (image_probe(w->bytes, len, &fw, &fh, &fmt, err, errlen) != 0) return -1;
+    if (crops_plan(L->crops, fw, fh, c->crop, c->eval_resize, c->eval_filter, c->max_pixels, &plan, err, errlen) != 0)
+        return -1;
+    if (image_decode(w->bytes, len, &plan.decode, &w->img, w->scratch, err, errlen) != 0) return -1;
+    for (int k = 0; k < L->crops; k++)
+        if (crops_cut(&plan, k, &w->img, c->crop, c->eval_filter, c->mean, c->std, out + (size_t)k * L->crop_floats,
+                      w->scratch, err, errlen) != 0)
+            return -1;
+    return 0;
 }
 
-/* Decodes item bytes and writes out (3, crop, crop), normalised. */
-static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float *out, char *err, size_t errlen)
+/* The training transform: decodes item bytes and writes out (3, crop, crop),
+ * augmented and normalised. */
+static int transform_train(const Loader *L, Worker *w, size_t len, uint64_t key, float *out, char *err, size_t errlen)
 {
     const LoaderConfig *c = &L->cfg;
     int fw, fh, crop = c->crop;
@@ -245,52 +267,20 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     if (image_check_pixels(fw, fh, c->max_pixels, err, errlen) != 0) return -1;
     ImageDecodeOptions opt = {0};
     opt.max_pixels = c->max_pixels;
-    double bx, by, bw, bh; /* the box to resample, full-size pixels */
-    int mirror = 0, confine;
-    ImageFilter filter;
-    if (c->train) {
-        int box[4];
-        random_crop_box(c, fw, fh, key, box);
-        bx = box[0], by = box[1], bw = box[2], bh = box[3];
-        mirror = c->flip && dlrand_uniform(key, 60) < 0.5;
-        filter = c->filter;
-        if (filter == IMAGE_FILTER_RANDOM) {
-            static const ImageFilter pick[4] = {IMAGE_FILTER_NEAREST, IMAGE_FILTER_BILINEAR, IMAGE_FILTER_BICUBIC,
-                                                IMAGE_FILTER_AREA};
-            filter = pick[dlrand_below(key, 61, 4)];
-        }
-        /* torchvision crops, then resizes: the filter sees only the box */
-        opt.roi_x = box[0], opt.roi_y = box[1], opt.roi_w = box[2], opt.roi_h = box[3];
-        confine = 1;
-    } else {
-        /* shorter side to S, centre crop: the box that crop covers in the original */
-        int S = (int)lround((double)crop * c->eval_resize / 224.0), Wr, Hr;
-        if (image_resized_size(fw, fh, S, &Wr, &Hr, err, errlen) != 0) return -1;
-        double sx = (double)fw / Wr, sy = (double)fh / Hr;
-        int left = (int)lround((Wr - crop) / 2.0), top = (int)lround((Hr - crop) / 2.0);
-        bx = left * sx, by = top * sy, bw = crop * sx, bh = crop * sy;
-        filter = c->eval_filter;
-        double reach = filter_reach(filter, sx > sy ? sx : sy);
-        int x0 = (int)floor(bx - reach), y0 = (int)floor(by - reach);
-        opt.roi_x = x0 < 0 ? 0 : x0;
-        opt.roi_y = y0 < 0 ? 0 : y0;
-        opt.roi_w = (int)ceil(bx + bw + reach) - opt.roi_x;
-        opt.roi_h = (int)ceil(by + bh + reach) - opt.roi_y;
-        /* as Resize-then-CenterCrop: the filter may read around the box */
-        confine = 0;
+    int box[4];
+    random_crop_box(c, fw, fh, key, box);
+    double bx = box[0], by = box[1], bw = box[2], bh = box[3]; /* the box to resample, full-size pixels */
+    int mirror = c->flip && dlrand_uniform(key, 60) < 0.5;
+    ImageFilter filter = c->filter;
+    if (filter == IMAGE_FILTER_RANDOM) {
+        static const ImageFilter pick[4] = {IMAGE_FILTER_NEAREST, IMAGE_FILTER_BILINEAR, IMAGE_FILTER_BICUBIC,
+                                            IMAGE_FILTER_AREA};
+        filter = pick[dlrand_below(key, 61, 4)];
     }
-    /* DCT scaling by the largest d in {8, 4, 2} that keeps the box at least
-     * crop x crop. image_decode picks the largest d that keeps the region's
-     * shorter side >= min_side; the region is the box (train) or the box plus
-     * a margin (eval), so min_side is set to make it pick exactly this d. */
-    double shorter = bw < bh ? bw : bh;
-    int dmax = 1;
-    for (int d = 8; d >= 2 && dmax == 1; d /= 2)
-        if (shorter / d >= crop) dmax = d;
-    if (dmax > 1) {
-        int rshort = opt.roi_w < opt.roi_h ? opt.roi_w : opt.roi_h;
-        opt.min_side = rshort / dmax > 0 ? rshort / dmax : 1;
-    }
+    /* torchvision crops, then resizes: the filter sees only the box, which is
+     * also the decoded region */
+    opt.roi_x = box[0], opt.roi_y = box[1], opt.roi_w = box[2], opt.roi_h = box[3];
+    opt.min_side = crops_dct_min_side(bw < bh ? bw : bh, crop, opt.roi_w < opt.roi_h ? opt.roi_w : opt.roi_h);
     if (image_decode(w->bytes, len, &opt, &w->img, w->scratch, err, errlen) != 0) return -1;
     const Image *im = &w->img;
     double sx = (double)im->sw / im->full_w, sy = (double)im->sh / im->full_h;
@@ -298,36 +288,35 @@ static int transform(const Loader *L, Worker *w, size_t len, uint64_t key, float
     double rx = bx * sx - im->x0, ry = by * sy - im->y0, rw = bw * sx, rh = bh * sy;
     Image view = *im;
     view.cap = 0;
-    if (confine) {
-        int vx0 = (int)floor(rx), vy0 = (int)floor(ry);
-        int vx1 = (int)ceil(rx + rw - 1e-9), vy1 = (int)ceil(ry + rh - 1e-9);
-        if (vx0 < 0) vx0 = 0;
-        if (vy0 < 0) vy0 = 0;
-        if (vx1 > im->w) vx1 = im->w;
-        if (vy1 > im->h) vy1 = im->h;
-        if (vx1 <= vx0) vx1 = vx0 + 1 <= im->w ? vx0 + 1 : im->w, vx0 = vx1 - 1;
-        if (vy1 <= vy0) vy1 = vy0 + 1 <= im->h ? vy0 + 1 : im->h, vy0 = vy1 - 1;
-        view.stride = im->stride ? im->stride : im->w * 3;
-        view.px = im->px + (size_t)vy0 * view.stride + (size_t)vx0 * 3;
-        view.w = vx1 - vx0;
-        view.h = vy1 - vy0;
-        rx -= vx0;
-        ry -= vy0;
-    }
-    ImageBox box = {(float)rx, (float)ry, (float)rw, (float)rh};
-    if (image_resize_to_float(&view, box, crop, crop, filter, mirror, out, w->scratch, err, errlen) != 0) return -1;
+    int vx0 = (int)floor(rx), vy0 = (int)floor(ry);
+    int vx1 = (int)ceil(rx + rw - 1e-9), vy1 = (int)ceil(ry + rh - 1e-9);
+    if (vx0 < 0) vx0 = 0;
+    if (vy0 < 0) vy0 = 0;
+    if (vx1 > im->w) vx1 = im->w;
+    if (vy1 > im->h) vy1 = im->h;
+    if (vx1 <= vx0) vx1 = vx0 + 1 <= im->w ? vx0 + 1 : im->w, vx0 = vx1 - 1;
+    if (vy1 <= vy0) vy1 = vy0 + 1 <= im->h ? vy0 + 1 : im->h, vy0 = vy1 - 1;
+    view.stride = im->stride ? im->stride : im->w * 3;
+    view.px = im->px + (size_t)vy0 * view.stride + (size_t)vx0 * 3;
+    view.w = vx1 - vx0;
+    view.h = vy1 - vy0;
+    rx -= vx0;
+    ry -= vy0;
+    ImageBox ibox = {(float)rx, (float)ry, (float)rw, (float)rh};
+    if (image_resize_to_float(&view, ibox, crop, crop, filter, mirror, out, w->scratch, err, errlen) != 0) return -1;
     size_t n = (size_t)crop * crop;
     float off[3] = {0, 0, 0};
-    if (c->train && c->photometric) photometric(c, out, n, key, off);
+    if (c->photometric) photometric(c, out, n, key, off);
     normalise(c, out, n, off);
     return 0;
 }
 
 /* One sample: item i, replaced while bad. Fills out, *label; appends bad-file
  * messages to msgs (up to LOADER_SLOT_WARNINGS). Returns the bad count, or -1
- * when every try failed. */
+ * when every try failed. With skip (LOADER_MSG bytes) a bad file is not
+ * replaced: its reason goes into skip and -1 comes back at once. */
 static int load_sample(const Loader *L, Worker *w, long epoch, size_t i, int pass, float *out, int *label,
-                       char msgs[][LOADER_MSG], int *nmsgs, char *fail, size_t faillen)
+                       char msgs[][LOADER_MSG], int *nmsgs, char *skip, char *fail, size_t faillen)
 {
     const LoaderConfig *c = &L->cfg;
     size_t n = dataset_size(c->ds), orig = i;
@@ -337,9 +326,14 @@ static int load_sample(const Loader *L, Worker *w, long epoch, size_t i, int pas
         size_t len = 0;
         uint64_t key = dlrand_key(c->seed, LOADER_TAG_AUG, (uint64_t)epoch, i, (uint64_t)pass | ((uint64_t)t << 32));
         if (dataset_read(c->ds, i, &w->bytes, &w->cap, &len, e, sizeof e) == 0 &&
-            transform(L, w, len, key, out, e, sizeof e) == 0) {
+            (c->train ? transform_train(L, w, len, key, out, e, sizeof e)
+                      : transform_eval(L, w, len, out, e, sizeof e)) == 0) {
             *label = dataset_label(c->ds, i);
             return bad;
+        }
+        if (skip) {
+            snprintf(skip, LOADER_MSG, "%s", e);
+            return -1;
         }
         bad++;
         if (*nmsgs < LOADER_SLOT_WARNINGS)
@@ -368,6 +362,8 @@ static void slot_prepare(Loader *L, Slot *sl, long seq)
     sl->seq = seq;
     seq_position(L, seq, &sl->epoch, &sl->step);
     sl->real = sampler_batch(L->sampler, sl->epoch, sl->step, sl->idx, sl->pass);
+    if (!L->cfg.train) /* sampler positions to the evaluated items */
+        for (int b = 0; b < sl->real; b++) sl->idx[b] = L->cfg.eval_first + sl->idx[b] * L->cfg.eval_stride;
     sl->issued = sl->done = sl->bad = sl->nwarn = sl->failed = 0;
 }
 
@@ -381,10 +377,12 @@ static void do_sample(Loader *L, Worker *w, Slot *sl, int b, int *bad, char msgs
         *bad = 0;
         return;
     }
-    int tries = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, fail,
+    char *skip = L->cfg.eval_skip_bad ? sl->why[b] : NULL;
+    if (skip) skip[0] = '\0';
+    int tries = load_sample(L, w, sl->epoch, sl->idx[b], sl->pass[b], out, &sl->labels[b], msgs, nmsgs, skip, fail,
                             faillen);
     if (tries < 0) {
-        *failed = 1;
+        *failed = !skip; /* a skipped file is reported, not a failure */
         memset(out, 0, L->sample_floats * sizeof *out);
         sl->labels[b] = -1;
     }
@@ -471,6 +469,7 @@ void loader_free(Loader *L)
             free(L->slots[k].labels);
             free(L->slots[k].idx);
             free(L->slots[k].pass);
+            free(L->slots[k].why);
         }
     free(L->slots);
     if (L->workers)
@@ -482,6 +481,9 @@ void loader_free(Loader *L)
     free(L->workers);
     free(L->threads);
     sampler_free(L->sampler);
+    free(L->out_items);
+    free(L->out_why);
+    free(L->out_skipped);
     pthread_mutex_destroy(&L->mu);
     pthread_cond_destroy(&L->work_cv);
     pthread_cond_destroy(&L->done_cv);
@@ -510,6 +512,14 @@ static int config_check(const LoaderConfig *c, char *err, size_t errlen)
                         image_filter_name(c->eval_filter)), -1;
     if (c->eval_resize < 224)
         return snprintf(err, errlen, "eval resize %d must be at least 224 (the crop scaled to 224)", c->eval_resize), -1;
+    if (c->eval_crops != 0 && !crops_valid(c->eval_crops))
+        return snprintf(err, errlen, "%d crops is not a scheme; use 1, 10 or 144", c->eval_crops), -1;
+    if (c->train && c->eval_crops > 1)
+        return snprintf(err, errlen, "%d crops per image is an evaluation scheme; training takes one", c->eval_crops), -1;
+    size_t n = dataset_size(c->ds), stride = c->eval_stride ? c->eval_stride : 1;
+    if (!c->train && (c->eval_first >= n || (c->eval_count > 0 && (c->eval_count - 1) > (n - 1 - c->eval_first) / stride)))
+        return snprintf(err, errlen, "evaluation items %zu + %zu x %zu go past the %zu items of %s", c->eval_first,
+                        c->eval_count, stride, n, dataset_root(c->ds)), -1;
     if (c->brightness < 0 || c->contrast < 0 || c->saturation < 0 || c->lighting < 0)
         return snprintf(err, errlen, "photometric amounts must not be negative"), -1;
     return 0;
@@ -521,10 +531,15 @@ Loader *loader_init(const LoaderConfig *cfg, char *err, size_t errlen)
     Loader *L = calloc(1, sizeof *L);
     if (!L) return snprintf(err, errlen, "out of memory"), NULL;
     L->cfg = *cfg;
+    if (!cfg->train) {
+        if (L->cfg.eval_stride == 0) L->cfg.eval_stride = 1;
+        if (L->cfg.eval_count == 0)
+            L->cfg.eval_count = (dataset_size(cfg->ds) - cfg->eval_first + L->cfg.eval_stride - 1) / L->cfg.eval_stride;
+    }
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->work_cv, NULL);
     pthread_cond_init(&L->done_cv, NULL);
-    SamplerConfig sc = {dataset_size(cfg->ds), cfg->world, cfg->rank, cfg->batch, cfg->drop_last,
+    SamplerConfig sc = {cfg->train ? dataset_size(cfg->ds) : L->cfg.eval_count, cfg->world, cfg->rank, cfg->batch, cfg->drop_last,
                         cfg->train ? SAMPLER_SHUFFLED : SAMPLER_CONTIGUOUS, cfg->seed};
     L->sampler = sampler_init(&sc, err, errlen);
     if (!L->sampler) {
@@ -532,7 +547,9 @@ Loader *loader_init(const LoaderConfig *cfg, char *err, size_t errlen)
         return NULL;
     }
     L->steps = sampler_steps(L->sampler);
-    L->sample_floats = (size_t)3 * cfg->crop * cfg->crop;
+    L->crops = cfg->train || cfg->eval_crops == 0 ? 1 : cfg->eval_crops;
+    L->crop_floats = (size_t)3 * cfg->crop * cfg->crop;
+    L->sample_floats = (size_t)L->crops * L->crop_floats;
     L->nthreads = cfg->workers;
     L->nslots = cfg->prefetch > 0 ? cfg->prefetch : cfg->workers + 1;
     if (L->nslots < 2) L->nslots = 2;
@@ -541,7 +558,10 @@ Loader *loader_init(const LoaderConfig *cfg, char *err, size_t errlen)
     int nw = L->nthreads ? L->nthreads : 1;
     L->workers = calloc((size_t)nw, sizeof *L->workers);
     L->threads = calloc((size_t)nw, sizeof *L->threads);
-    if (!L->slots || !L->workers || !L->threads) {
+    L->out_items = malloc((size_t)cfg->batch * sizeof *L->out_items);
+    L->out_why = calloc((size_t)cfg->batch, sizeof *L->out_why);
+    L->out_skipped = calloc((size_t)cfg->batch, sizeof *L->out_skipped);
+    if (!L->slots || !L->workers || !L->threads || !L->out_items || !L->out_why || !L->out_skipped) {
         loader_free(L);
         return snprintf(err, errlen, "out of memory"), NULL;
     }
@@ -552,9 +572,10 @@ Loader *loader_init(const LoaderConfig *cfg, char *err, size_t errlen)
         sl->labels = malloc((size_t)cfg->batch * sizeof(int));
         sl->idx = malloc((size_t)cfg->batch * sizeof(size_t));
         sl->pass = malloc((size_t)cfg->batch * sizeof(int));
-        if (!sl->images || !sl->labels || !sl->idx || !sl->pass) {
-            snprintf(err, errlen, "out of memory for %d batch buffers of %d x 3 x %d x %d floats", L->nslots,
-                     cfg->batch, cfg->crop, cfg->crop);
+        sl->why = calloc((size_t)cfg->batch, sizeof *sl->why);
+        if (!sl->images || !sl->labels || !sl->idx || !sl->pass || !sl->why) {
+            snprintf(err, errlen, "out of memory for %d batch buffers of %d x %d x 3 x %d x %d floats", L->nslots,
+                     cfg->batch, L->crops, cfg->crop, cfg->crop);
             loader_free(L);
             return NULL;
         }
@@ -607,7 +628,8 @@ int loader_seek(Loader *L, long epoch, long step, char *err, size_t errlen)
 /* Builds the warning line naming this batch's bad files, within the budget. */
 static const char *compose_warning(Loader *L, const Slot *sl)
 {
-    if (sl->bad == 0 || L->named >= L->cfg.warn_names) return NULL;
+    /* skipped files are reported per image (LoaderBatchInfo.skipped) */
+    if (sl->bad == 0 || L->named >= L->cfg.warn_names || L->cfg.eval_skip_bad) return NULL;
     L->named_here = 0;
     /* epochs and batches counted from 1, as the trainer's messages count them */
     size_t o = (size_t)snprintf(L->warning, sizeof L->warning, "epoch %ld, batch %ld of rank %d: replaced %d bad file%s:",
@@ -655,6 +677,11 @@ int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info, ch
         memcpy(images, sl->images, (size_t)B * L->sample_floats * sizeof *images);
         memcpy(labels, sl->labels, (size_t)B * sizeof *labels);
     }
+    memcpy(L->out_items, sl->idx, (size_t)B * sizeof *L->out_items);
+    for (int b = 0; b < B && L->cfg.eval_skip_bad; b++) {
+        memcpy(L->out_why[b], sl->why[b], LOADER_MSG);
+        L->out_skipped[b] = b < sl->real && L->out_why[b][0] ? L->out_why[b] : NULL;
+    }
     if (L->stats.epoch != sl->epoch) {
         L->stats.epoch = sl->epoch;
         L->stats.samples = L->stats.bad = 0;
@@ -669,6 +696,8 @@ int loader_next(Loader *L, float *images, int *labels, LoaderBatchInfo *info, ch
         info->wait_s = waited;
         info->bad = sl->bad;
         info->warning = compose_warning(L, sl);
+        info->items = L->out_items;
+        info->skipped = L->cfg.eval_skip_bad ? L->out_skipped : NULL;
     }
     if (L->nthreads == 0) {
         L->consume_seq++;

@@ -8,6 +8,12 @@
  * (unreadable, zero bytes, truncated, not an image, over the pixel limit) are
  * replaced deterministically by another item so the batch stays full, and
  * counted. Steady state allocates nothing beyond what libjpeg needs.
+ *
+ * Evaluation mode (train = 0) is the one image pipeline of the project: the
+ * training run's validation and `googlenet eval`/`predict` read through it.
+ * Each image is decoded once and cut into 1, 10 or 144 crops (crops.h); the
+ * items can be a range with a stride (a subset); and a bad file can be left
+ * out and reported with its item instead of replaced (eval_skip_bad).
  * This module never prints and never exits: warnings come back as text.
  */
 #ifndef DATALOADER_LOADER_H
@@ -43,6 +49,16 @@ typedef struct {
     /* Evaluation: the shorter side is resized to round(crop * eval_resize / 224)
      * (256 for crop 224), then the centre crop x crop is taken. */
     int eval_resize;
+    int eval_crops;        /* crops per image (crops.h): 1, 10 or 144; a batch is
+                              batch images, eval_crops crops each; 0 means 1 */
+    /* The items evaluation reads: position p in [0, eval_count) is item
+     * eval_first + p * eval_stride (the ranks split the positions as the
+     * contiguous sampler does). eval_count 0: every item from eval_first,
+     * eval_stride 0 means 1. */
+    size_t eval_first, eval_count, eval_stride;
+    int eval_skip_bad;     /* eval mode: a bad file is not replaced but left out
+                              (zero crops, label -1) and reported in
+                              LoaderBatchInfo.skipped; no warning lines */
     long long max_pixels;  /* decompression-bomb limit; 0: IMAGE_MAX_PIXELS_DEFAULT */
     int warn_names;        /* bad files named in warnings over the loader's life: 5 */
 } LoaderConfig;
@@ -74,9 +90,17 @@ typedef struct {
     /* Non-NULL when this batch replaced bad files still to be named (at most
      * warn_names over the loader's life): one line, valid until the next call. */
     const char *warning;
+    /* (batch) the dataset item of each image, SIZE_MAX past real. */
+    const size_t *items;
+    /* With eval_skip_bad, (batch): NULL, or why image b could not be read or
+     * decoded (its crops are zero and its label -1); else NULL. Both arrays
+     * stay valid until the next call. */
+    const char *const *skipped;
 } LoaderBatchInfo;
 
-/* Fills images (batch, 3, crop, crop) RGB normalised and labels (batch); slots
+/* Fills images (batch * eval_crops, 3, crop, crop) RGB normalised (image b's
+ * crops at b * eval_crops, in crops.h's order; one crop in training) and
+ * labels (batch); slots
  * past info->real are zero with label -1. After the last step of an epoch the
  * next call returns step 0 of the next epoch. Returns info->real, or -1 with a
  * reason (e.g. every replacement of a bad file was bad as well). */

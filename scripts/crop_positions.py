@@ -12,7 +12,7 @@ crop x crop images holding exactly that crop's box of the source image:
 
 `googlenet eval --ckpt C --data OUT/<position> --crops 1 --resize 224` then
 scores the model on that crop alone (a crop x crop image evaluated at crop is
-taken whole). The boxes are trainer/eval/crops.h's; the resampling is PIL's bilinear,
+taken whole). The boxes are dataloader/crops.h's; the resampling is PIL's bilinear,
 close to but not bit for bit the trainer's (OUT/whole against eval's own
 --crops 1 --resize 224 shows how close). --montage PNG draws the six views of
 a few images of the named classes, enlarged, one image per row.
@@ -30,7 +30,7 @@ POSITIONS = ["whole", "centre", "top-left", "top-right", "bottom-left", "bottom-
 
 
 def boxes(w, h, crop, resize):
-    """Source-pixel boxes (x0, y0, x1, y1) of each position, as trainer/eval/crops.h cuts them."""
+    """Source-pixel boxes (x0, y0, x1, y1) of each position, as dataloader/crops.h cuts them."""
     s_short = round(resize * crop / 224)
     if w <= h:
         rw, rh = s_short, int(s_short * h / w)

@@ -1,6 +1,6 @@
 /* test_eval.c: evaluate_run in one process (no MPI): an ensemble of two
  * random models scores what cutting the crops by hand (from the reference's
- * description, not trainer/eval/crops.c) and averaging the probabilities
+ * description, not dataloader/crops.c) and averaging the probabilities
  * gives (1, 10 and 144 crops); an ensemble is the members' average; ties are
  * misses; the figures do not depend on the decode worker count or the batch;
  * unreadable images are skipped, counted and named, and too many of them
@@ -18,7 +18,7 @@
 #include "nn/loss.h"
 #include "nn/model.h"
 #include "tests/test_loader_util.h"
-#include "trainer/eval/crops.h"
+#include "dataloader/crops.h"
 #include "trainer/eval/evaluate.h"
 
 #define CLASSES 6
@@ -150,7 +150,7 @@ typedef struct {
 
 /* ---- the crops, cut by hand ----
  * Written from the reference's description (googlenet.md, "Testing") and
- * independently of trainer/eval/crops.c, which evaluate_run uses: the whole
+ * independently of dataloader/crops.c, which evaluate_run uses: the whole
  * image is resized so its shorter side is S = round(resize * crop / 224) (the
  * longer one S * long / short, truncated), the crops are cut from that
  * resized image at whole-pixel offsets (centred at round((side - crop) / 2),

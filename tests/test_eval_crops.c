@@ -1,7 +1,8 @@
 /* test_eval_crops.c: the crop geometry of the 1-, 10- and 144-crop schemes
  * (exact boxes for a landscape and a portrait image, 144 distinct boxes with
- * mirrors), the scaling of the sizes with the crop, and the 1-crop pixels
- * against the loader's evaluation transform, bit for bit. */
+ * mirrors), the scaling of the sizes with the crop, and the loader's
+ * evaluation batches (1, 10 and 144 crops an image) against crops_plan and
+ * crops_cut called directly, bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,19 +15,19 @@
 #include "dataloader/image.h"
 #include "dataloader/loader.h"
 #include "tests/test_loader_util.h"
-#include "trainer/eval/crops.h"
+#include "dataloader/crops.h"
 
-static EvalCropPlan plan_of(int crops, int fw, int fh, int crop)
+static CropPlan plan_of(int crops, int fw, int fh, int crop)
 {
-    EvalCropPlan p;
+    CropPlan p;
     char err[256] = "";
-    int rc = eval_crops_plan(crops, fw, fh, crop, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err);
+    int rc = crops_plan(crops, fw, fh, crop, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err);
     if (rc != 0) fail_msg("plan %d crops of %dx%d: %s", crops, fw, fh, err);
     return p;
 }
 
 /* Box (x, y, w, h) given in pixels of the image resized to Wr x Hr. */
-static void expect_box(const EvalCropBox *b, int fw, int fh, int Wr, int Hr, int x, int y, int w, int h, int mirror)
+static void expect_box(const CropBox *b, int fw, int fh, int Wr, int Hr, int x, int y, int w, int h, int mirror)
 {
     double sx = (double)fw / Wr, sy = (double)fh / Hr;
     if (fabs(b->x - x * sx) > 1e-9 || fabs(b->y - y * sy) > 1e-9 || fabs(b->w - w * sx) > 1e-9 ||
@@ -39,7 +40,7 @@ static void test_one_crop_boxes(void **state)
 {
     (void)state;
     /* 500x375 at crop 224: resized 341x256, centre at (round(58.5), 16) = (59, 16) */
-    EvalCropPlan p = plan_of(1, 500, 375, 224);
+    CropPlan p = plan_of(1, 500, 375, 224);
     assert_int_equal(p.n, 1);
     expect_box(&p.box[0], 500, 375, 341, 256, 59, 16, 224, 224, 0);
     /* portrait 375x500: 256x341, centre (16, 59) */
@@ -53,7 +54,7 @@ static void test_one_crop_boxes(void **state)
 static void test_ten_crop_boxes(void **state)
 {
     (void)state;
-    EvalCropPlan p = plan_of(10, 500, 375, 224);
+    CropPlan p = plan_of(10, 500, 375, 224);
     assert_int_equal(p.n, 10);
     const int xs[5] = {0, 117, 0, 117, 59}, ys[5] = {0, 0, 32, 32, 16};
     for (int m = 0; m < 2; m++)
@@ -69,7 +70,7 @@ static void test_ten_crop_boxes(void **state)
 /* The 144 boxes, enumerated independently in the documented order. */
 static void check_144(int fw, int fh, int crop)
 {
-    EvalCropPlan p = plan_of(144, fw, fh, crop);
+    CropPlan p = plan_of(144, fw, fh, crop);
     assert_int_equal(p.n, 144);
     const int scales[4] = {256, 288, 320, 352};
     int k = 0;
@@ -90,10 +91,10 @@ static void check_144(int fw, int fh, int crop)
     }
     /* 144 distinct (box, mirror), all inside the image */
     for (int i = 0; i < 144; i++) {
-        const EvalCropBox *a = &p.box[i];
+        const CropBox *a = &p.box[i];
         assert_true(a->x >= -1e-9 && a->y >= -1e-9 && a->x + a->w <= fw + 1e-6 && a->y + a->h <= fh + 1e-6);
         for (int j = 0; j < i; j++) {
-            const EvalCropBox *b = &p.box[j];
+            const CropBox *b = &p.box[j];
             if (a->x == b->x && a->y == b->y && a->w == b->w && a->h == b->h && a->mirror == b->mirror)
                 fail_msg("%dx%d: boxes %d and %d are the same", fw, fh, j, i);
         }
@@ -110,7 +111,7 @@ static void test_144_crop_boxes(void **state)
     /* spot checks against numbers worked by hand: 500x375, scale 352 is
      * 469x352, the right square starts at x 117; its bottom-right crop is
      * at (117 + 128, 128) */
-    EvalCropPlan p = plan_of(144, 500, 375, 224);
+    CropPlan p = plan_of(144, 500, 375, 224);
     expect_box(&p.box[3 * 36 + 2 * 12 + 3 * 2], 500, 375, 469, 352, 245, 128, 224, 224, 0);
     /* scale 256, centre square of 341x256 at x round(42.5) = 43, whole square, mirrored */
     expect_box(&p.box[1 * 12 + 5 * 2 + 1], 500, 375, 341, 256, 43, 0, 256, 256, 1);
@@ -130,17 +131,18 @@ static void test_144_crop_boxes(void **state)
 static void test_plan_rejects(void **state)
 {
     (void)state;
-    EvalCropPlan p;
+    CropPlan p;
     char err[256];
-    assert_int_equal(eval_crops_plan(5, 100, 100, 64, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err), -1);
+    assert_int_equal(crops_plan(5, 100, 100, 64, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "1, 10 or 144"));
-    assert_int_equal(eval_crops_plan(10, 0, 100, 64, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err), -1);
-    assert_int_equal(eval_crops_plan(10, 100, 100, 64, 256, IMAGE_FILTER_RANDOM, 0, &p, err, sizeof err), -1);
+    assert_int_equal(crops_plan(10, 0, 100, 64, 256, IMAGE_FILTER_BILINEAR, 0, &p, err, sizeof err), -1);
+    assert_int_equal(crops_plan(10, 100, 100, 64, 256, IMAGE_FILTER_RANDOM, 0, &p, err, sizeof err), -1);
 }
 
-/* The 1-crop tensors equal the loader's eval batches bit for bit, over JPEG
- * and PNG, landscape and portrait, upsampled and DCT-downscaled images. */
-static void parity_at(const char *root, int crop, ImageFilter filter)
+/* The loader's eval batches of `crops` crops an image equal the crops cut
+ * directly, bit for bit, over JPEG and PNG, landscape and portrait, upsampled
+ * and DCT-downscaled images. */
+static void parity_at(const char *root, int crop, ImageFilter filter, int crops)
 {
     char err[256] = "";
     DatasetOptions o = {0};
@@ -155,10 +157,11 @@ static void parity_at(const char *root, int crop, ImageFilter filter)
     lc.train = 0;
     lc.workers = 0;
     lc.eval_filter = filter;
+    lc.eval_crops = crops;
     Loader *L = loader_init(&lc, err, sizeof err);
     if (!L) fail_msg("loader_init: %s", err);
     size_t cf = (size_t)3 * crop * crop;
-    float *want = malloc(n * cf * sizeof(float)), *got = malloc(cf * sizeof(float));
+    float *want = malloc(n * crops * cf * sizeof(float)), *got = malloc(cf * sizeof(float));
     int *labels = malloc(n * sizeof(int));
     LoaderBatchInfo info;
     assert_int_equal(loader_next(L, want, labels, &info, err, sizeof err), (int)n);
@@ -172,15 +175,18 @@ static void parity_at(const char *root, int crop, ImageFilter filter)
         int fw, fh;
         ImageFormat fmt;
         assert_int_equal(image_probe(bytes, len, &fw, &fh, &fmt, err, sizeof err), 0);
-        EvalCropPlan p;
-        assert_int_equal(eval_crops_plan(1, fw, fh, crop, 256, filter, 0, &p, err, sizeof err), 0);
+        CropPlan p;
+        assert_int_equal(crops_plan(crops, fw, fh, crop, 256, filter, 0, &p, err, sizeof err), 0);
         assert_int_equal(image_decode(bytes, len, &p.decode, &img, s, err, sizeof err), 0);
-        assert_int_equal(eval_crops_cut(&p, 0, &img, crop, filter, lc.mean, lc.std, got, s, err, sizeof err), 0);
-        if (memcmp(got, want + i * cf, cf * sizeof(float)) != 0) {
-            size_t k = 0;
-            while (got[k] == want[i * cf + k]) k++;
-            fail_msg("%s at crop %d: float %zu differs from the loader's (%.9g vs %.9g)", dataset_item_name(ds, i),
-                     crop, k, got[k], want[i * cf + k]);
+        for (int c = 0; c < crops; c++) {
+            const float *w = want + (i * crops + c) * cf;
+            assert_int_equal(crops_cut(&p, c, &img, crop, filter, lc.mean, lc.std, got, s, err, sizeof err), 0);
+            if (memcmp(got, w, cf * sizeof(float)) != 0) {
+                size_t k = 0;
+                while (got[k] == w[k]) k++;
+                fail_msg("%s at crop %d, crop %d of %d: float %zu differs from the loader's (%.9g vs %.9g)",
+                         dataset_item_name(ds, i), crop, c, crops, k, got[k], w[k]);
+            }
         }
     }
     free(bytes);
@@ -212,9 +218,11 @@ static void test_one_crop_matches_loader(void **state)
     tu_write_file(path, png.p, png.len);
     free(png.p);
     free(rgb);
-    parity_at(root, 64, IMAGE_FILTER_BILINEAR);
-    parity_at(root, 224, IMAGE_FILTER_BILINEAR);
-    parity_at(root, 96, IMAGE_FILTER_BICUBIC);
+    parity_at(root, 64, IMAGE_FILTER_BILINEAR, 1);
+    parity_at(root, 224, IMAGE_FILTER_BILINEAR, 1);
+    parity_at(root, 96, IMAGE_FILTER_BICUBIC, 1);
+    parity_at(root, 64, IMAGE_FILTER_BILINEAR, 10);
+    parity_at(root, 64, IMAGE_FILTER_BICUBIC, 144);
     tu_rmtree(root);
 }
 
@@ -229,15 +237,15 @@ static void test_mirror_is_flip(void **state)
     img.w = img.full_w = img.sw = w;
     img.h = img.full_h = img.sh = h;
     img.scale = 1;
-    EvalCropPlan p = plan_of(10, w, h, crop);
+    CropPlan p = plan_of(10, w, h, crop);
     const float mean[3] = IMAGE_MEAN_RGB, std[3] = IMAGE_STD_RGB;
     size_t cf = (size_t)3 * crop * crop;
     float *a = malloc(cf * sizeof(float)), *b = malloc(cf * sizeof(float));
     ImageScratch *s = image_scratch_new();
     char err[256];
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(eval_crops_cut(&p, i, &img, crop, IMAGE_FILTER_BILINEAR, mean, std, a, s, err, sizeof err), 0);
-        assert_int_equal(eval_crops_cut(&p, i + 5, &img, crop, IMAGE_FILTER_BILINEAR, mean, std, b, s, err, sizeof err), 0);
+        assert_int_equal(crops_cut(&p, i, &img, crop, IMAGE_FILTER_BILINEAR, mean, std, a, s, err, sizeof err), 0);
+        assert_int_equal(crops_cut(&p, i + 5, &img, crop, IMAGE_FILTER_BILINEAR, mean, std, b, s, err, sizeof err), 0);
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < crop; y++)
                 for (int x = 0; x < crop; x++)

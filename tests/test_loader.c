@@ -1,6 +1,7 @@
 /* test_loader.c: the loader on tiny generated datasets: batches bitwise equal
  * whatever the worker count, exact resume with seek, the epoch rollover, the
- * evaluation shards with a short last batch, the transforms against direct
+ * evaluation shards with a short last batch, evaluation ranges, crops and
+ * skipped bad files, the transforms against direct
  * computations, every image kind in one tree, small grey images upsampled,
  * and the corrupt-file corpus (replaced deterministically, named, counted). */
 #include <math.h>
@@ -255,6 +256,93 @@ static void test_eval_contiguous(void **state)
     tu_rmtree(root);
 }
 
+/* Evaluation items as a range with a stride, several crops an image, and bad
+ * files skipped and reported with their item (eval_skip_bad) instead of
+ * replaced. */
+static void test_eval_range_crops_skip(void **state)
+{
+    (void)state;
+    char *root = tu_tmpdir("ldrev");
+    char p[512];
+    tu_mkdir("%s/a", root);
+    tu_mkdir("%s/b", root);
+    for (int k = 0; k < 6; k++) {
+        snprintf(p, sizeof p, "%s/%s/img%d.jpg", root, k < 4 ? "a" : "b", k);
+        tu_write_texture_jpeg(p, 40 + 7 * k, 30 + 5 * k, k + 1);
+    }
+    snprintf(p, sizeof p, "%s/b/zbad.jpg", root);
+    tu_write_file(p, "not an image", 12);
+    Dataset *ds = open_tree(root); /* a/img0..3, b/img4, b/img5, b/zbad.jpg */
+    assert_int_equal(dataset_size(ds), 7);
+    const int crop = 16, K = 10, B = 2;
+    size_t image_floats = (size_t)K * 3 * crop * crop;
+    float *img = malloc(sizeof(float) * B * image_floats);
+    int lab[2];
+    char err[256];
+    LoaderBatchInfo info;
+    LoaderConfig c = loader_default_config();
+    c.ds = ds, c.crop = crop, c.batch = B, c.train = 0, c.workers = 2, c.eval_crops = K;
+    /* positions 0, 1, 2 are items 1, 3, 5 */
+    c.eval_first = 1, c.eval_count = 3, c.eval_stride = 2;
+    Loader *L = loader_init(&c, err, sizeof err);
+    if (!L) fail_msg("loader_init: %s", err);
+    assert_int_equal(loader_steps_per_epoch(L), 2);
+    assert_int_equal(loader_next(L, img, lab, &info, err, sizeof err), 2);
+    assert_int_equal(info.items[0], 1);
+    assert_int_equal(info.items[1], 3);
+    assert_int_equal(lab[1], dataset_label(ds, 3));
+    assert_null(info.skipped);
+    /* every crop of an image is written; the ten differ (corners, centre, mirrors) */
+    for (int k = 1; k < K; k++)
+        assert_memory_not_equal(img, img + (size_t)k * 3 * crop * crop, sizeof(float) * 3 * crop * crop);
+    assert_int_equal(loader_next(L, img, lab, &info, err, sizeof err), 1);
+    assert_int_equal(info.items[0], 5);
+    assert_int_equal(info.items[1], SIZE_MAX);
+    assert_int_equal(lab[0], 1);
+    loader_free(L);
+
+    /* the bad file (item 6) skipped and reported, not replaced */
+    c.eval_first = 0, c.eval_count = 0, c.eval_stride = 0, c.eval_crops = 1, c.batch = 7, c.eval_skip_bad = 1;
+    L = loader_init(&c, err, sizeof err);
+    if (!L) fail_msg("loader_init: %s", err);
+    float *all = malloc(sizeof(float) * 7 * 3 * crop * crop);
+    int labs[7];
+    assert_int_equal(loader_next(L, all, labs, &info, err, sizeof err), 7);
+    assert_non_null(info.skipped);
+    for (int b = 0; b < 6; b++) assert_null(info.skipped[b]);
+    assert_non_null(info.skipped[6]);
+    assert_int_equal(info.items[6], 6);
+    assert_int_equal(labs[6], -1);
+    assert_int_equal(info.bad, 1);
+    assert_null(info.warning);
+    for (int i = 0; i < 3 * crop * crop; i++) assert_true(all[(size_t)6 * 3 * crop * crop + i] == 0.0f);
+    loader_free(L);
+    /* without eval_skip_bad the loader replaces it, as in training */
+    c.eval_skip_bad = 0;
+    L = loader_init(&c, err, sizeof err);
+    assert_int_equal(loader_next(L, all, labs, &info, err, sizeof err), 7);
+    assert_null(info.skipped);
+    assert_true(labs[6] >= 0);
+    assert_int_equal(info.bad, 1);
+    assert_non_null(info.warning);
+    loader_free(L);
+
+    /* refused: an unknown scheme, a range past the end, crops in training */
+    c.eval_crops = 5;
+    assert_null(loader_init(&c, err, sizeof err));
+    assert_non_null(strstr(err, "1, 10 or 144"));
+    c.eval_crops = 10, c.eval_first = 2, c.eval_count = 3, c.eval_stride = 3;
+    assert_null(loader_init(&c, err, sizeof err));
+    assert_non_null(strstr(err, "go past"));
+    c.eval_first = 0, c.eval_count = 0, c.train = 1;
+    assert_null(loader_init(&c, err, sizeof err));
+    assert_non_null(strstr(err, "training takes one"));
+    free(all);
+    free(img);
+    dataset_free(ds);
+    tu_rmtree(root);
+}
+
 /* The transforms against direct computations on exact (PNG) pixels. */
 static void test_transforms_exact(void **state)
 {
@@ -500,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_workers_bitwise_equal),
         cmocka_unit_test(test_seek_while_running),
         cmocka_unit_test(test_eval_contiguous),
+        cmocka_unit_test(test_eval_range_crops_skip),
         cmocka_unit_test(test_transforms_exact),
         cmocka_unit_test(test_small_grey_upsampled),
         cmocka_unit_test(test_corrupt_corpus),

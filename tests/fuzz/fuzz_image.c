@@ -20,7 +20,7 @@
 #include "dataloader/image.h"
 #include "dataloader/loader.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/eval/crops.h"
+#include "dataloader/crops.h"
 
 #define FUZZ_BATCH 2
 #define FUZZ_CROP_MAX 32
@@ -101,11 +101,11 @@ static void run_loader(uint64_t h, int crop)
 
 /* Every box lies inside the fw x fh image, and a decode region (1 crop)
  * covers its box. */
-static void check_plan(const EvalCropPlan *p, int fw, int fh)
+static void check_plan(const CropPlan *p, int fw, int fh)
 {
     const double slack = 1e-6 * (fw > fh ? fw : fh) + 1e-6;
     for (int k = 0; k < p->n; k++) {
-        const EvalCropBox *b = &p->box[k];
+        const CropBox *b = &p->box[k];
         FUZZ_CHECK(b->w > 0 && b->h > 0 && b->x >= -slack && b->y >= -slack && b->x + b->w <= fw + slack &&
                        b->y + b->h <= fh + slack,
                    "box %d (%g,%g %gx%g) of a %dx%d image", k, b->x, b->y, b->w, b->h, fw, fh);
@@ -128,8 +128,8 @@ static void run_eval_crops(const uint8_t *data, size_t len, uint64_t h, int crop
     FUZZ_CHECK(fw > 0 && fh > 0, "probe gave %dx%d", fw, fh);
     int crops = (h >> 20) & 1 ? 10 : 1;
     ImageFilter f = (ImageFilter)((h >> 21) % IMAGE_FILTER_RANDOM);
-    EvalCropPlan plan;
-    if (eval_crops_plan(crops, fw, fh, crop, 256, f, FUZZ_MAX_PIXELS, &plan, err, sizeof err) != 0) return;
+    CropPlan plan;
+    if (crops_plan(crops, fw, fh, crop, 256, f, FUZZ_MAX_PIXELS, &plan, err, sizeof err) != 0) return;
     check_plan(&plan, fw, fh);
     ImageScratch *s = image_scratch_new();
     Image img = {0};
@@ -139,7 +139,7 @@ static void run_eval_crops(const uint8_t *data, size_t len, uint64_t h, int crop
                    "decoded region %d,%d %dx%d of a %dx%d image", img.x0, img.y0, img.w, img.h, img.sw, img.sh);
         const float mean[3] = IMAGE_MEAN_RGB, std[3] = IMAGE_STD_RGB;
         for (int k = 0; k < plan.n; k++)
-            if (eval_crops_cut(&plan, k, &img, crop, f, mean, std, crop_out, s, err, sizeof err) == 0)
+            if (crops_cut(&plan, k, &img, crop, f, mean, std, crop_out, s, err, sizeof err) == 0)
                 check_finite(crop_out, (size_t)3 * crop * crop, "evaluation crop");
     }
     image_free(&img);

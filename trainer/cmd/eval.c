@@ -2,15 +2,16 @@
  * 1, 10 or 144 crops over a validation set (split over the ranks of mpirun),
  * prints the table and writes a JSON report; or, with --watch, evaluates every
  * checkpoint of a directory that a results file does not hold yet, one JSON
- * line each (for cron or a Slurm schedule; --follow keeps waiting). Also
- * `googlenet predict`, the same evaluation run on single images given by
- * path, which prints each image's top classes instead of scores.
+ * line each (for cron or a Slurm schedule; --follow keeps waiting). The
+ * checkpoint and model set-up here is shared with `googlenet predict`
+ * (cmd/predict.c, through cmd/eval.h).
  *
  * Rank 0 reads and verifies the checkpoints and the dataset index and
- * broadcasts them; every rank then runs evaluate_run on its shard. A failure
- * on any rank ends every rank with the same exit code. The work is in
- * evaluate.c (evaluation, report, table), eval_crops.c (crop boxes) and
- * eval_watch.c (results file and locks); this file parses, orchestrates and
+ * broadcasts them (trainer/data_share.h); every rank then runs evaluate_run on
+ * its shard. A failure on any rank ends every rank with the same exit code,
+ * and rank 0 prints the agreed message once. The work is in eval/evaluate.c
+ * (scoring, report, table), dataloader/ (images and crops) and eval/watch.c
+ * (the results file and locks of --watch); this file parses, orchestrates and
  * prints.
  */
 #include <errno.h>
@@ -30,7 +31,9 @@
 #include "nn/model.h"
 #include "trainer/ckpt/ckpt.h"
 #include "trainer/cli.h"
+#include "trainer/cmd/eval.h"
 #include "trainer/commands.h"
+#include "trainer/data_share.h"
 #include "trainer/eval/watch.h"
 #include "trainer/eval/evaluate.h"
 #include "trainer/runtime.h"
@@ -38,86 +41,19 @@
 #define ERRLEN 1024
 #define PATHLEN 4096
 #define WATCH_SETTLE_S 120.0 /* a checkpoint that fails to verify within this long of its last change is still arriving */
-
-typedef struct {
-    CliStrList ckpts;
-    const char *data, *classes_file, *labels_file, *cache_file;
-    const char *crops, *weights, *report, *filter, *norm;
-    int batch, crop, workers, threads, resize, show_classes, quiet, follow;
-    long subset;
-    double max_bad, poll, timeout;
-    const char *watch, *results;
-    const char *conv_algo; /* "checkpoint" | "auto" | "winograd" | "gemm" */
-} EvalArgs;
-
-/* Collective: 1 on every rank when any rank failed. A failing rank prints its
- * own message, so rank-0-only work is reported once. */
-static int eval_agree(Comm *c, int failed, const char *msg)
+/* Collective (comm_agree): 1 on every rank when any rank failed, and then
+ * rank 0 prints the agreed message (the lowest failing rank's) once. */
+static int eval_failed_anywhere(Comm *c, int failed, char *err, size_t errlen)
 {
-    if (failed) {
-        if (comm_rank(c) > 0) fprintf(stderr, "googlenet eval: rank %d: %s\n", comm_rank(c), msg);
-        else fprintf(stderr, "googlenet eval: %s\n", msg);
-    }
-    return comm_any(c, failed, "eval set-up");
-}
-
-/* ---- the dataset: rank 0 indexes, everyone gets the index ---- */
-
-static Dataset *eval_open_data(Comm *c, const EvalArgs *a)
-{
-    char err[ERRLEN] = "";
-    Dataset *ds = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int failed = 0;
-    if (comm_rank(c) == 0) {
-        DatasetOptions o = {a->data, a->classes_file, a->labels_file, a->cache_file};
-        ds = dataset_open(&o, err, sizeof err);
-        if (!ds) failed = 1;
-        else if (comm_size(c) > 1 && dataset_serialize(ds, &buf, &len, err, sizeof err) != 0) failed = 1;
-    }
-    if (eval_agree(c, failed, err)) {
-        dataset_free(ds);
-        free(buf);
-        return NULL;
-    }
-    if (comm_size(c) == 1) return ds;
-    uint64_t n = len;
-    comm_broadcast(c, &n, sizeof n, "dataset index size");
-    if (comm_rank(c) != 0 && !(buf = malloc(n ? n : 1))) failed = 1, snprintf(err, sizeof err, "out of memory for the dataset index");
-    if (eval_agree(c, failed, err)) {
-        free(buf);
-        return NULL;
-    }
-    comm_broadcast(c, buf, n, "dataset index");
-    if (comm_rank(c) != 0 && !(ds = dataset_deserialize(buf, n, err, sizeof err))) failed = 1;
-    free(buf);
-    if (eval_agree(c, failed, err)) {
-        dataset_free(ds);
-        return NULL;
-    }
-    return ds;
+    if (comm_agree(c, failed, err, err, errlen) == 0) return 0;
+    if (comm_rank(c) == 0) fprintf(stderr, "googlenet eval: %s\n", err);
+    return 1;
 }
 
 /* ---- checkpoints: rank 0 verifies and reads, everyone gets the weights ---- */
 
-typedef struct {
-    int n;
-    size_t np;
-    float **sets;        /* (n) x (np) */
-    char **paths;        /* (n) */
-    long *steps;         /* (n) */
-    char (*sha)[65];     /* (n) */
-    int classes, aux, crop;
-    float head_dropout, aux_dropout;
-    char *class_names;   /* rank 0: the first member's, '\n'-ended; NULL when absent */
-    int num_class_names;
-    int has_norm;        /* the members recorded their input normalisation (all the same) */
-    float mean[3], std[3];
-    char plan[4096];     /* the first member's convolution plan (nn/model.h); "" when it has none */
-} Ensemble;
 
-static void ensemble_free(Ensemble *e)
+void ensemble_free(Ensemble *e)
 {
     for (int i = 0; i < e->n; i++) {
         if (e->sets) free(e->sets[i]);
@@ -223,7 +159,7 @@ out:
 }
 
 /* Collective: rank 0 reads paths[0..n), every rank ends with the weights. */
-static int ensemble_load(Comm *c, const char *const *paths, int n, int average, Ensemble *e, char *err,
+int ensemble_load(Comm *c, const char *const *paths, int n, int average, Ensemble *e, char *err,
                          size_t errlen)
 {
     memset(e, 0, sizeof *e);
@@ -296,7 +232,7 @@ static int ensemble_check_names(const Ensemble *e, const Dataset *ds, char *err,
 
 /* ---- the model ---- */
 
-static Model *eval_model(const Ensemble *e, const EvalArgs *a, char *err, size_t errlen)
+Model *eval_model(const Ensemble *e, const EvalArgs *a, char *err, size_t errlen)
 {
     if (e->crop < 0 && a->crop <= 0)
         return snprintf(err, errlen, "the ensemble members were trained at different crops; pass --crop"), NULL;
@@ -325,7 +261,7 @@ static Model *eval_model(const Ensemble *e, const EvalArgs *a, char *err, size_t
  * the same results), else one timed now (rank 0's, on every rank), or the
  * fixed one --conv-algo winograd/gemm gave model_init. fresh: the model is
  * new (a reused one keeps its timed plan). */
-static int eval_plan(Comm *c, Model *m, const Ensemble *e, const EvalArgs *a, int fresh, char *err, size_t errlen)
+int eval_plan(Comm *c, Model *m, const Ensemble *e, const EvalArgs *a, int fresh, char *err, size_t errlen)
 {
     int ckpt = strcmp(a->conv_algo, "checkpoint") == 0;
     if (ckpt && e->plan[0]) return model_conv_plan_apply(m, e->plan, err, errlen);
@@ -342,10 +278,6 @@ static int eval_plan(Comm *c, Model *m, const Ensemble *e, const EvalArgs *a, in
     return model_conv_plan_apply(m, plan, err, errlen);
 }
 
-typedef struct {
-    double t0, last;
-    int rank, quiet;
-} Progress;
 
 static void eval_progress(void *ctx, long done, long total)
 {
@@ -357,7 +289,7 @@ static void eval_progress(void *ctx, long done, long total)
             done / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9));
 }
 
-static int eval_config(const EvalArgs *a, const Dataset *ds, const Ensemble *e, EvalConfig *ec, Progress *pg,
+int eval_config(const EvalArgs *a, const Dataset *ds, const Ensemble *e, EvalConfig *ec, Progress *pg,
                        char *err, size_t errlen)
 {
     *ec = evaluate_default_config();
@@ -408,7 +340,7 @@ static int eval_once(Comm *c, const EvalArgs *a, const Dataset *ds)
     if (rank == 0 && !failed && ensemble_check_names(&e, ds, err, sizeof err) != 0) failed = 1;
     Model *m = NULL;
     if (!failed && !(m = eval_model(&e, a, err, sizeof err))) failed = 1;
-    if (eval_agree(c, failed, err) || eval_agree(c, eval_plan(c, m, &e, a, 1, err, sizeof err) != 0, err)) {
+    if (eval_failed_anywhere(c, failed, err, sizeof err) || eval_failed_anywhere(c, eval_plan(c, m, &e, a, 1, err, sizeof err) != 0, err, sizeof err)) {
         model_free(m);
         ensemble_free(&e);
         return EXIT_FAIL;
@@ -541,13 +473,111 @@ static void eval_on_signal(int sig)
     comm_request_stop();
 }
 
-static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
+/* A --watch run: what lasts from one checkpoint to the next. */
+typedef struct {
+    const EvalArgs *a;
+    const Dataset *ds;
+    int lock_fd;      /* rank 0: the results file's lock file */
+    Skip *skips;      /* (nskips) checkpoints not to retry until they change */
+    int nskips, evaluated;
+    Model *m;         /* reused while checkpoints keep its shape */
+    ModelConfig have; /* m's */
+} Watch;
+
+/* Collective: reads the checkpoint at path into e and evaluates it into res.
+ * Returns 0 (*res to be freed), or 1 with the reason in err ("" when it was
+ * printed already); *unverified when it could not be read or verified. */
+static int watch_evaluate(Comm *c, Watch *w, const char *path, Ensemble *e, EvalResult *res, int *have_res,
+                          int *unverified, char *err, size_t errlen)
+{
+    const EvalArgs *a = w->a;
+    int rank = comm_rank(c), classes = dataset_num_classes(w->ds);
+    const char *paths[1] = {path};
+    int bad = ensemble_load(c, paths, 1, strcmp(a->weights, "average") == 0, e, err, errlen) != 0;
+    *unverified = bad;
+    *have_res = 0;
+    if (!bad && rank == 0 && e->classes != classes)
+        bad = 1, snprintf(err, errlen, "checkpoint %s has %d classes but the dataset %s has %d", path, e->classes,
+                          a->data, classes);
+    if (!bad && rank == 0 && ensemble_check_names(e, w->ds, err, errlen) != 0) bad = 1;
+    if (comm_any(c, bad, "checkpoint check")) return 1;
+    int crop = a->crop > 0 ? a->crop : e->crop, fresh = 0;
+    if (!w->m || w->have.classes != e->classes || w->have.aux != e->aux || w->have.crop != crop) {
+        model_free(w->m);
+        w->m = eval_model(e, a, err, errlen);
+        if (w->m) w->have = *model_config(w->m);
+        fresh = 1;
+    }
+    if (eval_failed_anywhere(c, w->m == NULL, err, errlen) ||
+        eval_failed_anywhere(c, eval_plan(c, w->m, e, a, fresh, err, errlen) != 0, err, errlen)) {
+        err[0] = 0; /* already printed */
+        return 1;
+    }
+    Progress pg = {clock_now(), clock_now(), rank, a->quiet};
+    EvalConfig ec;
+    int erc = eval_config(a, w->ds, e, &ec, &pg, err, errlen) != 0
+                  ? -1 : evaluate_run(c, w->m, (const float *const *)e->sets, 1, &ec, res, err, errlen);
+    *have_res = erc >= 0; /* an incomplete one is freed, not recorded */
+    return erc != 0;
+}
+
+/* Rank 0: the result of checkpoint `name` as one JSON line appended to
+ * --results, and its summary on stdout. Returns 0, or -1 with a reason. */
+static int watch_record(Watch *w, const char *name, const char *path, const Ensemble *e, const EvalResult *res,
+                        double t0, char *err, size_t errlen)
+{
+    const EvalArgs *a = w->a;
+    EvalReportInfo info = {a->data, a->weights, NULL, NULL, NULL, 0, w->ds};
+    char *json = evaluate_json(res, &info, 0, 1);
+    size_t len = (json ? strlen(json) : 0) + PATHLEN + 512;
+    char *line = malloc(len);
+    int rc = -1;
+    if (!json || !line) {
+        snprintf(err, errlen, "out of memory for the result of %s", name);
+    } else {
+        snprintf(line, len, "{\"ckpt\":\"%s\",\"path\":\"%s\",\"step\":%ld,\"params_sha256\":\"%s\","
+                 "\"evaluated_unix\":%lld,%s",
+                 name, path, e->steps[0], e->sha[0], (long long)time(NULL), json + 1);
+        rc = eval_watch_append(a->results, w->lock_fd, line, err, errlen);
+    }
+    free(json);
+    free(line);
+    if (rc != 0) return -1;
+    w->evaluated++;
+    if (!a->quiet)
+        printf("%s (step %ld): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %lld images, %lld unreadable, %.1f s\n", name,
+               e->steps[0], 100.0 * res->top1 / (res->images ? res->images : 1),
+               100.0 * res->top5 / (res->images ? res->images : 1), res->loss, (long long)res->images,
+               (long long)res->bad, clock_now() - t0);
+    fflush(stdout);
+    return 0;
+}
+
+/* Rank 0: a checkpoint that could not be evaluated. One that does not verify
+ * yet and changed lately is probably still arriving (a copy): a note, not an
+ * error. Returns 1 when it is an error. */
+static int watch_note_failure(const char *name, const char *path, int unverified, const char *err)
+{
+    long long size = 0, mt = 0;
+    int sig = file_sig(path, &size, &mt) == 0;
+    double age = (double)time(NULL) - mt / 1e9;
+    if (unverified && sig && age < WATCH_SETTLE_S) {
+        fprintf(stderr, "googlenet eval: %s does not verify yet (changed %.0f s ago); it is retried later\n", name, age);
+        return 0;
+    }
+    if (err[0]) fprintf(stderr, "googlenet eval: skipping %s: %s\n", name, err);
+    return 1;
+}
+
+/* Collective: --watch DIR: every checkpoint not yet in --results, once each
+ * (eval/watch.c keeps the results file and the per-checkpoint locks). */
+static int watch_loop(Comm *c, const EvalArgs *a, const Dataset *ds)
 {
     char err[ERRLEN] = "";
-    int rank = comm_rank(c), average = strcmp(a->weights, "average") == 0, code = EXIT_OK;
-    int lock_fd = -1, failed = 0;
-    if (rank == 0 && (lock_fd = eval_watch_lock_open(a->results, err, sizeof err)) < 0) failed = 1;
-    if (eval_agree(c, failed, err)) return EXIT_FAIL;
+    int rank = comm_rank(c), code = EXIT_OK, failed = 0;
+    Watch w = {a, ds, -1, NULL, 0, 0, NULL, {0}};
+    if (rank == 0 && (w.lock_fd = eval_watch_lock_open(a->results, err, sizeof err)) < 0) failed = 1;
+    if (eval_failed_anywhere(c, failed, err, sizeof err)) return EXIT_FAIL;
     if (a->follow) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -555,17 +585,13 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
     }
-    Skip *skips = NULL;
-    int nskips = 0, evaluated = 0;
-    Model *m = NULL;
-    ModelConfig have = {0};
     for (;;) {
         if (a->follow && comm_stop_agreed(c)) break;
         char path[PATHLEN] = "";
         long step = -1;
         int pick = 0;
-        if (rank == 0) pick = watch_pick(a, lock_fd, skips, nskips, path, sizeof path, &step, err, sizeof err);
-        if (eval_agree(c, pick < 0, err)) {
+        if (rank == 0) pick = watch_pick(a, w.lock_fd, w.skips, w.nskips, path, sizeof path, &step, err, sizeof err);
+        if (eval_failed_anywhere(c, pick < 0, err, sizeof err)) {
             code = EXIT_FAIL;
             break;
         }
@@ -580,95 +606,36 @@ static int eval_watch(Comm *c, const EvalArgs *a, const Dataset *ds)
         comm_broadcast(c, path, sizeof path, "checkpoint path");
         const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         Ensemble e;
-        const char *paths[1] = {path};
-        int bad = ensemble_load(c, paths, 1, average, &e, err, sizeof err) != 0, unverified = bad;
-        if (!bad && rank == 0 && e.classes != dataset_num_classes(ds))
-            bad = 1, snprintf(err, sizeof err, "checkpoint %s has %d classes but the dataset %s has %d", path, e.classes,
-                              a->data, dataset_num_classes(ds));
-        if (!bad && rank == 0 && ensemble_check_names(&e, ds, err, sizeof err) != 0) bad = 1;
-        bad = comm_any(c, bad, "checkpoint check");
         EvalResult res;
-        int have_res = 0;
+        int have_res, unverified;
         double t0 = clock_now();
-        if (!bad) {
-            int crop = a->crop > 0 ? a->crop : e.crop, fresh = 0;
-            if (!m || have.classes != e.classes || have.aux != e.aux || have.crop != crop) {
-                model_free(m);
-                m = eval_model(&e, a, err, sizeof err);
-                if (m) have = *model_config(m);
-                fresh = 1;
-            }
-            bad = eval_agree(c, m == NULL, err) || eval_agree(c, eval_plan(c, m, &e, a, fresh, err, sizeof err) != 0, err);
-            if (bad) err[0] = 0; /* already printed */
-        }
-        if (!bad) {
-            Progress pg = {clock_now(), clock_now(), rank, a->quiet};
-            EvalConfig ec;
-            int erc = eval_config(a, ds, &e, &ec, &pg, err, sizeof err) != 0
-                          ? -1 : evaluate_run(c, m, (const float *const *)e.sets, 1, &ec, &res, err, sizeof err);
-            have_res = erc >= 0; /* an incomplete one is freed, not recorded */
-            bad = erc != 0;
-        }
+        int bad = watch_evaluate(c, &w, path, &e, &res, &have_res, &unverified, err, sizeof err);
         if (rank == 0) {
-            if (bad) {
-                long long size = 0, mt = 0;
-                int sig = file_sig(path, &size, &mt) == 0;
-                double age = (double)time(NULL) - mt / 1e9;
-                /* a file that does not verify yet and changed lately is
-                 * probably still arriving (a copy): a note, not an error */
-                if (unverified && sig && age < WATCH_SETTLE_S)
-                    fprintf(stderr, "googlenet eval: %s does not verify yet (changed %.0f s ago); it is retried later\n",
-                            name, age);
-                else {
-                    if (err[0]) fprintf(stderr, "googlenet eval: skipping %s: %s\n", name, err);
-                    code = EXIT_FAIL;
-                }
-                skip_add(&skips, &nskips, name, path);
-            } else {
-                EvalReportInfo info = {a->data, a->weights, NULL, NULL, NULL, 0, ds};
-                char *json = evaluate_json(&res, &info, 0, 1);
-                size_t len = (json ? strlen(json) : 0) + PATHLEN + 512;
-                char *line = malloc(len);
-                if (!json || !line) {
-                    fprintf(stderr, "googlenet eval: out of memory for the result of %s\n", name);
-                    code = EXIT_FAIL;
-                } else {
-                    snprintf(line, len, "{\"ckpt\":\"%s\",\"path\":\"%s\",\"step\":%ld,\"params_sha256\":\"%s\","
-                             "\"evaluated_unix\":%lld,%s",
-                             name, path, e.steps[0], e.sha[0], (long long)time(NULL), json + 1);
-                    if (eval_watch_append(a->results, lock_fd, line, err, sizeof err) != 0) {
-                        fprintf(stderr, "googlenet eval: %s\n", err);
-                        code = EXIT_FAIL;
-                    } else {
-                        evaluated++;
-                        /* never twice in one run, even if the line could not be read back */
-                        skip_add(&skips, &nskips, name, path);
-                        if (!a->quiet)
-                            printf("%s (step %ld): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %lld images, %lld unreadable, %.1f s\n",
-                                   name, e.steps[0], 100.0 * res.top1 / (res.images ? res.images : 1),
-                                   100.0 * res.top5 / (res.images ? res.images : 1), res.loss,
-                                   (long long)res.images, (long long)res.bad, clock_now() - t0);
-                        fflush(stdout);
-                    }
-                }
-                free(json);
-                free(line);
+            if (bad ? watch_note_failure(name, path, unverified, err)
+                    : watch_record(&w, name, path, &e, &res, t0, err, sizeof err) != 0) {
+                if (!bad) fprintf(stderr, "googlenet eval: %s\n", err);
+                code = EXIT_FAIL;
             }
-            eval_watch_unlock(lock_fd, step);
+            /* never twice in one run, even if the line could not be read back */
+            skip_add(&w.skips, &w.nskips, name, path);
+            eval_watch_unlock(w.lock_fd, step);
         }
         if (have_res) evaluate_result_free(&res);
         ensemble_free(&e);
     }
-    if (rank == 0 && !a->quiet) printf("googlenet eval: %d checkpoint%s evaluated into %s\n", evaluated,
-                                       evaluated == 1 ? "" : "s", a->results);
-    model_free(m);
-    free(skips);
-    if (lock_fd >= 0) close(lock_fd);
+    if (rank == 0 && !a->quiet)
+        printf("googlenet eval: %d checkpoint%s evaluated into %s\n", w.evaluated, w.evaluated == 1 ? "" : "s",
+               a->results);
+    model_free(w.m);
+    free(w.skips);
+    if (w.lock_fd >= 0) close(w.lock_fd);
     return code;
 }
 
+int eval_threads(const EvalArgs *a) { return a->threads > 0 ? a->threads : trainer_default_threads(); }
+
 /* The defaults of the flags eval and predict share. */
-static void eval_args_default(EvalArgs *a)
+void eval_args_default(EvalArgs *a)
 {
     memset(a, 0, sizeof *a);
     a->crops = "1";
@@ -678,7 +645,7 @@ static void eval_args_default(EvalArgs *a)
     a->conv_algo = "checkpoint";
     a->batch = 32;
     a->workers = 2;
-    a->threads = trainer_default_threads();
+    a->threads = 0; /* the network's threads; 0: this node's cores / its ranks (eval_threads) */
     a->resize = 256;
 }
 
@@ -686,7 +653,6 @@ int cmd_eval(int argc, char **argv)
 {
     EvalArgs a;
     eval_args_default(&a);
-    a.threads = 0; /* 0: this node's cores / its ranks */
     a.show_classes = 5;
     a.max_bad = 0.01;
     a.poll = 60;
@@ -774,312 +740,13 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "googlenet eval: %s\n", err);
         return EXIT_FAIL;
     }
-    trainer_set_threads(a.threads > 0 ? a.threads : trainer_default_threads());
+    trainer_set_threads(eval_threads(&a));
     int code = EXIT_FAIL;
-    Dataset *ds = eval_open_data(c, &a);
-    if (ds) code = a.watch ? eval_watch(c, &a, ds) : eval_once(c, &a, ds);
+    DatasetOptions o = {a.data, a.classes_file, a.labels_file, a.cache_file};
+    Dataset *ds = data_share_open(c, &o, NULL, err, sizeof err);
+    if (!ds && comm_rank(c) == 0) fprintf(stderr, "googlenet eval: %s\n", err);
+    if (ds) code = a.watch ? watch_loop(c, &a, ds) : eval_once(c, &a, ds);
     dataset_free(ds);
     comm_free(c);
-    return code;
-}
-
-/* ---- googlenet predict: the classes of single images ----
- * The evaluation above, on a dataset made of the images given (every label 0,
- * never scored): the same transform, crops, batching and decode threads, and
- * so the same probabilities eval computes for the same file. Each image's
- * top classes are kept as it finishes (EvalConfig.on_image) and printed in
- * the order given once all are done. */
-
-typedef struct {
-    int top, classes;
-    int *idx;             /* (n, top) class indices, most probable first */
-    double *p;            /* (n, top) their probabilities */
-    float *logits;        /* (n, classes) with --logits, else NULL */
-    char **why;           /* (n) why an image failed, or NULL */
-    unsigned char *state; /* (n) 0 not reported, 1 classified, 2 failed */
-} Predictions;
-
-static void predict_on_image(void *ctx, size_t item, const double *p, const float *logits, const char *why)
-{
-    Predictions *P = ctx;
-    if (!p) {
-        P->why[item] = strdup(why && *why ? why : "cannot be read");
-        P->state[item] = 2;
-        return;
-    }
-    int *idx = P->idx + item * (size_t)P->top;
-    double *pp = P->p + item * (size_t)P->top;
-    /* the k-th pick: the largest below the previous one, ties to the lower index */
-    for (int r = 0; r < P->top; r++) {
-        int best = -1;
-        for (int k = 0; k < P->classes; k++) {
-            int below = r == 0 || p[k] < pp[r - 1] || (p[k] == pp[r - 1] && k > idx[r - 1]);
-            if (below && (best < 0 || p[k] > p[best])) best = k;
-        }
-        idx[r] = best;
-        pp[r] = p[best];
-    }
-    if (P->logits && logits) memcpy(P->logits + item * (size_t)P->classes, logits, (size_t)P->classes * sizeof(float));
-    P->state[item] = 1;
-}
-
-static void predictions_free(Predictions *P, size_t n)
-{
-    for (size_t i = 0; P->why && i < n; i++) free(P->why[i]);
-    free(P->why);
-    free(P->idx);
-    free(P->p);
-    free(P->logits);
-    free(P->state);
-}
-
-/* The lines of a --list file (empty lines skipped) into *paths, pointing into
- * *text (free both). Returns the count, or -1 with a reason. */
-static long predict_read_list(const char *file, char **text, const char ***paths, char *err, size_t errlen)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) return snprintf(err, errlen, "cannot read --list %s: %s", file, strerror(errno)), -1;
-    size_t cap = 1 << 16, len = 0;
-    char *t = malloc(cap + 1);
-    size_t got;
-    while (t && (got = fread(t + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *g = realloc(t, 2 * cap + 1);
-            if (!g) free(t);
-            t = g;
-            cap *= 2;
-        }
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (!t || rerr) {
-        free(t);
-        return snprintf(err, errlen, rerr ? "cannot read --list %s" : "out of memory reading --list %s", file), -1;
-    }
-    t[len] = 0;
-    long n = 0;
-    for (size_t i = 0; i < len; i++) n += t[i] == '\n';
-    const char **v = malloc((size_t)(n + 1) * sizeof *v);
-    if (!v) {
-        free(t);
-        return snprintf(err, errlen, "out of memory reading --list %s", file), -1;
-    }
-    n = 0;
-    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-        size_t l = strlen(line);
-        if (l && line[l - 1] == '\r') line[--l] = 0;
-        if (l) v[n++] = line;
-    }
-    *text = t;
-    *paths = v;
-    return n;
-}
-
-/* Prints one image's result: a plain line, or a JSON line (errors too). */
-static void predict_print(const Predictions *P, size_t i, const char *path, const char *const *names, int json)
-{
-    if (P->state[i] != 1) {
-        const char *why = P->state[i] == 2 && P->why[i] ? P->why[i] : "cannot be read";
-        fprintf(stderr, "googlenet predict: %s: %s\n", path, why);
-        if (json) {
-            printf("{\"image\": ");
-            evaluate_json_print_string(stdout, path);
-            printf(", \"error\": ");
-            evaluate_json_print_string(stdout, why);
-            printf("}\n");
-        }
-        return;
-    }
-    const int *idx = P->idx + i * (size_t)P->top;
-    const double *p = P->p + i * (size_t)P->top;
-    if (!json) {
-        printf("%s:", path);
-        for (int r = 0; r < P->top; r++) printf("%s %s %.4f", r ? "," : "", names[idx[r]], p[r]);
-        printf("\n");
-        return;
-    }
-    printf("{\"image\": ");
-    evaluate_json_print_string(stdout, path);
-    printf(", \"top\": [");
-    for (int r = 0; r < P->top; r++) {
-        printf("%s{\"class\": ", r ? ", " : "");
-        evaluate_json_print_string(stdout, names[idx[r]]);
-        printf(", \"index\": %d, \"p\": %.9g}", idx[r], p[r]);
-    }
-    printf("]");
-    if (P->logits) {
-        printf(", \"logits\": [");
-        for (int k = 0; k < P->classes; k++) printf("%s%.9g", k ? ", " : "", P->logits[i * (size_t)P->classes + k]);
-        printf("]");
-    }
-    printf("}\n");
-}
-
-/* The class names of e, or their indices as text; names[k] for k < classes. */
-static char *predict_class_names(const Ensemble *e, const char **names)
-{
-    int have = e->class_names && e->num_class_names == e->classes;
-    char *buf = have ? NULL : malloc((size_t)e->classes * 12);
-    if (!have && !buf) return NULL;
-    char *p = e->class_names;
-    for (int k = 0; k < e->classes; k++) {
-        if (have) { /* split in place: the names are ensemble_read_one's copy */
-            names[k] = p;
-            p += strcspn(p, "\n");
-            *p++ = 0;
-        } else {
-            snprintf(buf + (size_t)k * 12, 12, "%d", k);
-            names[k] = buf + (size_t)k * 12;
-        }
-    }
-    return have ? e->class_names : buf;
-}
-
-/* Classifies paths[0..n) with the loaded checkpoint; prints; the exit code. */
-static int predict_run(Comm *c, const EvalArgs *a, Ensemble *e, const char *const *paths, size_t n, int top,
-                       int json, int logits)
-{
-    char err[ERRLEN] = "";
-    Predictions P = {top < e->classes ? top : e->classes, e->classes, NULL, NULL, NULL, NULL, NULL};
-    P.idx = malloc(n * (size_t)P.top * sizeof *P.idx);
-    P.p = malloc(n * (size_t)P.top * sizeof *P.p);
-    P.why = calloc(n, sizeof *P.why);
-    P.state = calloc(n, 1);
-    if (logits) P.logits = malloc(n * (size_t)e->classes * sizeof(float));
-    const char **names = malloc((size_t)e->classes * sizeof *names);
-    char *owned = names ? predict_class_names(e, names) : NULL;
-    Dataset *ds = dataset_from_files(paths, n, e->classes, err, sizeof err);
-    Model *m = NULL;
-    int code = EXIT_FAIL;
-    if (!P.idx || !P.p || !P.why || !P.state || (logits && !P.logits) || !names || !owned) {
-        fprintf(stderr, "googlenet predict: out of memory for %zu images\n", n);
-        goto out;
-    }
-    if (!ds || !(m = eval_model(e, a, err, sizeof err)) || eval_plan(c, m, e, a, 1, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-        goto out;
-    }
-    Progress pg = {clock_now(), clock_now(), 0, 1};
-    EvalConfig ec;
-    EvalResult res;
-    if (eval_config(a, ds, e, &ec, &pg, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-        goto out;
-    }
-    ec.max_bad = 1.0; /* a bad image is reported, the others still classified */
-    ec.on_image = predict_on_image;
-    ec.on_image_ctx = &P;
-    if (evaluate_run(c, m, (const float *const *)e->sets, 1, &ec, &res, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-        goto out;
-    }
-    code = EXIT_OK;
-    for (size_t i = 0; i < n; i++) {
-        predict_print(&P, i, paths[i], names, json);
-        if (P.state[i] != 1) code = EXIT_FAIL;
-    }
-    fflush(stdout);
-    if (n > 64)
-        fprintf(stderr, "googlenet predict: %zu images (%lld unreadable) in %.2f s: %.1f img/s, %d crop%s each, batch %d, %d threads\n",
-                n, (long long)res.bad, res.seconds, res.img_per_s, res.crops_per_image,
-                res.crops_per_image == 1 ? "" : "s", a->batch, a->threads);
-    evaluate_result_free(&res);
-out:
-    if (owned != e->class_names) free(owned);
-    free(names);
-    model_free(m);
-    dataset_free(ds);
-    predictions_free(&P, n);
-    return code;
-}
-
-int cmd_predict(int argc, char **argv)
-{
-    EvalArgs a;
-    eval_args_default(&a);
-    a.quiet = 1;
-    const char *ckpt = NULL, *list = NULL;
-    int top = 5, json = 0, logits = 0;
-    CliFlag flags[] = {
-        {"--ckpt", CLI_STR, &ckpt, "the checkpoint to classify with", NULL, 0, 0, "FILE"},
-        {"--list", CLI_STR, &list, "a file of image paths, one a line (instead of IMAGE...)", NULL, 0, 0, "FILE"},
-        {"--crops", CLI_CHOICE, &a.crops, "crops per image (probabilities averaged): centre; 4 corners + centre, mirrored", "1|10"},
-        {"--top", CLI_INT, &top, "classes shown per image", NULL, 1, 100000},
-        {"--json", CLI_BOOL, &json, "one JSON line per image: {\"image\", \"top\": [{\"class\", \"index\", \"p\"}]}"},
-        {"--logits", CLI_BOOL, &logits, "with --json and --crops 1: add the network's outputs (\"logits\", every class)"},
-        {"--weights", CLI_CHOICE, &a.weights, "the checkpoint's Polyak average or its last weights", "average|raw"},
-        {"--crop", CLI_INT, &a.crop, "input size; 0 takes the checkpoint's", NULL, 0, 4096},
-        {"--resize", CLI_INT, &a.resize, "shorter side at crop 224 before cropping (scaled by crop/224)", NULL, 224, 4096},
-        {"--filter", CLI_STR, &a.filter, "resampling filter: nearest|bilinear|bicubic|area|lanczos", NULL, 0, 0, "NAME"},
-        {"--norm", CLI_CHOICE, &a.norm, "input normalisation, as eval's", "checkpoint|imagenet|caffe"},
-        {"--batch", CLI_INT, &a.batch, "crops per forward pass", NULL, 1, 4096},
-        {"--threads", CLI_INT, &a.threads, "threads for the network (GEMM and layers)", NULL, 1, 256},
-        {"--workers", CLI_INT, &a.workers, "decode threads (0: decode in the main thread)", NULL, 0, 64},
-        {"--conv-algo", CLI_CHOICE, &a.conv_algo, "convolution algorithms, as eval's", "checkpoint|auto|winograd|gemm"},
-    };
-    int nf = CLI_COUNT(flags), help = 0, npos = 0;
-    char err[ERRLEN];
-    const char **pos = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *pos);
-    if (!pos) return EXIT_FAIL;
-    if (cli_parse(flags, nf, argc, argv, pos, argc, &npos, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-        free(pos);
-        return EXIT_USAGE;
-    }
-    if (help) {
-        cli_print_help(stdout, "googlenet predict --ckpt FILE [--crops 1|10] [--top 5] [--json] IMAGE... | --list FILE",
-                       "Classifies images with a checkpoint: the top classes (names from the\n"
-                       "checkpoint) and their softmax probabilities, one line per image in the order\n"
-                       "given. The image transform is eval's (same flags, same numbers). An image\n"
-                       "that cannot be read gets one line on stderr naming it and why; the others\n"
-                       "are still classified, and the exit code is then 1.",
-                       flags, nf);
-        free(pos);
-        return EXIT_OK;
-    }
-    ImageFilter f;
-    const char *usage = !ckpt ? "--ckpt FILE is required"
-                        : list && npos > 0 ? "give images either as arguments or with --list FILE, not both"
-                        : !list && npos == 0 ? "no images: give IMAGE... or --list FILE"
-                        : logits && (!json || strcmp(a.crops, "1") != 0) ? "--logits goes with --json and --crops 1"
-                        : a.crop > 0 && a.crop < model_min_crop(0) ? "--crop is too small for GoogLeNet"
-                        : image_filter_parse(a.filter, &f) != 0 || f == IMAGE_FILTER_RANDOM
-                            ? "--filter must be one of nearest, bilinear, bicubic, area, lanczos"
-                            : NULL;
-    if (usage) {
-        fprintf(stderr, "googlenet predict: %s\n", usage);
-        free(pos);
-        return EXIT_USAGE;
-    }
-    char *text = NULL;
-    const char **paths = pos;
-    long n = npos;
-    if (list && (n = predict_read_list(list, &text, &paths, err, sizeof err)) <= 0) {
-        fprintf(stderr, "googlenet predict: %s\n", n < 0 ? err : "--list names no images");
-        if (paths != pos) free(paths);
-        free(text);
-        free(pos);
-        return EXIT_FAIL;
-    }
-    int code = EXIT_FAIL;
-    Comm *c = comm_init(&argc, &argv, 0, err, sizeof err);
-    Ensemble e;
-    memset(&e, 0, sizeof e);
-    if (!c) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-    } else if (comm_size(c) > 1) {
-        fprintf(stderr, "googlenet predict: runs as one process; use --threads, not mpirun\n");
-    } else if (ensemble_load(c, &ckpt, 1, strcmp(a.weights, "average") == 0, &e, err, sizeof err) != 0) {
-        fprintf(stderr, "googlenet predict: %s\n", err);
-    } else {
-        trainer_set_threads(a.threads);
-        code = predict_run(c, &a, &e, paths, (size_t)n, top, json, logits);
-    }
-    ensemble_free(&e);
-    comm_free(c);
-    if (paths != pos) free(paths);
-    free(text);
-    free(pos);
     return code;
 }

@@ -1,35 +1,30 @@
-/* eval/evaluate.c: the multi-crop evaluation of one rank's shard, the reduction over
- * ranks, and the report (JSON) and table of the figures.
+/* eval/evaluate.c: the scoring of one rank's shard, the reduction over ranks,
+ * and the report (JSON) and table of the figures.
  *
- * The crop stream: image j of the shard owns crop positions [j*K, (j+1)*K)
- * (K crops per image), and batch q holds positions [q*B, (q+1)*B). Batch q
- * lives in ring slot q % nslots. A decode worker takes the next image, reads,
- * decodes and plans it once, and writes each crop straight into its position,
- * waiting while that position's slot still holds an older batch; an image that
- * fails leaves holes (valid = 0) where its crops would be. The caller's thread
- * waits for the oldest batch to fill, squeezes out the holes, runs the network
- * once per weight set and adds the softmax rows into per-image accumulators.
- * Progress is guaranteed with nslots > the batches one image spans: the worker
- * on the oldest unfinished image never waits for a slot.
- * Never prints, never exits: failures come back as one line in err.
+ * The images come from the loader in evaluation mode (dataloader/loader.h):
+ * its worker threads read and decode each image once and cut its 1, 10 or
+ * 144 crops; a file that cannot be read or decoded comes back as skipped, with
+ * its item and the reason, and is counted here, never scored. A loader batch
+ * holds whole images, as many as fill whole forwards of B crops where memory
+ * allows; this file squeezes out the skipped images, runs the network once per
+ * forward and weight set, and adds the softmax rows into per-image sums.
+ * Functions return a status and one line in err; nothing here exits, and
+ * only evaluate_print_table and evaluate_json_print_string print (to the
+ * FILE they are given).
  */
 #include "trainer/eval/evaluate.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "comm/clock.h"
+#include "dataloader/atomic_file.h"
+#include "dataloader/crops.h"
+#include "dataloader/loader.h"
 #include "dataloader/sampler.h"
 #include "nn/loss.h"
-#include "trainer/eval/crops.h"
-#include "trainer/runtime.h"
 
 #define EVAL_MIN_BAD_TO_STOP 16 /* a rank stops early only after this many bad files */
 #define EVAL_P_FLOOR 1e-30      /* -log p is taken of max(p, this): a finite loss */
@@ -51,339 +46,215 @@ EvalConfig evaluate_default_config(void)
     return c;
 }
 
-typedef struct {
-    float *x;        /* (B, 3, crop, crop) */
-    uint8_t *valid;  /* (B) 1: a crop was written; 0: a hole (its image failed) */
-    long seq;        /* the batch it holds or waits for */
-    int done;        /* positions written */
-} EvalSlot;
-
-typedef struct {
-    uint8_t *bytes;  /* encoded file, grown to the largest seen */
-    size_t cap;
-    Image img;
-    ImageScratch *scratch;
-} EvalWorker;
-
+/* One rank's evaluation: the loader's batches in, the figures out. */
 typedef struct {
     const EvalConfig *cfg;
-    const Dataset *ds;
-    size_t begin;        /* first position of the shard (in the subset when there is one) */
-    size_t stride;       /* dataset item of position p: p * stride */
-    long nimg;           /* images in the shard */
-    int K, B, crop;
+    Model *m;
+    const float *const *sets; /* (nsets) weight sets, np floats each */
+    int nsets;
+    size_t np;
+    int K, B, crop, classes;
+    int nb;              /* images per loader batch */
     size_t crop_floats;  /* 3 * crop * crop */
-    long total;          /* nimg * K crop positions */
-    long nbatches;
-    EvalSlot *slots;
-    int nslots;
-    pthread_mutex_t mu;
-    pthread_cond_t free_cv, done_cv;
-    long next_image;     /* the next image a worker takes */
-    int stop, failed;
-    char fail_msg[EVAL_MSG];
-    long bad;            /* images of this shard that failed */
+    long nimg, done;     /* images of this rank's shard; taken so far */
+    Loader *loader;
+    float *x;            /* (nb * K, 3, crop, crop) the loader's batch, bad images squeezed out */
+    int *labels;         /* (nb) */
+    size_t *items;       /* (nb) the dataset item of each image kept */
+    float *probs;        /* (B, classes) softmax of one forward */
+    double *acc;         /* (nb, classes) probabilities summed over crops and weight sets */
+    float *logits;       /* (nb, classes) the network's outputs, for on_image with 1 crop and 1 set; or NULL */
+    /* the figures of this rank */
+    int64_t images, top1, top5, crops;
+    double loss_sum;
+    int64_t *class_total, *class_top1, *class_top5; /* (classes) each, borrowed */
+    long bad;            /* images of this shard that could not be read or decoded */
     char bad_names[EVAL_BAD_NAMES][256];
     int nbad_names;
-    EvalWorker *workers; /* (max(nthreads, 1)) */
-    pthread_t *threads;
-    int nthreads, started;
+    int stopped;         /* over the bad-file limit: stopped early */
 } Evaluator;
 
-static long eval_batch_count(const Evaluator *E, long q)
+/* Images per loader batch: the fewest whose crops fill whole forwards of B
+ * (so forwards are full and fall where a stream of crops would cut them),
+ * unless that batch would pass 192 MB; then as many as one forward takes. */
+static int eval_batch_images(int K, int B, size_t crop_floats)
 {
-    long left = E->total - q * E->B;
-    return left < E->B ? (left > 0 ? left : 0) : E->B;
+    int a = K, b = B;
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    long whole = (long)B / a; /* lcm(K, B) / K */
+    if ((size_t)whole * K * crop_floats * sizeof(float) <= ((size_t)192 << 20)) return (int)whole;
+    return B / K > 0 ? B / K : 1;
 }
 
-/* Records a failed image; stops the shard once it is clearly over the limit. Under mu. */
-static void eval_note_bad(Evaluator *E, long j, const char *why)
+/* Records image `item` as unreadable; stops the shard once it is clearly over the limit. */
+static void eval_note_bad(Evaluator *E, size_t item, const char *why)
 {
+    const EvalConfig *c = E->cfg;
     E->bad++;
-    if (E->cfg->on_image) E->cfg->on_image(E->cfg->on_image_ctx, (E->begin + (size_t)j) * E->stride, NULL, NULL, why);
+    if (c->on_image) c->on_image(c->on_image_ctx, item, NULL, NULL, why);
     if (E->nbad_names < EVAL_BAD_NAMES)
-        snprintf(E->bad_names[E->nbad_names++], 256, "%.150s: %.100s",
-                 dataset_item_name(E->ds, (E->begin + (size_t)j) * E->stride), why);
-    if (E->bad >= EVAL_MIN_BAD_TO_STOP && E->bad > E->cfg->max_bad * (double)E->nimg && !E->failed) {
-        E->failed = 1;
-        E->stop = 1;
-        snprintf(E->fail_msg, sizeof E->fail_msg,
-                 "%ld of %ld images could not be read (limit %.3g%%), e.g. %.120s; check the dataset or raise %s",
-                 E->bad, E->nimg, 100 * E->cfg->max_bad, E->bad_names[0],
-                 E->cfg->max_bad_name ? E->cfg->max_bad_name : "the bad-file limit");
-        pthread_cond_broadcast(&E->free_cv);
-        pthread_cond_broadcast(&E->done_cv);
-    }
-}
-
-/* Reads, decodes and plans image j into w; 0, or -1 with a reason. */
-static int eval_decode(Evaluator *E, EvalWorker *w, long j, EvalCropPlan *plan, char *why, size_t whylen)
-{
-    const EvalConfig *c = E->cfg;
-    size_t len = 0;
-    if (dataset_read(E->ds, (E->begin + (size_t)j) * E->stride, &w->bytes, &w->cap, &len, why, whylen) != 0) return -1;
-    int fw, fh;
-    ImageFormat fmt;
-    if (image_probe(w->bytes, len, &fw, &fh, &fmt, why, whylen) != 0) return -1;
-    if (eval_crops_plan(E->K, fw, fh, E->crop, c->resize, c->filter, c->max_pixels, plan, why, whylen) != 0) return -1;
-    return image_decode(w->bytes, len, &plan->decode, &w->img, w->scratch, why, whylen);
-}
-
-/* Decodes image j and writes its K crops (or holes) into their slots. */
-static void eval_produce(Evaluator *E, EvalWorker *w, long j)
-{
-    const EvalConfig *c = E->cfg;
-    EvalCropPlan plan;
-    char why[200] = "";
-    int ok = eval_decode(E, w, j, &plan, why, sizeof why) == 0;
-    for (int k = 0; k < E->K; k++) {
-        long p = j * E->K + k, q = p / E->B;
-        EvalSlot *sl = &E->slots[q % E->nslots];
-        pthread_mutex_lock(&E->mu);
-        while (sl->seq != q && !E->stop) pthread_cond_wait(&E->free_cv, &E->mu);
-        int stop = E->stop;
-        pthread_mutex_unlock(&E->mu);
-        if (stop) return;
-        int b = (int)(p - q * E->B);
-        if (ok && eval_crops_cut(&plan, k, &w->img, E->crop, c->filter, c->mean, c->std,
-                                 sl->x + (size_t)b * E->crop_floats, w->scratch, why, sizeof why) != 0)
-            ok = 0;
-        sl->valid[b] = (uint8_t)ok;
-        pthread_mutex_lock(&E->mu);
-        if (!ok && k == E->K - 1) eval_note_bad(E, j, why);
-        if (++sl->done == eval_batch_count(E, q)) pthread_cond_broadcast(&E->done_cv);
-        pthread_mutex_unlock(&E->mu);
-    }
-}
-
-static void *eval_worker_main(void *arg)
-{
-    void **a = arg;
-    Evaluator *E = a[0];
-    EvalWorker *w = a[1];
-    free(arg);
-    for (;;) {
-        pthread_mutex_lock(&E->mu);
-        long j = E->stop || E->next_image >= E->nimg ? -1 : E->next_image++;
-        pthread_mutex_unlock(&E->mu);
-        if (j < 0) break;
-        eval_produce(E, w, j);
-    }
-    return NULL;
-}
-
-static void eval_stop_workers(Evaluator *E)
-{
-    pthread_mutex_lock(&E->mu);
-    E->stop = 1;
-    pthread_cond_broadcast(&E->free_cv);
-    pthread_mutex_unlock(&E->mu);
-    for (int t = 0; t < E->started; t++) pthread_join(E->threads[t], NULL);
-    E->started = 0;
+        snprintf(E->bad_names[E->nbad_names++], 256, "%.150s: %.100s", dataset_item_name(c->ds, item), why);
+    if (E->bad >= EVAL_MIN_BAD_TO_STOP && E->bad > c->max_bad * (double)E->nimg) E->stopped = 1;
 }
 
 static void eval_free(Evaluator *E)
 {
-    if (E->started) eval_stop_workers(E);
-    if (E->slots)
-        for (int s = 0; s < E->nslots; s++) {
-            free(E->slots[s].x);
-            free(E->slots[s].valid);
-        }
-    free(E->slots);
-    if (E->workers)
-        for (int t = 0; t < (E->nthreads ? E->nthreads : 1); t++) {
-            free(E->workers[t].bytes);
-            image_free(&E->workers[t].img);
-            image_scratch_free(E->workers[t].scratch);
-        }
-    free(E->workers);
-    free(E->threads);
-    pthread_mutex_destroy(&E->mu);
-    pthread_cond_destroy(&E->free_cv);
-    pthread_cond_destroy(&E->done_cv);
+    loader_free(E->loader);
+    free(E->x);
+    free(E->labels);
+    free(E->items);
+    free(E->probs);
+    free(E->acc);
+    free(E->logits);
+    E->loader = NULL;
+    E->x = E->probs = E->logits = NULL;
+    E->labels = NULL;
+    E->items = NULL;
+    E->acc = NULL;
 }
 
-/* Ring size: the batches one image spans plus one per worker, at least 2 and,
- * while that still leaves one image's span plus one, at most ~512 MB. */
-static int eval_ring_slots(int K, int B, int workers, size_t crop_floats)
-{
-    int span = (K + B - 1) / B + 1;
-    int want = span + (workers > 0 ? workers : 0) * ((K + B - 1) / B) + 1;
-    if (want < 2) want = 2;
-    size_t slot_bytes = (size_t)B * crop_floats * sizeof(float);
-    size_t cap = ((size_t)512 << 20) / (slot_bytes ? slot_bytes : 1);
-    if ((size_t)want > cap) want = (int)cap;
-    if (want < span + 1) want = span + 1;
-    return want;
-}
-
-static int eval_setup(Evaluator *E, const EvalConfig *cfg, size_t begin, size_t end, size_t stride, int K,
-                      int B, int crop, char *err, size_t errlen)
-{
-    memset(E, 0, sizeof *E);
-    pthread_mutex_init(&E->mu, NULL);
-    pthread_cond_init(&E->free_cv, NULL);
-    pthread_cond_init(&E->done_cv, NULL);
-    E->cfg = cfg;
-    E->ds = cfg->ds;
-    E->begin = begin;
-    E->stride = stride;
-    E->nimg = (long)(end - begin);
-    E->K = K;
-    E->B = B;
-    E->crop = crop;
-    E->crop_floats = (size_t)3 * crop * crop;
-    E->total = E->nimg * K;
-    E->nbatches = (E->total + B - 1) / B;
-    E->nthreads = cfg->workers > 0 ? cfg->workers : 0;
-    E->nslots = eval_ring_slots(K, B, E->nthreads, E->crop_floats);
-    E->slots = calloc((size_t)E->nslots, sizeof *E->slots);
-    int nw = E->nthreads ? E->nthreads : 1;
-    E->workers = calloc((size_t)nw, sizeof *E->workers);
-    E->threads = calloc((size_t)nw, sizeof *E->threads);
-    if (!E->slots || !E->workers || !E->threads) return snprintf(err, errlen, "out of memory for the evaluator"), -1;
-    for (int s = 0; s < E->nslots; s++) {
-        E->slots[s].x = malloc((size_t)B * E->crop_floats * sizeof(float));
-        E->slots[s].valid = calloc((size_t)B, 1);
-        E->slots[s].seq = s;
-        if (!E->slots[s].x || !E->slots[s].valid)
-            return snprintf(err, errlen, "out of memory for %d batches of %d crops of %dx%d", E->nslots, B, crop, crop), -1;
-    }
-    for (int t = 0; t < nw; t++)
-        if (!(E->workers[t].scratch = image_scratch_new()))
-            return snprintf(err, errlen, "out of memory for the image decoders"), -1;
-    for (int t = 0; t < E->nthreads; t++) {
-        void **a = malloc(2 * sizeof *a);
-        if (!a) return snprintf(err, errlen, "out of memory for the decode threads"), -1;
-        a[0] = E;
-        a[1] = &E->workers[t];
-        if (pthread_create(&E->threads[t], NULL, eval_worker_main, a) != 0) {
-            free(a);
-            return snprintf(err, errlen, "cannot start decode thread %d: %s", t, strerror(errno)), -1;
-        }
-        E->started++;
-    }
-    return 0;
-}
-
-/* Local figures of one rank, reduced afterwards. */
-typedef struct {
-    int64_t images, top1, top5, crops;
-    double loss_sum;
-    int64_t *class_total, *class_top1, *class_top5; /* (classes) */
-} EvalLocal;
-
-typedef struct {
-    double *p;  /* (classes) summed probabilities */
-    int bad;    /* some crop of the image is a hole */
-} EvalAcc;
-
-/* The caller's side: batches through the network, images scored. */
-static int eval_consume(Evaluator *E, Model *m, const float *const *weight_sets, int nsets, EvalLocal *L,
-                        char *err, size_t errlen)
+/* The loader (eval mode, one shard of the positions, bad files skipped) and
+ * the buffers. Returns 0, or -1 with a reason. */
+static int eval_setup(Evaluator *E, Comm *c, size_t count, size_t stride, char *err, size_t errlen)
 {
     const EvalConfig *cfg = E->cfg;
-    int classes = model_config(m)->classes, K = E->K, B = E->B;
-    int R = B / K + 3; /* accumulators: more than the images one batch touches */
-    size_t np = model_num_params(m);
-    float *params = model_params(m);
-    float *probs = malloc((size_t)B * classes * sizeof(float)); /* (B, classes) */
-    int *pos = malloc((size_t)B * sizeof(int));                  /* valid crop i sits at position pos[i] */
-    EvalAcc *acc = calloc((size_t)R, sizeof *acc);
-    double *accbuf = malloc((size_t)R * classes * sizeof(double)); /* (R, classes) */
-    /* (B, classes) each position's logits, for on_image when a crop is an image */
-    int want_logits = cfg->on_image && K == 1 && nsets == 1;
-    float *lg = want_logits ? malloc((size_t)B * classes * sizeof(float)) : NULL;
-    int rc = 0;
-    if (!probs || !pos || !acc || !accbuf || (want_logits && !lg)) {
-        rc = -1;
-        snprintf(err, errlen, "out of memory for %d x %d probabilities", B, classes);
-        goto done;
-    }
-    for (int r = 0; r < R; r++) acc[r].p = accbuf + (size_t)r * classes;
-    if (nsets == 1) memcpy(params, weight_sets[0], np * sizeof(float));
-    EvalWorker *self = E->nthreads == 0 ? &E->workers[0] : NULL;
-    for (long q = 0; q < E->nbatches; q++) {
-        EvalSlot *sl = &E->slots[q % E->nslots];
-        long count = eval_batch_count(E, q);
-        if (self) /* no workers: decode here until batch q is full */
-            while (!E->stop && sl->done < count && E->next_image < E->nimg) eval_produce(E, self, E->next_image++);
-        pthread_mutex_lock(&E->mu);
-        while (sl->done < count && !E->failed) pthread_cond_wait(&E->done_cv, &E->mu);
-        int failed = E->failed;
-        pthread_mutex_unlock(&E->mu);
-        if (failed) break;
-        /* new images start; holes mark theirs bad; squeeze the holes out */
-        int n = 0;
-        for (int b = 0; b < count; b++) {
-            long p = q * B + b, j = p / K;
-            EvalAcc *a = &acc[j % R];
-            if (p % K == 0) {
-                memset(a->p, 0, (size_t)classes * sizeof(double));
-                a->bad = 0;
-            }
-            if (!sl->valid[b]) {
-                a->bad = 1;
-                continue;
-            }
-            if (n != b) memcpy(sl->x + (size_t)n * E->crop_floats, sl->x + (size_t)b * E->crop_floats,
-                               E->crop_floats * sizeof(float));
-            pos[n++] = b;
+    int rank = c ? comm_rank(c) : 0, world = c ? comm_size(c) : 1;
+    size_t begin, end;
+    sampler_contiguous_range(count, world, rank, &begin, &end);
+    E->nimg = (long)(end - begin);
+    E->crop_floats = (size_t)3 * E->crop * E->crop;
+    E->nb = eval_batch_images(E->K, E->B, E->crop_floats);
+    size_t batch_bytes = (size_t)E->nb * E->K * E->crop_floats * sizeof(float);
+    LoaderConfig lc = loader_default_config();
+    lc.ds = cfg->ds;
+    lc.crop = E->crop;
+    lc.batch = E->nb;
+    lc.rank = rank;
+    lc.world = world;
+    lc.workers = cfg->workers;
+    /* batches decoded ahead: one per worker and two more, so that the
+     * workers never wait on a slow forward; within ~512 MB with the caller's
+     * copy, while the ring still holds two */
+    lc.prefetch = cfg->workers + 3;
+    while (lc.prefetch > 2 && (size_t)(lc.prefetch + 1) * batch_bytes > ((size_t)512 << 20)) lc.prefetch--;
+    lc.train = 0;
+    memcpy(lc.mean, cfg->mean, sizeof lc.mean);
+    memcpy(lc.std, cfg->std, sizeof lc.std);
+    lc.eval_filter = cfg->filter;
+    lc.eval_resize = cfg->resize;
+    lc.max_pixels = cfg->max_pixels;
+    lc.eval_crops = E->K;
+    lc.eval_count = count;
+    lc.eval_stride = stride;
+    lc.eval_skip_bad = 1;
+    int want_logits = cfg->on_image && E->K == 1 && E->nsets == 1;
+    E->x = malloc(batch_bytes);
+    E->labels = malloc((size_t)E->nb * sizeof *E->labels);
+    E->items = malloc((size_t)E->nb * sizeof *E->items);
+    E->probs = malloc((size_t)E->B * E->classes * sizeof *E->probs);
+    E->acc = malloc((size_t)E->nb * E->classes * sizeof *E->acc);
+    E->logits = want_logits ? malloc((size_t)E->nb * E->classes * sizeof *E->logits) : NULL;
+    if (!E->x || !E->labels || !E->items || !E->probs || !E->acc || (want_logits && !E->logits))
+        return snprintf(err, errlen, "out of memory for %d images of %d crops of %dx%d", E->nb, E->K, E->crop, E->crop), -1;
+    E->loader = loader_init(&lc, err, errlen);
+    return E->loader ? 0 : -1;
+}
+
+/* The next loader batch into E->x, the crops of unreadable images squeezed
+ * out (those are noted bad). Returns the images kept, or -1 with a reason. */
+static int eval_take_batch(Evaluator *E, char *err, size_t errlen)
+{
+    LoaderBatchInfo info;
+    int real = loader_next(E->loader, E->x, E->labels, &info, err, errlen);
+    if (real < 0) return -1;
+    size_t image_floats = (size_t)E->K * E->crop_floats;
+    int kept = 0;
+    for (int b = 0; b < real; b++) {
+        if (info.skipped[b]) {
+            eval_note_bad(E, info.items[b], info.skipped[b]);
+            continue;
         }
-        for (int s = 0; s < nsets && n > 0; s++) {
-            if (nsets > 1) memcpy(params, weight_sets[s], np * sizeof(float));
-            model_forward(m, sl->x, NULL, n, MODEL_EVAL, 0, NULL);
-            const float *logits = model_logits(m, MODEL_HEAD_MAIN); /* (classes, n) */
-            loss_softmax(probs, logits, classes, n);
-            for (int i = 0; i < n && lg; i++)
-                for (int k = 0; k < classes; k++) lg[(size_t)pos[i] * classes + k] = logits[(size_t)k * n + i];
-            for (int i = 0; i < n; i++) {
-                double *dst = acc[((q * B + pos[i]) / K) % R].p;
-                const float *src = probs + (size_t)i * classes;
+        if (kept != b)
+            memcpy(E->x + (size_t)kept * image_floats, E->x + (size_t)b * image_floats, image_floats * sizeof(float));
+        E->labels[kept] = E->labels[b];
+        E->items[kept++] = info.items[b];
+    }
+    E->done += real;
+    return kept;
+}
+
+/* The network over the crops of n images, forwards of at most B crops, each
+ * under every weight set in turn (an ensemble reloads weights per forward: a
+ * memcpy of the parameters is about 1% of a forward of 32 crops at 224), the
+ * softmax rows summed into E->acc. */
+static void eval_forward(Evaluator *E, int n)
+{
+    int classes = E->classes, K = E->K;
+    float *params = model_params(E->m);
+    memset(E->acc, 0, (size_t)n * classes * sizeof *E->acc);
+    long total = (long)n * K;
+    for (long at = 0; at < total; at += E->B) {
+        int cnt = total - at < E->B ? (int)(total - at) : E->B;
+        for (int s = 0; s < E->nsets; s++) {
+            if (E->nsets > 1) memcpy(params, E->sets[s], E->np * sizeof(float));
+            model_forward(E->m, E->x + (size_t)at * E->crop_floats, NULL, cnt, MODEL_EVAL, 0, NULL);
+            const float *logits = model_logits(E->m, MODEL_HEAD_MAIN); /* (classes, cnt) */
+            loss_softmax(E->probs, logits, classes, cnt);
+            for (int i = 0; i < cnt && E->logits; i++) /* one crop an image: crop at + i is image at + i */
+                for (int k = 0; k < classes; k++) E->logits[(size_t)(at + i) * classes + k] = logits[(size_t)k * cnt + i];
+            for (int i = 0; i < cnt; i++) {
+                double *dst = E->acc + (size_t)((at + i) / K) * classes;
+                const float *src = E->probs + (size_t)i * classes;
                 for (int k = 0; k < classes; k++) dst[k] += src[k];
             }
         }
-        /* images whose last crop is in this batch are complete */
-        for (int b = 0; b < count; b++) {
-            long p = q * B + b, j = p / K;
-            if (p % K != K - 1) continue;
-            EvalAcc *a = &acc[j % R];
-            if (a->bad) continue;
-            int label = dataset_label(E->ds, (E->begin + (size_t)j) * E->stride);
-            double inv = 1.0 / ((double)K * nsets);
-            for (int k = 0; k < classes; k++) a->p[k] *= inv;
-            int rank = loss_rank_of_f64(a->p, classes, label);
-            double pl = a->p[label] > EVAL_P_FLOOR ? a->p[label] : EVAL_P_FLOOR;
-            L->images++;
-            L->crops += (int64_t)K * nsets;
-            L->loss_sum += -log(pl);
-            L->top1 += rank == 1;
-            L->top5 += rank <= 5;
-            L->class_total[label]++;
-            L->class_top1[label] += rank == 1;
-            L->class_top5[label] += rank <= 5;
-            if (cfg->on_image)
-                cfg->on_image(cfg->on_image_ctx, (E->begin + (size_t)j) * E->stride, a->p,
-                              lg ? lg + (size_t)b * classes : NULL, NULL);
-        }
-        pthread_mutex_lock(&E->mu);
-        sl->seq = q + E->nslots;
-        sl->done = 0;
-        pthread_cond_broadcast(&E->free_cv);
-        pthread_mutex_unlock(&E->mu);
-        if (cfg->progress) {
-            long done_img = (q * B + count) / K;
-            cfg->progress(cfg->progress_ctx, done_img, E->nimg);
-        }
     }
-done:
-    free(lg);
-    free(probs);
-    free(pos);
-    free(acc);
-    free(accbuf);
-    return rc;
+}
+
+/* Scores the n images of E->acc: top-1, top-5, -log p(label), per class. */
+static void eval_score(Evaluator *E, int n)
+{
+    const EvalConfig *cfg = E->cfg;
+    int classes = E->classes;
+    double inv = 1.0 / ((double)E->K * E->nsets);
+    for (int j = 0; j < n; j++) {
+        double *p = E->acc + (size_t)j * classes;
+        int label = E->labels[j];
+        for (int k = 0; k < classes; k++) p[k] *= inv;
+        int rank = loss_rank_of_f64(p, classes, label);
+        double pl = p[label] > EVAL_P_FLOOR ? p[label] : EVAL_P_FLOOR;
+        E->images++;
+        E->crops += (int64_t)E->K * E->nsets;
+        E->loss_sum += -log(pl);
+        E->top1 += rank == 1;
+        E->top5 += rank <= 5;
+        E->class_total[label]++;
+        E->class_top1[label] += rank == 1;
+        E->class_top5[label] += rank <= 5;
+        if (cfg->on_image)
+            cfg->on_image(cfg->on_image_ctx, E->items[j], p, E->logits ? E->logits + (size_t)j * classes : NULL, NULL);
+    }
+}
+
+/* Every batch of this rank's shard through the network; stops early over the
+ * bad-file limit (E->stopped). Returns 0, or -1 with a reason. */
+static int eval_shard(Evaluator *E, char *err, size_t errlen)
+{
+    if (E->nsets == 1) memcpy(model_params(E->m), E->sets[0], E->np * sizeof(float));
+    long steps = loader_steps_per_epoch(E->loader);
+    for (long q = 0; q < steps && !E->stopped; q++) {
+        int n = eval_take_batch(E, err, errlen);
+        if (n < 0) return -1;
+        if (E->stopped) break;
+        eval_forward(E, n);
+        eval_score(E, n);
+        if (E->cfg->progress) E->cfg->progress(E->cfg->progress_ctx, E->done, E->nimg);
+    }
+    return 0;
 }
 
 /* Local checks that need no collective; the message names what to change. */
@@ -392,7 +263,7 @@ static int eval_check(const Model *m, int nsets, const EvalConfig *cfg, int *B, 
     const ModelConfig *mc = model_config(m);
     if (!cfg->ds) return snprintf(err, errlen, "no dataset to evaluate"), -1;
     if (nsets < 1) return snprintf(err, errlen, "no weights to evaluate"), -1;
-    if (!eval_crops_valid(cfg->crops))
+    if (!crops_valid(cfg->crops))
         return snprintf(err, errlen, "%d crops is not a scheme; use 1, 10 or 144", cfg->crops), -1;
     int dc = dataset_num_classes(cfg->ds);
     if (dc != mc->classes)
@@ -424,106 +295,74 @@ void evaluate_result_free(EvalResult *r)
     r->class_total = r->class_top1 = r->class_top5 = NULL;
 }
 
-int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, const EvalConfig *cfg,
-                 EvalResult *out, char *err, size_t errlen)
-{
-    double t0 = clock_now();
-    int rank = c ? comm_rank(c) : 0, world = c ? comm_size(c) : 1;
-    memset(out, 0, sizeof *out);
-    char msg[EVAL_MSG] = "";
-    int B = 0, crop = 0, classes = model_config(m)->classes;
-    int failed = eval_check(m, nsets, cfg, &B, &crop, msg, sizeof msg) != 0, stopped = 0;
+/* What the reduction over ranks needs, allocated before the first collective
+ * so that no rank can fail between collectives. */
+typedef struct {
+    int64_t *counts; /* (ncounts) images, crops, bad, top1, top5, 3 x (classes), ranks stopped early */
+    size_t ncounts;
+    char *names;     /* (world + 1, EVAL_NAMES) every rank's bad names, then this rank's */
+} EvalTotals;
 
-    /* everything the reduction needs is allocated before the first collective */
-    enum { NAMES = EVAL_BAD_NAMES * 256 };
-    /* images, crops, bad, top1, top5, 3 x (classes), ranks stopped early */
-    size_t ncounts = 6 + 3 * (size_t)classes;
-    int64_t *counts = calloc(ncounts, sizeof *counts);
-    char *names = calloc((size_t)world + 1, NAMES);    /* (world + 1, NAMES): all ranks', then mine */
-    char *msgs = calloc((size_t)world, EVAL_MSG);      /* (world, EVAL_MSG) */
+enum { EVAL_NAMES = EVAL_BAD_NAMES * 256 };
+
+static int eval_totals_alloc(EvalTotals *T, int world, int classes, EvalResult *out)
+{
+    T->ncounts = 6 + 3 * (size_t)classes;
+    T->counts = calloc(T->ncounts, sizeof *T->counts);
+    T->names = calloc((size_t)world + 1, EVAL_NAMES);
     out->class_total = malloc((size_t)classes * sizeof(int64_t));
     out->class_top1 = malloc((size_t)classes * sizeof(int64_t));
     out->class_top5 = malloc((size_t)classes * sizeof(int64_t));
-    if (!counts || !names || !msgs || !out->class_total || !out->class_top1 || !out->class_top5)
-        failed = 1, snprintf(msg, sizeof msg, "out of memory for the evaluation counts");
+    return T->counts && T->names && out->class_total && out->class_top1 && out->class_top5 ? 0 : -1;
+}
 
-    EvalLocal L;
-    memset(&L, 0, sizeof L);
-    Evaluator E;
-    memset(&E, 0, sizeof E);
-    int have_E = 0;
-    if (!failed) {
-        L.class_total = counts + 5;
-        L.class_top1 = L.class_total + classes;
-        L.class_top5 = L.class_top1 + classes;
-        size_t begin, end, n = dataset_size(cfg->ds), stride = 1;
-        if (cfg->subset > 0 && (size_t)cfg->subset < n) {
-            stride = n / (size_t)cfg->subset;
-            n = (size_t)cfg->subset;
-        }
-        sampler_contiguous_range(n, world, rank, &begin, &end);
-        have_E = 1;
-        if (eval_setup(&E, cfg, begin, end, stride, cfg->crops, B, crop, msg, sizeof msg) != 0) failed = 1;
-        else if (eval_consume(&E, m, weight_sets, nsets, &L, msg, sizeof msg) != 0) failed = 1;
-        else if (E.failed) stopped = 1; /* over the bad-file limit: what was scored is still reported */
-        if (E.started) eval_stop_workers(&E);
-    }
-    double seconds = clock_now() - t0;
+static void eval_totals_free(EvalTotals *T)
+{
+    free(T->counts);
+    free(T->names);
+}
 
-    /* every rank learns whether any failed, and the first failure's words */
-    int any = c ? comm_any(c, failed, "evaluation status") : failed;
-    if (any) {
-        if (c && msgs) {
-            comm_allgather_string(c, failed ? msg : "", msgs, EVAL_MSG, "evaluation errors");
-            for (int r = 0; r < world; r++)
-                if (msgs[(size_t)r * EVAL_MSG]) {
-                    if (world > 1) snprintf(err, errlen, "rank %d: %s", r, msgs + (size_t)r * EVAL_MSG);
-                    else snprintf(err, errlen, "%s", msgs + (size_t)r * EVAL_MSG);
-                    break;
-                }
-        } else {
-            snprintf(err, errlen, "%s", msg[0] ? msg : "evaluation failed on another rank");
-        }
-        if (have_E) eval_free(&E);
-        free(counts);
-        free(names);
-        free(msgs);
-        evaluate_result_free(out);
-        return -1;
-    }
+/* Collective: 0 when no rank failed, else -1 with the first failure's words
+ * (comm_agree; without a Comm, this process's). */
+static int eval_agree(Comm *c, int failed, const char *msg, char *err, size_t errlen)
+{
+    if (c) return comm_agree(c, failed, msg, err, errlen);
+    if (failed) snprintf(err, errlen, "%s", msg);
+    return failed ? -1 : 0;
+}
 
-    counts[0] = L.images;
-    counts[1] = L.crops;
-    counts[2] = E.bad;
-    counts[3] = L.top1;
-    counts[4] = L.top5;
-    counts[ncounts - 1] = stopped;
-    double sums[1] = {L.loss_sum}, maxs[1] = {seconds};
-    char *mine = names + (size_t)world * NAMES;
-    for (int k = 0; k < E.nbad_names; k++) {
-        size_t used = strlen(mine), len = strlen(E.bad_names[k]);
-        if (used + len + 2 > NAMES) break;
-        memcpy(mine + used, E.bad_names[k], len);
+/* Collective: this rank's figures (E, seconds) summed over the ranks into out. */
+static void eval_reduce(Comm *c, const Evaluator *E, double seconds, EvalTotals *T, EvalResult *out)
+{
+    int world = c ? comm_size(c) : 1, classes = E->classes;
+    int64_t *counts = T->counts;
+    counts[0] = E->images;
+    counts[1] = E->crops;
+    counts[2] = E->bad;
+    counts[3] = E->top1;
+    counts[4] = E->top5;
+    counts[T->ncounts - 1] = E->stopped;
+    double sums[1] = {E->loss_sum}, maxs[1] = {seconds};
+    char *mine = T->names + (size_t)world * EVAL_NAMES;
+    for (int k = 0; k < E->nbad_names; k++) {
+        size_t used = strlen(mine), len = strlen(E->bad_names[k]);
+        if (used + len + 2 > EVAL_NAMES) break;
+        memcpy(mine + used, E->bad_names[k], len);
         mine[used + len] = '\n';
     }
     if (c) {
-        comm_allreduce_int64(c, counts, (int)ncounts, COMM_SUM, "evaluation counts");
+        comm_allreduce_int64(c, counts, (int)T->ncounts, COMM_SUM, "evaluation counts");
         comm_allreduce_double(c, sums, 1, COMM_SUM, "evaluation loss");
         comm_allreduce_double(c, maxs, 1, COMM_MAX, "evaluation time");
-        comm_allgather_string(c, mine, names, NAMES, "bad file names");
+        comm_allgather_string(c, mine, T->names, EVAL_NAMES, "bad file names");
     } else {
-        memcpy(names, mine, NAMES);
+        memcpy(T->names, mine, EVAL_NAMES);
     }
-    eval_free(&E);
-
     out->images = counts[0];
     out->crops = counts[1];
     out->bad = counts[2];
     out->top1 = counts[3];
     out->top5 = counts[4];
-    out->models = nsets;
-    out->crops_per_image = cfg->crops;
-    out->crop = crop;
     out->loss = out->images ? sums[0] / out->images : 0.0;
     out->seconds = maxs[0];
     out->img_per_s = out->seconds > 0 ? (out->images + out->bad) / out->seconds : 0.0;
@@ -534,7 +373,7 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
     memcpy(out->class_top5, counts + 5 + 2 * (size_t)classes, (size_t)classes * sizeof(int64_t));
     /* the first few bad names over all ranks, in rank order */
     for (int r = 0; r < world && out->nbad_names < EVAL_BAD_NAMES; r++) {
-        const char *s = names + (size_t)r * NAMES;
+        const char *s = T->names + (size_t)r * EVAL_NAMES;
         while (*s && out->nbad_names < EVAL_BAD_NAMES) {
             const char *nl = strchr(s, '\n');
             size_t len = nl ? (size_t)(nl - s) : strlen(s);
@@ -542,21 +381,63 @@ int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, 
             s += len + (nl ? 1 : 0);
         }
     }
-    free(names);
-    free(msgs);
-    int64_t seen = out->images + out->bad, stopped_ranks = counts[ncounts - 1];
-    free(counts);
-    if ((out->bad > 0 && out->bad > cfg->max_bad * (double)seen) || stopped_ranks) {
-        out->incomplete = 1;
-        snprintf(err, errlen,
-                 "%lld of %lld images could not be read (limit %.3g%%)%s, e.g. %.150s; the figures cover only the "
-                 "%lld images scored; check the dataset or raise %s",
-                 (long long)out->bad, (long long)seen, 100 * cfg->max_bad,
-                 stopped_ranks ? " and the evaluation stopped early" : "", out->nbad_names ? out->bad_names[0] : "?",
-                 (long long)out->images, cfg->max_bad_name ? cfg->max_bad_name : "the bad-file limit");
-        return EVAL_INCOMPLETE;
+}
+
+/* EVAL_INCOMPLETE with the reason when more images than max_bad were unreadable, else 0. */
+static int eval_limit(const EvalConfig *cfg, EvalResult *out, int64_t stopped_ranks, char *err, size_t errlen)
+{
+    int64_t seen = out->images + out->bad;
+    if (!((out->bad > 0 && out->bad > cfg->max_bad * (double)seen) || stopped_ranks)) return 0;
+    out->incomplete = 1;
+    snprintf(err, errlen,
+             "%lld of %lld images could not be read (limit %.3g%%)%s, e.g. %.150s; the figures cover only the "
+             "%lld images scored; check the dataset or raise %s",
+             (long long)out->bad, (long long)seen, 100 * cfg->max_bad,
+             stopped_ranks ? " and the evaluation stopped early" : "", out->nbad_names ? out->bad_names[0] : "?",
+             (long long)out->images, cfg->max_bad_name ? cfg->max_bad_name : "the bad-file limit");
+    return EVAL_INCOMPLETE;
+}
+
+int evaluate_run(Comm *c, Model *m, const float *const *weight_sets, int nsets, const EvalConfig *cfg,
+                 EvalResult *out, char *err, size_t errlen)
+{
+    double t0 = clock_now();
+    memset(out, 0, sizeof *out);
+    char msg[EVAL_MSG] = "";
+    Evaluator E;
+    memset(&E, 0, sizeof E);
+    E.cfg = cfg, E.m = m, E.sets = weight_sets, E.nsets = nsets, E.K = cfg->crops;
+    E.classes = model_config(m)->classes;
+    E.np = model_num_params(m);
+    EvalTotals T = {0};
+    int failed = eval_check(m, nsets, cfg, &E.B, &E.crop, msg, sizeof msg) != 0;
+    if (!failed && eval_totals_alloc(&T, c ? comm_size(c) : 1, E.classes, out) != 0)
+        failed = 1, snprintf(msg, sizeof msg, "out of memory for the evaluation counts");
+    if (!failed) {
+        E.class_total = T.counts + 5;
+        E.class_top1 = E.class_total + E.classes;
+        E.class_top5 = E.class_top1 + E.classes;
+        size_t n = dataset_size(cfg->ds), stride = 1;
+        if (cfg->subset > 0 && (size_t)cfg->subset < n) { /* item i * floor(size / N) */
+            stride = n / (size_t)cfg->subset;
+            n = (size_t)cfg->subset;
+        }
+        failed = eval_setup(&E, c, n, stride, msg, sizeof msg) != 0 || eval_shard(&E, msg, sizeof msg) != 0;
     }
-    return 0;
+    eval_free(&E); /* the loader's threads end before the collectives */
+    double seconds = clock_now() - t0;
+    if (eval_agree(c, failed, msg, err, errlen) != 0) {
+        eval_totals_free(&T);
+        evaluate_result_free(out);
+        return -1;
+    }
+    eval_reduce(c, &E, seconds, &T, out);
+    out->models = nsets;
+    out->crops_per_image = cfg->crops;
+    out->crop = E.crop;
+    int64_t stopped_ranks = T.counts[T.ncounts - 1];
+    eval_totals_free(&T);
+    return eval_limit(cfg, out, stopped_ranks, err, errlen);
 }
 
 /* ---- report and table ---- */
@@ -565,10 +446,10 @@ typedef struct {
     char *s;
     size_t len, cap;
     int oom;
-} EvalStr;
+} JsonText;
 
-static void es_printf(EvalStr *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void es_printf(EvalStr *b, const char *fmt, ...)
+static void json_printf(JsonText *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void json_printf(JsonText *b, const char *fmt, ...)
 {
     if (b->oom) return;
     for (;;) {
@@ -596,21 +477,21 @@ static void es_printf(EvalStr *b, const char *fmt, ...)
 }
 
 /* s as a JSON string literal (quotes included). */
-static void es_json_string(EvalStr *b, const char *s)
+static void json_string(JsonText *b, const char *s)
 {
-    es_printf(b, "\"");
+    json_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') es_printf(b, "\\%c", *p);
-        else if (*p < 0x20) es_printf(b, "\\u%04x", *p);
-        else es_printf(b, "%c", *p);
+        if (*p == '"' || *p == '\\') json_printf(b, "\\%c", *p);
+        else if (*p < 0x20) json_printf(b, "\\u%04x", *p);
+        else json_printf(b, "%c", *p);
     }
-    es_printf(b, "\"");
+    json_printf(b, "\"");
 }
 
 void evaluate_json_print_string(FILE *f, const char *s)
 {
-    EvalStr b = {0};
-    es_json_string(&b, s);
+    JsonText b = {0};
+    json_string(&b, s);
     fputs(b.oom || !b.s ? "\"\"" : b.s, f);
     free(b.s);
 }
@@ -619,57 +500,57 @@ static double eval_frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (doub
 
 char *evaluate_json(const EvalResult *r, const EvalReportInfo *info, int per_class, int one_line)
 {
-    EvalStr b = {0};
+    JsonText b = {0};
     const char *nl = one_line ? "" : "\n  ", *sp = one_line ? "" : " ";
-    es_printf(&b, "{%s\"top1\":%s%.6f,%s\"top5\":%s%.6f,%s\"loss\":%s%.6f,", nl, sp, eval_frac(r->top1, r->images), nl,
+    json_printf(&b, "{%s\"top1\":%s%.6f,%s\"top5\":%s%.6f,%s\"loss\":%s%.6f,", nl, sp, eval_frac(r->top1, r->images), nl,
               sp, eval_frac(r->top5, r->images), nl, sp, r->loss);
-    es_printf(&b, "%s\"images\":%s%lld,%s\"bad\":%s%lld,%s\"crops\":%s%lld,%s\"crops_per_image\":%s%d,", nl, sp,
+    json_printf(&b, "%s\"images\":%s%lld,%s\"bad\":%s%lld,%s\"crops\":%s%lld,%s\"crops_per_image\":%s%d,", nl, sp,
               (long long)r->images, nl, sp, (long long)r->bad, nl, sp, (long long)r->crops, nl, sp,
               r->crops_per_image);
-    es_printf(&b, "%s\"crop\":%s%d,%s\"models\":%s%d,%s\"seconds\":%s%.3f,%s\"img_per_s\":%s%.3f,%s\"world\":%s%d", nl,
+    json_printf(&b, "%s\"crop\":%s%d,%s\"models\":%s%d,%s\"seconds\":%s%.3f,%s\"img_per_s\":%s%.3f,%s\"world\":%s%d", nl,
               sp, r->crop, nl, sp, r->models, nl, sp, r->seconds, nl, sp, r->img_per_s, nl, sp, r->world);
-    if (r->incomplete) es_printf(&b, ",%s\"incomplete\":%strue", nl, sp);
+    if (r->incomplete) json_printf(&b, ",%s\"incomplete\":%strue", nl, sp);
     if (info && info->weights) {
-        es_printf(&b, ",%s\"weights\":%s", nl, sp);
-        es_json_string(&b, info->weights);
+        json_printf(&b, ",%s\"weights\":%s", nl, sp);
+        json_string(&b, info->weights);
     }
     if (info && info->data) {
-        es_printf(&b, ",%s\"data\":%s", nl, sp);
-        es_json_string(&b, info->data);
+        json_printf(&b, ",%s\"data\":%s", nl, sp);
+        json_string(&b, info->data);
     }
     if (info && info->nckpt > 0) {
-        es_printf(&b, ",%s\"checkpoints\":%s[", nl, sp);
+        json_printf(&b, ",%s\"checkpoints\":%s[", nl, sp);
         for (int i = 0; i < info->nckpt; i++) {
-            es_printf(&b, "%s{\"path\":%s", i ? "," : "", sp);
-            es_json_string(&b, info->ckpt_names[i]);
-            if (info->ckpt_steps) es_printf(&b, ",%s\"step\":%s%ld", sp, sp, info->ckpt_steps[i]);
+            json_printf(&b, "%s{\"path\":%s", i ? "," : "", sp);
+            json_string(&b, info->ckpt_names[i]);
+            if (info->ckpt_steps) json_printf(&b, ",%s\"step\":%s%ld", sp, sp, info->ckpt_steps[i]);
             if (info->ckpt_sha256) {
-                es_printf(&b, ",%s\"params_sha256\":%s", sp, sp);
-                es_json_string(&b, info->ckpt_sha256[i]);
+                json_printf(&b, ",%s\"params_sha256\":%s", sp, sp);
+                json_string(&b, info->ckpt_sha256[i]);
             }
-            es_printf(&b, "}");
+            json_printf(&b, "}");
         }
-        es_printf(&b, "]");
+        json_printf(&b, "]");
     }
-    es_printf(&b, ",%s\"bad_files\":%s[", nl, sp);
+    json_printf(&b, ",%s\"bad_files\":%s[", nl, sp);
     for (int i = 0; i < r->nbad_names; i++) {
-        if (i) es_printf(&b, ",");
-        es_json_string(&b, r->bad_names[i]);
+        if (i) json_printf(&b, ",");
+        json_string(&b, r->bad_names[i]);
     }
-    es_printf(&b, "]");
+    json_printf(&b, "]");
     if (per_class && r->class_total) {
-        es_printf(&b, ",%s\"per_class\":%s[", nl, sp);
+        json_printf(&b, ",%s\"per_class\":%s[", nl, sp);
         for (int k = 0; k < r->classes; k++) {
-            es_printf(&b, "%s%s{\"class\":%s", k ? "," : "", one_line ? "" : "\n    ", sp);
-            if (info && info->ds && k < dataset_num_classes(info->ds)) es_json_string(&b, dataset_class_name(info->ds, k));
-            else es_printf(&b, "\"%d\"", k);
-            es_printf(&b, ",%s\"images\":%s%lld,%s\"top1\":%s%.6f,%s\"top5\":%s%.6f}", sp, sp,
+            json_printf(&b, "%s%s{\"class\":%s", k ? "," : "", one_line ? "" : "\n    ", sp);
+            if (info && info->ds && k < dataset_num_classes(info->ds)) json_string(&b, dataset_class_name(info->ds, k));
+            else json_printf(&b, "\"%d\"", k);
+            json_printf(&b, ",%s\"images\":%s%lld,%s\"top1\":%s%.6f,%s\"top5\":%s%.6f}", sp, sp,
                       (long long)r->class_total[k], sp, sp, eval_frac(r->class_top1[k], r->class_total[k]), sp, sp,
                       eval_frac(r->class_top5[k], r->class_total[k]));
         }
-        es_printf(&b, "%s]", one_line ? "" : "\n  ");
+        json_printf(&b, "%s]", one_line ? "" : "\n  ");
     }
-    es_printf(&b, "%s}", one_line ? "" : "\n");
+    json_printf(&b, "%s}", one_line ? "" : "\n");
     if (b.oom) {
         free(b.s);
         return NULL;
@@ -681,30 +562,16 @@ int evaluate_report_write(const char *path, const EvalResult *r, const EvalRepor
                           size_t errlen)
 {
     char *json = evaluate_json(r, info, 1, 0);
-    if (!json) return snprintf(err, errlen, "out of memory for the report"), -1;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
+    size_t len = json ? strlen(json) : 0;
+    char *text = json ? realloc(json, len + 2) : NULL;
+    if (!text) {
         free(json);
         return snprintf(err, errlen, "out of memory for the report"), -1;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int rc = -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot create %s: %s; check the directory exists and is writable", tmp, strerror(errno));
-    } else {
-        int ok = fputs(json, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        int saved = errno;
-        if (fclose(f) != 0 && ok) ok = 0, saved = errno;
-        if (!ok) snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
-        else if (rename(tmp, path) != 0)
-            snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        else rc = 0;
-        if (rc != 0) unlink(tmp);
-    }
-    free(tmp);
-    free(json);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    int rc = atomic_file_write(path, text, len + 1, err, errlen);
+    free(text);
     return rc;
 }
 

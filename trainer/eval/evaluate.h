@@ -1,22 +1,25 @@
 /* eval/evaluate.h: multi-crop, multi-model evaluation of a dataset across MPI ranks,
- * used by `googlenet eval` and by the training loop's --eval-every.
+ * used by `googlenet eval`, `googlenet predict` and the training loop's --eval-every.
  *
- * Each rank takes the contiguous shard sampler_contiguous_range gives it. Its
- * decode workers read each image once, decode it once and cut all its crops
- * (eval_crops.h) into a ring of batch buffers, in image order; the caller's
- * thread runs the network over full batches of crops. For every batch the
- * weight sets are copied into the model in turn (an ensemble reloads weights
- * per batch: a memcpy of the parameters is about 1% of the forward of a batch
- * of 32 crops at 224, and it keeps memory at a batch of probabilities instead
- * of a shard of them, with every image decoded once). Softmax probabilities are
- * summed in double over crops and models, divided by crops x models, and
- * scored: top-1, top-5, -log p(label), per class. Unreadable or undecodable
- * images are skipped and counted, never scored.
+ * Each rank takes the contiguous shard sampler_contiguous_range gives it and
+ * reads it through the loader's evaluation mode (dataloader/loader.h): its
+ * worker threads read each image once, decode it once and cut all its crops
+ * (dataloader/crops.h); the caller's thread runs the network over full
+ * forwards of crops. For every forward the weight sets are copied into the
+ * model in turn (an ensemble reloads weights per forward: a memcpy of the
+ * parameters is about 1% of the forward of a batch of 32 crops at 224, and it
+ * keeps memory at a batch of probabilities instead of a shard of them, with
+ * every image decoded once). Softmax probabilities are summed in double over
+ * crops and models, divided by crops x models, and scored: top-1, top-5,
+ * -log p(label), per class. Unreadable or undecodable images are skipped and
+ * counted, never scored.
  *
  * Collective: every rank calls evaluate_run with the same configuration; the
- * counts are reduced to every rank (rank 0 prints and writes reports). A
- * failure on any rank makes evaluate_run return -1 on every rank, with the
- * failing rank's message. Never prints, never exits.
+ * counts are reduced to every rank (the caller's rank 0 prints and writes
+ * reports). A failure on any rank makes evaluate_run return -1 on every rank,
+ * with the failing rank's message. Functions return a status and one line in
+ * err and never exit; the only output is what evaluate_print_table and
+ * evaluate_json_print_string write to the FILE they are given.
  */
 #ifndef TRAINER_EVALUATE_H
 #define TRAINER_EVALUATE_H
@@ -42,7 +45,7 @@ typedef struct {
     int batch;             /* crops per forward; 0: the model's batch (must be <= it) */
     long subset;           /* 0: every image; N: N images evenly spaced over the set
                               (item i * floor(size / N)), for a quick look */
-    int workers;           /* decode threads: 2; 0 decodes in the caller's thread */
+    int workers;           /* the loader's decode threads: 2; 0 decodes in the caller's thread */
     long long max_pixels;  /* decompression-bomb limit; 0: IMAGE_MAX_PIXELS_DEFAULT */
     double max_bad;        /* fraction of the images allowed to be unreadable: 0.01;
                               more (over all ranks) fails the evaluation; a rank
@@ -57,9 +60,8 @@ typedef struct {
      * ds) as soon as it is done: p (classes) its probabilities averaged over
      * crops and models and, with one crop and one weight set, logits (classes)
      * the network's outputs, else NULL; or p = logits = NULL and why, when the
-     * image could not be read or decoded. Scored images are reported from the
-     * caller's thread, failed ones from a decode thread: calls for different
-     * items may overlap in time (`googlenet predict` fills one row each). */
+     * image could not be read or decoded. Every call comes from the caller's
+     * thread, one per image (`googlenet predict` fills one row each). */
     void (*on_image)(void *ctx, size_t item, const double *p, const float *logits, const char *why);
     void *on_image_ctx;
 } EvalConfig;

@@ -1,5 +1,5 @@
 /* eval/watch.c: listing, results lookup, per-checkpoint locks and atomic
- * appends for scheduled evaluation (see eval_watch.h). Must not evaluate,
+ * appends for scheduled evaluation (see eval/watch.h). Must not evaluate,
  * print or exit.
  */
 #include "trainer/eval/watch.h"

@@ -1,7 +1,8 @@
 /* eval/watch.h: the files of scheduled evaluation (`eval --watch DIR
  * --results FILE.jsonl`): which checkpoints a directory holds, which ones the
  * results file already holds, a lock per checkpoint, and the append of one
- * result line.
+ * result line. The loop that picks, evaluates and records checkpoints is
+ * watch_loop in cmd/eval.c; this module only keeps the files.
  *
  * Checkpoints are the files named ckpt-<digits>.gnck (ckpt_file_step): the
  * trainer writes them under another name and renames them, so a temporary

@@ -1,23 +1,20 @@
-/* eval/crops.c: the boxes of the 1-, 10- and 144-crop schemes and the cut of
- * one box into a normalised tensor.
- *
- * The 1-crop box, its decode region and its DCT-scaling hint repeat the
- * arithmetic of the loader's evaluation transform (dataloader/loader.c,
- * transform()) step for step, so `eval --crops 1` sees the same pixels as a
- * loader in eval mode; tests/test_eval_crops.c compares the two bit for bit.
+/* crops.c: the boxes of the 1-, 10- and 144-crop schemes and the cut of one
+ * box into a normalised tensor. The 1-crop scheme is the loader's evaluation
+ * transform (loader.c calls crops_plan and crops_cut), so `eval --crops 1`
+ * and a loader in eval mode see the same pixels by construction;
+ * tests/test_eval_crops.c checks the loader's batches against direct calls and
+ * tests/test_eval.c's by_hand test the crops against its own cut.
  * Must not read files, allocate or print.
  */
-#include "trainer/eval/crops.h"
+#include "dataloader/crops.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-int eval_crops_valid(int crops) { return crops == 1 || crops == 10 || crops == 144; }
+int crops_valid(int crops) { return crops == 1 || crops == 10 || crops == 144; }
 
-/* Filter support in source pixels at a given shrink factor: how far outside a
- * box the resampler reads (the loader's filter_reach). */
-static double crops_filter_reach(ImageFilter f, double shrink)
+double crops_filter_reach(ImageFilter f, double shrink)
 {
     double s = f == IMAGE_FILTER_LANCZOS ? 3.0 : f == IMAGE_FILTER_BICUBIC ? 2.0 : 1.0;
     return s * (shrink > 1.0 ? shrink : 1.0) + 2.0;
@@ -40,16 +37,23 @@ static int crops_resized(int fw, int fh, int S, Resized *r, char *err, size_t er
 }
 
 /* Box (x, y, w, h) of the resized image, in source pixels. */
-static EvalCropBox crops_box(const Resized *r, int x, int y, int w, int h, int mirror)
+static CropBox crops_box(const Resized *r, int x, int y, int w, int h, int mirror)
 {
-    EvalCropBox b = {x * r->sx, y * r->sy, w * r->sx, h * r->sy, mirror};
+    CropBox b = {x * r->sx, y * r->sy, w * r->sx, h * r->sy, mirror};
     return b;
 }
 
 static int crops_side(int crop, int at224) { return (int)lround((double)crop * at224 / 224.0); }
 
-/* The loader's region and DCT hint for one box (transform(), eval branch). */
-static void crops_decode_one(const EvalCropBox *b, double sx, double sy, int crop, ImageFilter filter,
+int crops_dct_min_side(double shorter, int crop, int region_short)
+{
+    for (int d = 8; d >= 2; d /= 2)
+        if (shorter / d >= crop) return region_short / d > 0 ? region_short / d : 1;
+    return 0;
+}
+
+/* The decode region (the box plus the filter's reach) and DCT hint for one box. */
+static void crops_decode_one(const CropBox *b, double sx, double sy, int crop, ImageFilter filter,
                              ImageDecodeOptions *opt)
 {
     double reach = crops_filter_reach(filter, sx > sy ? sx : sy);
@@ -59,48 +63,25 @@ static void crops_decode_one(const EvalCropBox *b, double sx, double sy, int cro
     opt->roi_w = (int)ceil(b->x + b->w + reach) - opt->roi_x;
     opt->roi_h = (int)ceil(b->y + b->h + reach) - opt->roi_y;
     double shorter = b->w < b->h ? b->w : b->h;
-    int dmax = 1;
-    for (int d = 8; d >= 2; d /= 2)
-        if (shorter / d >= crop) {
-            dmax = d;
-            break;
-        }
-    opt->min_side = 0;
-    if (dmax > 1) {
-        int rshort = opt->roi_w < opt->roi_h ? opt->roi_w : opt->roi_h;
-        opt->min_side = rshort / dmax;
-        if (opt->min_side < 1) opt->min_side = 1;
-    }
+    opt->min_side = crops_dct_min_side(shorter, crop, opt->roi_w < opt->roi_h ? opt->roi_w : opt->roi_h);
 }
 
 /* Whole-image decode at the largest 1/d that keeps every box at least crop
- * pixels on its shorter side. image_decode picks the largest d with
- * short/d >= min_side, so min_side = short/dmax makes it pick dmax. */
-static void crops_decode_all(const EvalCropPlan *p, int fw, int fh, int crop, ImageDecodeOptions *opt)
+ * pixels on its shorter side. */
+static void crops_decode_all(const CropPlan *p, int fw, int fh, int crop, ImageDecodeOptions *opt)
 {
     double shortest = INFINITY;
     for (int k = 0; k < p->n; k++) {
         double s = p->box[k].w < p->box[k].h ? p->box[k].w : p->box[k].h;
         if (s < shortest) shortest = s;
     }
-    int dmax = 1;
-    for (int d = 8; d >= 2; d /= 2)
-        if (shortest / d >= crop) {
-            dmax = d;
-            break;
-        }
     opt->roi_x = opt->roi_y = opt->roi_w = opt->roi_h = 0;
-    opt->min_side = 0;
-    if (dmax > 1) {
-        int fshort = fw < fh ? fw : fh;
-        opt->min_side = fshort / dmax;
-        if (opt->min_side < 1) opt->min_side = 1;
-    }
+    opt->min_side = crops_dct_min_side(shortest, crop, fw < fh ? fw : fh);
 }
 
 /* The 4 corners and the centre of a side x side window at (qx, qy) of the
  * resized image. */
-static void crops_five(const Resized *r, int qx, int qy, int wside, int hside, int crop, EvalCropBox *out,
+static void crops_five(const Resized *r, int qx, int qy, int wside, int hside, int crop, CropBox *out,
                        int stride)
 {
     int cx = qx + (int)lround((wside - crop) / 2.0), cy = qy + (int)lround((hside - crop) / 2.0);
@@ -109,11 +90,11 @@ static void crops_five(const Resized *r, int qx, int qy, int wside, int hside, i
     for (int i = 0; i < 5; i++) out[i * stride] = crops_box(r, xs[i], ys[i], crop, crop, 0);
 }
 
-int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter filter, long long max_pixels,
-                    EvalCropPlan *out, char *err, size_t errlen)
+int crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter filter, long long max_pixels,
+                    CropPlan *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (!eval_crops_valid(crops))
+    if (!crops_valid(crops))
         return snprintf(err, errlen, "%d crops is not a scheme; use 1, 10 or 144", crops), -1;
     if (fw <= 0 || fh <= 0) return snprintf(err, errlen, "cannot crop a %dx%d image", fw, fh), -1;
     if (crop <= 0) return snprintf(err, errlen, "crop %d must be positive", crop), -1;
@@ -165,10 +146,10 @@ int eval_crops_plan(int crops, int fw, int fh, int crop, int resize, ImageFilter
     return 0;
 }
 
-int eval_crops_cut(const EvalCropPlan *plan, int k, const Image *img, int crop, ImageFilter filter,
+int crops_cut(const CropPlan *plan, int k, const Image *img, int crop, ImageFilter filter,
                    const float mean[3], const float std[3], float *out, ImageScratch *s, char *err, size_t errlen)
 {
-    const EvalCropBox *b = &plan->box[k];
+    const CropBox *b = &plan->box[k];
     /* the box in decoded-region pixels */
     double sx = (double)img->sw / img->full_w, sy = (double)img->sh / img->full_h;
     double rx = b->x * sx - img->x0, ry = b->y * sy - img->y0, rw = b->w * sx, rh = b->h * sy;
