@@ -5,7 +5,7 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
-int cmd_predict(int argc, char **argv); /* in cmd/eval.c: eval's pipeline on single images */
+int cmd_predict(int argc, char **argv); /* in cmd/predict.c: eval's pipeline on single images */
 int cmd_bench(int argc, char **argv);
 int cmd_bench_loader(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
