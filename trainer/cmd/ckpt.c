@@ -313,6 +313,39 @@ static void join_command(char *out, size_t len, const char *prefix, int argc, ch
     }
 }
 
+/* The metadata of an imported checkpoint: --like's (settings, class names,
+ * extras; the position is reset by the caller), or the default network's
+ * with these classes, crop and heads. EXIT_OK, or the exit code with err. */
+static int import_meta(const char *like, int classes, int crop, int no_aux, CkptMeta *meta, char *err, size_t errlen)
+{
+    ckpt_meta_init(meta);
+    if (like) {
+        CkptMeta lm;
+        if (ckpt_peek_meta(like, &lm, err, errlen) != 0) return EXIT_FAIL;
+        if (strcmp(lm.arch, CKPT_ARCH) != 0) {
+            snprintf(err, errlen, "%s: architecture '%s' is not '%s'", like, lm.arch, CKPT_ARCH);
+            ckpt_meta_free(&lm);
+            return EXIT_FAIL;
+        }
+        ckpt_meta_free(meta);
+        *meta = lm;
+        meta->version_major = CKPT_VERSION_MAJOR;
+        meta->version_minor = CKPT_VERSION_MINOR;
+        return EXIT_OK;
+    }
+    ModelConfig cfg = model_default_config();
+    cfg.classes = classes;
+    cfg.crop = crop;
+    cfg.aux = !no_aux;
+    cfg.training = 0;
+    cfg.batch = 1;
+    Model *mdl = model_init(&cfg, err, errlen);
+    if (!mdl) return EXIT_USAGE;
+    ckpt_meta_set_model(meta, &cfg, model_num_params(mdl));
+    model_free(mdl);
+    return EXIT_OK;
+}
+
 static int ckpt_import(int argc, char **argv)
 {
     const char *out = NULL, *like = NULL;
@@ -354,35 +387,9 @@ static int ckpt_import(int argc, char **argv)
     }
     char err[1200];
     CkptMeta meta;
-    ckpt_meta_init(&meta);
-    if (like) {
-        CkptMeta lm;
-        if (ckpt_peek_meta(like, &lm, err, sizeof err) != 0) {
-            fprintf(stderr, "googlenet ckpt import: %s\n", err);
-            return EXIT_FAIL;
-        }
-        if (strcmp(lm.arch, CKPT_ARCH) != 0) {
-            fprintf(stderr, "googlenet ckpt import: %s: architecture '%s' is not '%s'\n", like, lm.arch, CKPT_ARCH);
-            ckpt_meta_free(&lm);
-            return EXIT_FAIL;
-        }
-        meta = lm; /* settings, class names and extras; the position is reset below */
-        meta.version_major = CKPT_VERSION_MAJOR;
-        meta.version_minor = CKPT_VERSION_MINOR;
-    } else {
-        ModelConfig cfg = model_default_config();
-        cfg.classes = classes;
-        cfg.crop = crop;
-        cfg.aux = !no_aux;
-        cfg.training = 0;
-        cfg.batch = 1;
-        Model *mdl = model_init(&cfg, err, sizeof err);
-        if (!mdl) {
-            fprintf(stderr, "googlenet ckpt import: %s\n", err);
-            return EXIT_USAGE;
-        }
-        ckpt_meta_set_model(&meta, &cfg, model_num_params(mdl));
-        model_free(mdl);
+    if ((rc = import_meta(like, classes, crop, no_aux, &meta, err, sizeof err)) != EXIT_OK) {
+        fprintf(stderr, "googlenet ckpt import: %s\n", err);
+        return rc;
     }
     meta.step = step;
     meta.epoch = meta.epoch_step = 0;

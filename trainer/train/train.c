@@ -171,7 +171,6 @@ static int save_urgent(Run *r)
     return rc;
 }
 
-
 /* ---- logging ---- */
 
 enum {
