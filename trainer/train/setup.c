@@ -444,12 +444,12 @@ static void setup_schedule(Run *r)
 {
     const TrainConfig *cfg = r->cfg;
     double lr = cfg->lr;
-    long spe = r->shape.steps_per_epoch;
+    long per_epoch = r->shape.steps_per_epoch;
     if (cfg->lr_scale_linear) lr *= (double)r->shape.global_batch / cfg->lr_ref_batch;
     r->sched = (LrSchedule){.policy = cfg->lr_policy, .base_lr = lr, .gamma = cfg->gamma,
-                            .step_size = (long)llround(cfg->step_epochs * spe), .power = cfg->power,
+                            .step_size = (long)llround(cfg->step_epochs * per_epoch), .power = cfg->power,
                             .max_iter = r->shape.total_steps, .final_frac = cfg->final_lr_frac,
-                            .warmup_iters = (long)llround(cfg->warmup_epochs * spe)};
+                            .warmup_iters = (long)llround(cfg->warmup_epochs * per_epoch)};
     if (r->sched.step_size < 1) r->sched.step_size = 1;
 }
 

@@ -241,16 +241,16 @@ static void log_console(const Run *r, const Interval *iv, int final_line)
 {
     if (r->cfg->quiet) return;
     LogFigures f = log_figures(r, iv);
-    long spe = r->shape.steps_per_epoch;
+    long per_epoch = r->shape.steps_per_epoch;
     char eta_s[32];
     fmt_duration(f.eta, eta_s, sizeof eta_s);
     if (r->tty) {
-        int width = 24, fill = (int)(width * (double)f.in_epoch / spe);
+        int width = 24, fill = (int)(width * (double)f.in_epoch / per_epoch);
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         fprintf(stderr, "\r\033[Kstep %ld/%ld  epoch %ld [%s] %ld/%ld  loss %.4f  top1 %.1f%%  %.1f img/s  ETA %s",
-                r->pos.step, r->shape.total_steps, f.epoch1, bar, f.in_epoch, spe, f.loss, 100 * f.top1, f.img_s,
+                r->pos.step, r->shape.total_steps, f.epoch1, bar, f.in_epoch, per_epoch, f.loss, 100 * f.top1, f.img_s,
                 eta_s);
         if (final_line) fputc('\n', stderr);
         fflush(stderr);
@@ -258,7 +258,7 @@ static void log_console(const Run *r, const Interval *iv, int final_line)
     }
     printf("step %ld/%ld (epoch %ld: %ld/%ld)  loss %.4f (main %.4f aux1 %.4f aux2 %.4f)  top1 %.1f%%  lr %.5g  "
            "%.1f img/s  data %.0f%%  comm %.0f%%  ETA %s\n",
-           r->pos.step, r->shape.total_steps, f.epoch1, f.in_epoch, spe, f.loss, iv->v[M_MAIN] / f.n,
+           r->pos.step, r->shape.total_steps, f.epoch1, f.in_epoch, per_epoch, f.loss, iv->v[M_MAIN] / f.n,
            iv->v[M_AUX1] / f.n, iv->v[M_AUX2] / f.n, 100 * f.top1, r->step.lr, f.img_s, 100 * f.wait,
            100 * f.exposed, eta_s);
     fflush(stdout);
