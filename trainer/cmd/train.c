@@ -85,7 +85,7 @@ static void flag_text_defaults(const TrainConfig *c, TrainFlagText *t, char text
 }
 
 /* The flag table of `train` over c (the plain values) and t (the text of the
- * rest); n_out gets its length. */
+ * rest); returns its length. */
 #define TRAIN_FLAGS_MAX 80
 static int flag_table(TrainConfig *c, TrainFlagText *t, CliFlag *out)
 {
