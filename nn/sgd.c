@@ -2,6 +2,7 @@
 #include "nn/sgd.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/kernels/kernels.h"
@@ -54,4 +55,47 @@ void sgd_step(float *w, float *v, const float *g, float *avg, const ParamTensor 
                     .ema = ema_decay};
         parallel_for((long)p->count, 65536, update_range, &j);
     }
+}
+
+int sgd_state_init(SgdState *s, size_t num_params, const float *weights, double momentum, double weight_decay,
+                   double ema_decay)
+{
+    memset(s, 0, sizeof *s);
+    s->momentum = calloc(num_params ? num_params : 1, sizeof(float));
+    s->average = malloc((num_params ? num_params : 1) * sizeof(float));
+    if (!s->momentum || !s->average) {
+        sgd_state_free(s);
+        return -1;
+    }
+    s->num_params = num_params;
+    s->momentum_coef = momentum;
+    s->weight_decay = weight_decay;
+    s->ema_decay = ema_decay;
+    sgd_state_reset(s, weights);
+    return 0;
+}
+
+void sgd_state_free(SgdState *s)
+{
+    free(s->momentum);
+    free(s->average);
+    s->momentum = s->average = NULL;
+    s->num_params = 0;
+}
+
+void sgd_state_reset(SgdState *s, const float *weights)
+{
+    memset(s->momentum, 0, s->num_params * sizeof(float));
+    if (weights) memcpy(s->average, weights, s->num_params * sizeof(float));
+    else memset(s->average, 0, s->num_params * sizeof(float));
+}
+
+double sgd_ema_decay_at(double decay, long step) { return fmin(decay, (1.0 + step) / (10.0 + step)); }
+
+void sgd_state_step(SgdState *s, float *w, const float *g, const ParamTensor *tensors, int ntensors, double lr,
+                    long step)
+{
+    double ema = sgd_ema_decay_at(s->ema_decay, step);
+    sgd_step(w, s->momentum, g, s->average, tensors, ntensors, (float)lr, (float)s->momentum_coef,
+             (float)s->weight_decay, (float)ema);
 }

@@ -37,4 +37,31 @@ double lr_at(const LrSchedule *s, long it);
 void sgd_step(float *w, float *v, const float *g, float *avg, const ParamTensor *tensors,
               int ntensors, float lr, float momentum, float weight_decay, float ema_decay);
 
+/* The optimizer's state over one flat parameter buffer: the momentum and the
+ * Polyak average, with the hyperparameters that update them. A checkpoint
+ * stores the two buffers as they are. */
+typedef struct {
+    size_t num_params;
+    float *momentum;     /* (num_params) */
+    float *average;      /* (num_params) */
+    double momentum_coef, weight_decay, ema_decay;
+} SgdState;
+
+/* Allocates both buffers: the momentum zero, the average a copy of weights
+ * (weights (num_params), may be NULL: zero). 0, or -1 when out of memory
+ * (nothing allocated). */
+int sgd_state_init(SgdState *s, size_t num_params, const float *weights, double momentum, double weight_decay,
+                   double ema_decay);
+void sgd_state_free(SgdState *s);
+/* A new run from these weights: momentum zero, the average = weights. */
+void sgd_state_reset(SgdState *s, const float *weights);
+/* The average's decay at 0-based step `step`: warmed up as TensorFlow's
+ * ExponentialMovingAverage with num_updates, min(decay, (1 + step) / (10 +
+ * step)), so that a short run is not dominated by the initial weights. */
+double sgd_ema_decay_at(double decay, long step);
+/* Step `step` of training: sgd_step over the tensors with the learning rate
+ * lr, the state's momentum and weight decay and the warmed-up decay. */
+void sgd_state_step(SgdState *s, float *w, const float *g, const ParamTensor *tensors, int ntensors, double lr,
+                    long step);
+
 #endif

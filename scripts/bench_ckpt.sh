@@ -8,7 +8,8 @@
 #   scripts/bench_ckpt.sh --from runs/x/ckpt-00012000.gnck   # on weights from a real run
 #   scripts/bench_ckpt.sh --ckpt-threads 2 --ckpt-level 5    # other settings
 #
-# Extra arguments go to `googlenet ckpt bench` (see its --help). Takes a few
+# Extra arguments go to `googlenet bench ckpt` (see its --help; `googlenet ckpt
+# bench` is another name of it). Takes a few
 # minutes on 2 cores; run it on a quiet machine for figures worth quoting.
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,5 +17,5 @@ bin=${GOOGLENET_BIN:-bin/googlenet}
 [ -x "$bin" ] || make
 threads=${THREADS:-$(nproc)}
 export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
-echo "+ $bin ckpt bench --train-steps 200 --crop 64 --batch 16 --lr 0.01 --ckpt-level 3 --threads $threads $*"
-exec "$bin" ckpt bench --train-steps 200 --crop 64 --batch 16 --lr 0.01 --ckpt-level 3 --threads "$threads" "$@"
+echo "+ $bin bench ckpt --train-steps 200 --crop 64 --batch 16 --lr 0.01 --ckpt-level 3 --threads $threads $*"
+exec "$bin" bench ckpt --train-steps 200 --crop 64 --batch 16 --lr 0.01 --ckpt-level 3 --threads "$threads" "$@"

@@ -72,11 +72,56 @@ static void test_lr_policies(void **state)
     assert_string_equal(lr_policy_name(LR_STEP), "step");
 }
 
+/* The state type: a fresh state is (0, weights); the average's decay warms up
+ * as min(decay, (1 + t) / (10 + t)); a step of the state is sgd_step with it. */
+static void test_state_and_warmup(void **state)
+{
+    (void)state;
+    near(sgd_ema_decay_at(0.9999, 0), 0.1, 1e-12);
+    near(sgd_ema_decay_at(0.9999, 8), 0.5, 1e-12);
+    near(sgd_ema_decay_at(0.9999, 1000000), 0.9999, 1e-12);
+    near(sgd_ema_decay_at(0.5, 100), 0.5, 1e-12);
+    ParamTensor t[2] = {{.offset = 0, .count = 2, .lr_mult = 1, .decay_mult = 1},
+                        {.offset = 2, .count = 1, .lr_mult = 2, .decay_mult = 0, .is_bias = 1}};
+    float w[3] = {1.0f, -2.0f, 0.5f}, g[3] = {0.5f, -1.0f, 0.25f};
+    SgdState s;
+    assert_int_equal(sgd_state_init(&s, 3, w, 0.9, 0.01, 0.75), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_true(s.momentum[i] == 0.0f);
+        assert_true(s.average[i] == w[i]);
+    }
+    /* the same update by hand, with the decay of step 5: min(0.75, 6/15) = 0.4 */
+    float w2[3], v2[3] = {0, 0, 0}, a2[3];
+    memcpy(w2, w, sizeof w);
+    memcpy(a2, w, sizeof w);
+    sgd_step(w2, v2, g, a2, t, 2, 0.1f, 0.9f, 0.01f, 0.4f);
+    sgd_state_step(&s, w, g, t, 2, 0.1, 5);
+    assert_memory_equal(w, w2, sizeof w);
+    assert_memory_equal(s.momentum, v2, sizeof v2);
+    assert_memory_equal(s.average, a2, sizeof a2);
+    /* late in a run the configured decay holds */
+    memcpy(w2, w, sizeof w);
+    memcpy(v2, s.momentum, sizeof v2);
+    memcpy(a2, s.average, sizeof a2);
+    sgd_step(w2, v2, g, a2, t, 2, 0.1f, 0.9f, 0.01f, 0.75f);
+    sgd_state_step(&s, w, g, t, 2, 0.1, 1000);
+    assert_memory_equal(w, w2, sizeof w);
+    assert_memory_equal(s.average, a2, sizeof a2);
+    sgd_state_reset(&s, w);
+    for (int i = 0; i < 3; i++) {
+        assert_true(s.momentum[i] == 0.0f);
+        assert_true(s.average[i] == w[i]);
+    }
+    sgd_state_free(&s);
+    assert_null(s.momentum);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_caffe_update),
         cmocka_unit_test(test_lr_policies),
+        cmocka_unit_test(test_state_and_warmup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

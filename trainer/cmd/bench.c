@@ -1,13 +1,14 @@
-/* cmd/bench.c: `googlenet bench`: timed training steps (forward, backward,
- * SGD update) or inference passes on random data, after a warm-up. Prints
- * img/s, ms per step, achieved GFLOP/s, peak memory and each layer kind's share
- * of the time; with --json the last line is one JSON object. */
+/* cmd/bench.c: `googlenet bench`: timed training steps (train_step, the one
+ * `train` runs: forward, backward, SGD update and Polyak average) or
+ * inference passes on random data, after a warm-up. Prints img/s, ms per
+ * step, achieved GFLOP/s, peak memory and each layer kind's share of the time;
+ * with --json the last line is one JSON object. `googlenet bench ckpt` is the
+ * checkpoint benchmark (bench_ckpt.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "nn/kernels/kernels.h"
@@ -15,10 +16,11 @@
 #include "nn/model.h"
 #include "nn/parallel.h"
 #include "nn/rng.h"
-#include "nn/sgd.h"
 #include "trainer/cli.h"
+#include "trainer/cmd/bench_ckpt.h"
 #include "trainer/commands.h"
 #include "trainer/runtime.h"
+#include "trainer/train/step.h"
 
 static int by_time_desc(const void *a, const void *b)
 {
@@ -55,90 +57,113 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
     free(p);
 }
 
-int cmd_bench(int argc, char **argv)
+typedef struct {
+    int batch, threads, crop, eval, steps, warmup, classes, json, no_aux, layers;
+    const char *conv_algo;
+} BenchOptions;
+
+/* The flags into o. EXIT_OK to go on; otherwise the exit code (help printed
+ * or a bad flag said). *done: leave with that code. */
+static int parse_options(int argc, char **argv, BenchOptions *o, int *done)
 {
-    int batch = 32, threads = 0, crop = 224, eval = 0;
-    int steps = 5, warmup = 1, classes = 1000, json = 0, no_aux = 0, layers = 0;
-    const char *conv_algo = "auto";
+    *o = (BenchOptions){.batch = 32, .crop = 224, .steps = 5, .warmup = 1, .classes = 1000, .conv_algo = "auto"};
     CliFlag flags[] = {
-        {"--batch", CLI_INT, &batch, "images per step", NULL, 1, CLI_BATCH_MAX},
-        {"--threads", CLI_INT, &threads, "threads for GEMM (OpenBLAS) and the other layers; 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
-        {"--crop", CLI_INT, &crop, "input height and width", NULL, 8, CLI_CROP_MAX},
-        {"--eval", CLI_BOOL, &eval, "time inference (main head only) instead of training"},
-        {"--steps", CLI_INT, &steps, "timed steps", NULL, 1, 100000},
-        {"--warmup", CLI_INT, &warmup, "untimed steps first", NULL, 0, 1000},
-        {"--classes", CLI_INT, &classes, "classifier outputs", NULL, 1, CLI_CLASSES_MAX},
-        {"--no-aux", CLI_BOOL, &no_aux, "leave out the auxiliary heads"},
-        {"--layers", CLI_BOOL, &layers, "also print every layer's time and GFLOP/s, slowest first"},
-        {"--conv-algo", CLI_CHOICE, (void *)&conv_algo, "convolution algorithms: time them per layer first (auto), or fixed", "auto|winograd|gemm"},
-        {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
+        {"--batch", CLI_INT, &o->batch, "images per step", NULL, 1, CLI_BATCH_MAX},
+        {"--threads", CLI_INT, &o->threads, "threads for GEMM (OpenBLAS) and the other layers; 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
+        {"--crop", CLI_INT, &o->crop, "input height and width", NULL, 8, CLI_CROP_MAX},
+        {"--eval", CLI_BOOL, &o->eval, "time inference (main head only) instead of training"},
+        {"--steps", CLI_INT, &o->steps, "timed steps", NULL, 1, 100000},
+        {"--warmup", CLI_INT, &o->warmup, "untimed steps first", NULL, 0, 1000},
+        {"--classes", CLI_INT, &o->classes, "classifier outputs", NULL, 1, CLI_CLASSES_MAX},
+        {"--no-aux", CLI_BOOL, &o->no_aux, "leave out the auxiliary heads"},
+        {"--layers", CLI_BOOL, &o->layers, "also print every layer's time and GFLOP/s, slowest first"},
+        {"--conv-algo", CLI_CHOICE, (void *)&o->conv_algo, "convolution algorithms: time them per layer first (auto), or fixed", "auto|winograd|gemm"},
+        {"--json", CLI_BOOL, &o->json, "end with one JSON line of the figures"},
     };
     int help = 0;
     char err[256];
+    *done = 1;
     if (cli_parse(flags, CLI_COUNT(flags), argc, argv, NULL, 0, NULL, &help, err, sizeof err) != 0) {
         trainer_print_once("bench", "%s", err);
         return EXIT_USAGE;
     }
     if (help) {
-        cli_print_help(stdout, "googlenet bench [flags]",
-                       "Times training steps (forward, backward, SGD update) or inference on random\n"
-                       "data in one process, after a warm-up.",
+        cli_print_help(stdout, "googlenet bench [flags]   |   googlenet bench ckpt [flags]",
+                       "Times training steps (the step `train` runs: forward, backward, SGD update,\n"
+                       "Polyak average) or inference on random data in one process, after a warm-up.\n"
+                       "`googlenet bench ckpt --help`: the checkpoint benchmark.",
                        flags, CLI_COUNT(flags));
         return EXIT_OK;
     }
-    if (threads == 0) threads = trainer_default_threads();
-    trainer_set_threads(threads);
+    *done = 0;
+    return EXIT_OK;
+}
 
+/* The model the benchmark times, with its convolution plan. NULL after a message. */
+static Model *bench_model(const BenchOptions *o, double *tune_s, int *code)
+{
+    char err[512];
     ModelConfig cfg = model_default_config();
-    cfg.classes = classes;
-    cfg.crop = crop;
-    cfg.batch = batch;
-    cfg.aux = !no_aux;
-    cfg.training = !eval;
-    cfg.conv_gemm = strcmp(conv_algo, "gemm") == 0;
+    cfg.classes = o->classes;
+    cfg.crop = o->crop;
+    cfg.batch = o->batch;
+    cfg.aux = !o->no_aux;
+    cfg.training = !o->eval;
+    cfg.conv_gemm = strcmp(o->conv_algo, "gemm") == 0;
     Model *m = model_init(&cfg, err, sizeof err);
     if (!m) {
         fprintf(stderr, "googlenet bench: %s\n", err);
-        return EXIT_USAGE;
+        *code = EXIT_USAGE;
+        return NULL;
     }
-    double tune_s = 0;
-    if (strcmp(conv_algo, "auto") == 0 && (tune_s = model_conv_tune(m, err, sizeof err)) < 0) {
+    *tune_s = 0;
+    if (strcmp(o->conv_algo, "auto") == 0 && (*tune_s = model_conv_tune(m, err, sizeof err)) < 0) {
         fprintf(stderr, "googlenet bench: %s\n", err);
-        return EXIT_FAIL;
+        model_free(m);
+        *code = EXIT_FAIL;
+        return NULL;
     }
-    size_t np = model_num_params(m);
     model_init_weights(m, 1);
-    float *mom = eval ? NULL : calloc(np, sizeof(float));
-    float *avg = eval ? NULL : malloc(np * sizeof(float));
-    size_t in_floats = (size_t)batch * 3 * crop * crop;
-    float *input = malloc(in_floats * sizeof(float));
-    int *labels = malloc(sizeof(int) * batch);
-    if ((!eval && (!mom || !avg)) || !input || !labels) {
-        fprintf(stderr, "googlenet bench: out of memory\n");
-        return EXIT_FAIL;
-    }
-    if (avg) memcpy(avg, model_params(m), np * sizeof(float));
-    uint64_t key = rng_key(7, 0, 0, 0);
-    for (size_t i = 0; i < in_floats; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
-    for (int i = 0; i < batch; i++) labels[i] = i % classes;
-    int ntensors;
-    const ParamTensor *pt = model_param_tensors(m, &ntensors);
+    return m;
+}
 
-    double t_total = 0;
-    for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) model_profile_reset(m);
-        double t0 = clock_now();
-        if (eval) {
-            model_forward(m, input, NULL, batch, MODEL_EVAL, 0, NULL);
-        } else {
-            ModelStats st;
-            memset(model_grads(m), 0, np * sizeof(float));
-            model_forward(m, input, labels, batch, MODEL_TRAIN, (uint64_t)s, &st);
-            model_backward(m, 1.0f / batch, NULL, NULL);
-            sgd_step(model_params(m), mom, model_grads(m), avg, pt, ntensors, 1e-4f, 0.9f, 2e-4f, 0.999f);
+/* Warm-up and timed steps; the seconds of the timed ones, or -1 after a message. */
+static double time_steps(const BenchOptions *o, Model *m)
+{
+    char err[512];
+    TrainStepLocal l;
+    float *input = NULL;
+    if (o->eval) {
+        size_t in_floats = (size_t)o->batch * 3 * o->crop * o->crop;
+        if (!(input = malloc(in_floats * sizeof(float)))) {
+            fprintf(stderr, "googlenet bench: out of memory\n");
+            return -1;
         }
-        if (s >= warmup) t_total += clock_now() - t0;
+        uint64_t key = rng_key(7, 0, 0, 0);
+        for (size_t i = 0; i < in_floats; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
+    } else if (train_step_local_init(&l, m, o->batch, o->classes, 1e-4, 0.9, 2e-4, 0.999, 1, 7, err, sizeof err) != 0) {
+        fprintf(stderr, "googlenet bench: %s\n", err);
+        return -1;
     }
+    double t_total = 0;
+    for (int s = 0; s < o->warmup + o->steps; s++) {
+        if (s == o->warmup) model_profile_reset(m);
+        double t0 = clock_now();
+        StepStats st;
+        if (o->eval) model_forward(m, input, NULL, o->batch, MODEL_EVAL, 0, NULL);
+        else train_step(&l.step, &l.pos, &st, err, sizeof err); /* no fetch: cannot fail */
+        if (s >= o->warmup) t_total += clock_now() - t0;
+    }
+    if (o->eval) free(input);
+    else train_step_local_free(&l);
+    return t_total;
+}
+
+/* The figures: the summary lines, per layer kind, per layer, JSON. */
+static void print_report(const BenchOptions *o, const Model *m, double t_total, double tune_s)
+{
+    int eval = o->eval, steps = o->steps, batch = o->batch;
+    size_t np = model_num_params(m);
     double step_ms = t_total / steps * 1e3;
     double img_s = batch * steps / t_total;
     double macs = eval ? model_forward_macs(m, batch, MODEL_EVAL) : model_train_macs(m, batch);
@@ -153,11 +178,11 @@ int cmd_bench(int argc, char **argv)
     }
     double other = t_total - prof_sum; /* input copy, zeroing, optimizer */
     printf("googlenet bench: %s, batch %d, crop %d, %d classes, %d thread%s, %zu parameters\n",
-           eval ? "inference" : "training", batch, crop, classes, threads, threads == 1 ? "" : "s", np);
+           eval ? "inference" : "training", batch, o->crop, o->classes, o->threads, o->threads == 1 ? "" : "s", np);
     printf("  %.2f img/s   %.1f ms/step   %.1f GFLOP/s   peak RSS %.0f MB   activations %.0f MB\n",
            img_s, step_ms, gflops, trainer_peak_rss_mb(), model_activation_bytes(m) / 1e6);
     printf("  kernels: OpenBLAS %s, own SIMD %s; convolutions %s", trainer_blas_core(), nn_kernels()->name,
-           conv_algo);
+           o->conv_algo);
     if (tune_s > 0) printf(" (plan timed in %.1f s)", tune_s);
     putchar('\n');
     printf("  time by layer kind:");
@@ -173,25 +198,35 @@ int cmd_bench(int argc, char **argv)
             if (bwd[k] > 0.005 * t_total) printf(" | %s %.0f", model_op_kind_name(k), 1e3 * bwd[k] / steps);
     }
     putchar('\n');
-    if (layers) print_layers(m, steps, batch, eval, t_total);
-    if (json) {
-        printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
-               "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,"
-               "\"blas_core\":\"%s\",\"simd\":\"%s\",\"conv_algo\":\"%s\",\"shares\":{",
-               eval ? "eval" : "train", batch, crop, threads, img_s, step_ms, gflops, trainer_peak_rss_mb(), np,
-               trainer_blas_core(), nn_kernels()->name, conv_algo);
-        int first = 1;
-        for (int k = 0; k < OP_KINDS; k++)
-            if (prof[k] > 0) {
-                printf("%s\"%s\":%.4f", first ? "" : ",", model_op_kind_name(k), prof[k] / t_total);
-                first = 0;
-            }
-        printf("%s\"other\":%.4f}}\n", first ? "" : ",", other / t_total);
-    }
+    if (o->layers) print_layers(m, steps, batch, eval, t_total);
+    if (!o->json) return;
+    printf("{\"mode\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"img_per_s\":%.3f,"
+           "\"step_ms\":%.2f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f,\"params\":%zu,"
+           "\"blas_core\":\"%s\",\"simd\":\"%s\",\"conv_algo\":\"%s\",\"shares\":{",
+           eval ? "eval" : "train", batch, o->crop, o->threads, img_s, step_ms, gflops, trainer_peak_rss_mb(), np,
+           trainer_blas_core(), nn_kernels()->name, o->conv_algo);
+    int first = 1;
+    for (int k = 0; k < OP_KINDS; k++)
+        if (prof[k] > 0) {
+            printf("%s\"%s\":%.4f", first ? "" : ",", model_op_kind_name(k), prof[k] / t_total);
+            first = 0;
+        }
+    printf("%s\"other\":%.4f}}\n", first ? "" : ",", other / t_total);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc > 0 && strcmp(argv[0], "ckpt") == 0) return cmd_bench_ckpt(argc - 1, argv + 1);
+    BenchOptions o;
+    int done, code = parse_options(argc, argv, &o, &done);
+    if (done) return code;
+    if (o.threads == 0) o.threads = trainer_default_threads();
+    trainer_set_threads(o.threads);
+    double tune_s;
+    Model *m = bench_model(&o, &tune_s, &code);
+    if (!m) return code;
+    double t_total = time_steps(&o, m);
+    if (t_total >= 0) print_report(&o, m, t_total, tune_s);
     model_free(m);
-    free(mom);
-    free(avg);
-    free(input);
-    free(labels);
-    return EXIT_OK;
+    return t_total >= 0 ? EXIT_OK : EXIT_FAIL;
 }

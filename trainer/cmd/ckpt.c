@@ -1,9 +1,9 @@
-/* cmd/ckpt.c: `googlenet ckpt info|verify|export|import|slim|bench`: inspect
- * and check checkpoints, move weights to and from NumPy's .npy, write the
- * inference-only part of a checkpoint, and measure what checkpointing costs
- * (compression ratios and the training stall). The format and the writer are
- * in ckpt.c / ckpt_writer.c; this file only drives them and prints. It never
- * writes over a checkpoint it was not asked to replace. */
+/* cmd/ckpt.c: `googlenet ckpt info|verify|export|import|slim`: inspect and
+ * check checkpoints, move weights to and from NumPy's .npy, and write the
+ * inference-only part of a checkpoint. `ckpt bench` is another name of
+ * `googlenet bench ckpt` (cmd/bench_ckpt.c). The format and the writer are in
+ * trainer/ckpt/; this file only drives them and prints. It never writes over a
+ * checkpoint it was not asked to replace. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,18 +12,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "nn/model.h"
-#include "comm/clock.h"
-#include "nn/parallel.h"
-#include "nn/rng.h"
 #include "nn/sgd.h"
 #include "trainer/ckpt/ckpt.h"
 #include "trainer/ckpt/hash.h"
 #include "trainer/ckpt/params.h"
 #include "trainer/ckpt/onnx.h"
 #include "trainer/cli.h"
+#include "trainer/cmd/bench_ckpt.h"
 #include "trainer/commands.h"
 #include "trainer/runtime.h"
 #include "trainer/train/resume.h"
@@ -66,7 +63,8 @@ static void print_meta(const CkptMeta *m)
            m->aux ? "on" : "off", (double)m->head_dropout, (double)m->aux_dropout);
     printf("  num_params     %zu\n", m->num_params);
     char pos[128];
-    train_format_position(m->step, m->epoch, m->epoch_step, 0, pos, sizeof pos);
+    TrainPosition at = {.step = m->step, .epoch = m->epoch, .epoch_step = m->epoch_step};
+    train_format_position(&at, 0, pos, sizeof pos);
     printf("  position       %s; %lld samples seen\n", pos, m->samples_seen);
     printf("  seed           %llu (all randomness is counter-based: seed + position is the RNG state)\n",
            (unsigned long long)m->seed);
@@ -315,6 +313,39 @@ static void join_command(char *out, size_t len, const char *prefix, int argc, ch
     }
 }
 
+/* The metadata of an imported checkpoint: --like's (settings, class names,
+ * extras; the position is reset by the caller), or the default network's
+ * with these classes, crop and heads. EXIT_OK, or the exit code with err. */
+static int import_meta(const char *like, int classes, int crop, int no_aux, CkptMeta *meta, char *err, size_t errlen)
+{
+    ckpt_meta_init(meta);
+    if (like) {
+        CkptMeta lm;
+        if (ckpt_peek_meta(like, &lm, err, errlen) != 0) return EXIT_FAIL;
+        if (strcmp(lm.arch, CKPT_ARCH) != 0) {
+            snprintf(err, errlen, "%s: architecture '%s' is not '%s'", like, lm.arch, CKPT_ARCH);
+            ckpt_meta_free(&lm);
+            return EXIT_FAIL;
+        }
+        ckpt_meta_free(meta);
+        *meta = lm;
+        meta->version_major = CKPT_VERSION_MAJOR;
+        meta->version_minor = CKPT_VERSION_MINOR;
+        return EXIT_OK;
+    }
+    ModelConfig cfg = model_default_config();
+    cfg.classes = classes;
+    cfg.crop = crop;
+    cfg.aux = !no_aux;
+    cfg.training = 0;
+    cfg.batch = 1;
+    Model *mdl = model_init(&cfg, err, errlen);
+    if (!mdl) return EXIT_USAGE;
+    ckpt_meta_set_model(meta, &cfg, model_num_params(mdl));
+    model_free(mdl);
+    return EXIT_OK;
+}
+
 static int ckpt_import(int argc, char **argv)
 {
     const char *out = NULL, *like = NULL;
@@ -356,35 +387,9 @@ static int ckpt_import(int argc, char **argv)
     }
     char err[1200];
     CkptMeta meta;
-    ckpt_meta_init(&meta);
-    if (like) {
-        CkptMeta lm;
-        if (ckpt_peek_meta(like, &lm, err, sizeof err) != 0) {
-            fprintf(stderr, "googlenet ckpt import: %s\n", err);
-            return EXIT_FAIL;
-        }
-        if (strcmp(lm.arch, CKPT_ARCH) != 0) {
-            fprintf(stderr, "googlenet ckpt import: %s: architecture '%s' is not '%s'\n", like, lm.arch, CKPT_ARCH);
-            ckpt_meta_free(&lm);
-            return EXIT_FAIL;
-        }
-        meta = lm; /* settings, class names and extras; the position is reset below */
-        meta.version_major = CKPT_VERSION_MAJOR;
-        meta.version_minor = CKPT_VERSION_MINOR;
-    } else {
-        ModelConfig cfg = model_default_config();
-        cfg.classes = classes;
-        cfg.crop = crop;
-        cfg.aux = !no_aux;
-        cfg.training = 0;
-        cfg.batch = 1;
-        Model *mdl = model_init(&cfg, err, sizeof err);
-        if (!mdl) {
-            fprintf(stderr, "googlenet ckpt import: %s\n", err);
-            return EXIT_USAGE;
-        }
-        ckpt_meta_set_model(&meta, &cfg, model_num_params(mdl));
-        model_free(mdl);
+    if ((rc = import_meta(like, classes, crop, no_aux, &meta, err, sizeof err)) != EXIT_OK) {
+        fprintf(stderr, "googlenet ckpt import: %s\n", err);
+        return rc;
     }
     meta.step = step;
     meta.epoch = meta.epoch_step = 0;
@@ -544,402 +549,6 @@ static int ckpt_slim(int argc, char **argv)
     return rc;
 }
 
-/* ---- bench ---- */
-
-typedef struct {
-    uint64_t raw, zstd, shuffled;
-    double t_zstd, t_shuffled;
-    double entropy_floor; /* order-0 entropy of the four byte planes / 32 bits */
-} CodecFigures;
-
-static size_t zstd_once(ZSTD_CCtx *c, void *dst, size_t cap, const void *src, size_t n)
-{
-    ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
-    size_t r = ZSTD_compress2(c, dst, cap, src, n);
-    return ZSTD_isError(r) ? 0 : r;
-}
-
-static double plane_entropy(const uint8_t *p, size_t n)
-{
-    size_t h[256] = {0};
-    for (size_t i = 0; i < n; i++) h[p[i]]++;
-    double e = 0;
-    for (int k = 0; k < 256; k++)
-        if (h[k]) e -= (double)h[k] / (double)n * log2((double)h[k] / (double)n);
-    return e;
-}
-
-static int codec_figures(const float *x, size_t n, int level, int threads, CodecFigures *f)
-{
-    size_t bytes = n * sizeof(float), cap = ZSTD_compressBound(bytes);
-    uint8_t *dst = malloc(cap), *planes = malloc(bytes);
-    ZSTD_CCtx *c = ZSTD_createCCtx();
-    if (!dst || !planes || !c) {
-        free(dst);
-        free(planes);
-        ZSTD_freeCCtx(c);
-        return -1;
-    }
-    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
-    if (threads > 0) ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, threads);
-    memset(f, 0, sizeof *f);
-    f->raw = bytes;
-    double t0 = clock_now();
-    f->zstd = zstd_once(c, dst, cap, x, bytes);
-    double t1 = clock_now();
-    const uint32_t *u = (const uint32_t *)x;
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 4; k++) planes[k * n + i] = (uint8_t)(u[i] >> (8 * k));
-    f->shuffled = zstd_once(c, dst, cap, planes, bytes);
-    double t2 = clock_now();
-    f->t_zstd = t1 - t0;
-    f->t_shuffled = t2 - t1;
-    for (int k = 0; k < 4; k++) f->entropy_floor += plane_entropy(planes + k * n, n) / 32.0;
-    free(dst);
-    free(planes);
-    ZSTD_freeCCtx(c);
-    return f->zstd && f->shuffled ? 0 : -1;
-}
-
-static void print_codec(const char *what, const CodecFigures *f)
-{
-    printf("  %-22s raw %7.2f MB | zstd %7.2f MB %.4f %5.2fs | shuffle+zstd %7.2f MB %.4f %5.2fs | "
-           "order-0 floor %.4f\n",
-           what, f->raw / 1e6, f->zstd / 1e6, (double)f->zstd / f->raw, f->t_zstd, f->shuffled / 1e6,
-           (double)f->shuffled / f->raw, f->t_shuffled, f->entropy_floor);
-}
-
-static void gaussian(float *x, size_t n, float sigma, uint64_t seed)
-{
-    uint64_t key = rng_key(seed, 0x6a, 0, 0);
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = (rng_bits(key, i) >> 11) * 0x1.0p-53, u2 = (rng_bits(key, i + 1) >> 11) * 0x1.0p-53;
-        double r = sqrt(-2.0 * log(u1 > 0 ? u1 : 0x1.0p-53)), a = 2 * M_PI * u2;
-        x[i] = (float)(sigma * r * cos(a));
-        if (i + 1 < n) x[i + 1] = (float)(sigma * r * sin(a));
-    }
-}
-
-/* Trains the real network on random data: weights that moved under SGD,
- * with momentum and an average, not a fresh initialisation. */
-static int train_state(int steps, int crop, int batch, double lr, float *w, float *mom, float *avg, size_t np,
-                       double *step_ms, double *loss_first, double *loss_last, char *err, size_t errlen)
-{
-    ModelConfig cfg = model_default_config();
-    cfg.crop = crop;
-    cfg.batch = batch;
-    Model *m = model_init(&cfg, err, errlen);
-    if (!m) return -1;
-    if (model_num_params(m) != np) {
-        snprintf(err, errlen, "model has %zu parameters, expected %zu", model_num_params(m), np);
-        model_free(m);
-        return -1;
-    }
-    model_init_weights(m, 1);
-    memset(mom, 0, np * sizeof(float));
-    memcpy(avg, model_params(m), np * sizeof(float));
-    size_t in_n = (size_t)batch * 3 * crop * crop;
-    float *input = malloc(in_n * sizeof(float));
-    int *labels = malloc((size_t)batch * sizeof(int));
-    if (!input || !labels) {
-        free(input);
-        free(labels);
-        model_free(m);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int nt;
-    const ParamTensor *pt = model_param_tensors(m, &nt);
-    /* 10 fixed batches the network can partly memorise, so gradients stay informative */
-    double t0 = clock_now();
-    for (int s = 0; s < steps; s++) {
-        uint64_t key = rng_key(11, (uint64_t)(s % 10), 0, 0);
-        for (size_t i = 0; i < in_n; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
-        for (int i = 0; i < batch; i++) labels[i] = (int)(rng_bits(key, in_n + (uint64_t)i) % 1000);
-        ModelStats st;
-        memset(model_grads(m), 0, np * sizeof(float));
-        model_forward(m, input, labels, batch, MODEL_TRAIN, rng_key(11, (uint64_t)s, 1, 0), &st);
-        model_backward(m, 1.0f / batch, NULL, NULL);
-        sgd_step(model_params(m), mom, model_grads(m), avg, pt, nt, (float)lr, 0.9f, 2e-4f, 0.99f);
-        if (s == 0) *loss_first = st.loss;
-        *loss_last = st.loss;
-        if (!isfinite(st.loss)) {
-            snprintf(err, errlen, "training diverged at step %d (loss %g); lower --lr", s, st.loss);
-            break;
-        }
-        if ((s + 1) % 50 == 0) {
-            fprintf(stderr, "  trained %d/%d steps, loss %.3f\n", s + 1, steps, st.loss);
-        }
-    }
-    *step_ms = steps ? (clock_now() - t0) / steps * 1e3 : 0;
-    memcpy(w, model_params(m), np * sizeof(float));
-    free(input);
-    free(labels);
-    model_free(m);
-    return isfinite(*loss_last) ? 0 : -1;
-}
-
-/* One training step's time at the production shape, alone and while the
- * writer compresses a checkpoint in the background. */
-static int time_step(int crop, int batch, const float *w, size_t np, CkptWriter *wr, const CkptMeta *meta,
-                     const float *mom, const float *avg, double *alone_ms, double *during_ms, char *err,
-                     size_t errlen)
-{
-    ModelConfig cfg = model_default_config();
-    cfg.crop = crop;
-    cfg.batch = batch;
-    Model *m = model_init(&cfg, err, errlen);
-    if (!m) return -1;
-    memcpy(model_params(m), w, np * sizeof(float));
-    float *v = calloc(np, sizeof(float)), *a = malloc(np * sizeof(float));
-    size_t in_n = (size_t)batch * 3 * crop * crop;
-    float *input = malloc(in_n * sizeof(float));
-    int *labels = calloc((size_t)batch, sizeof(int));
-    if (!v || !a || !input || !labels) {
-        snprintf(err, errlen, "out of memory");
-        free(v); free(a); free(input); free(labels);
-        model_free(m);
-        return -1;
-    }
-    memcpy(a, w, np * sizeof(float));
-    uint64_t key = rng_key(3, 0, 0, 0);
-    for (size_t i = 0; i < in_n; i++) input[i] = 2.0f * rng_uniform(key, i) - 1.0f;
-    int nt;
-    const ParamTensor *pt = model_param_tensors(m, &nt);
-    double t_alone = 0;
-    for (int s = 0; s < 4; s++) {
-        if (s == 3 && ckpt_writer_save(wr, meta, w, mom, avg, err, errlen) != 0) break;
-        double t0 = clock_now();
-        ModelStats st;
-        memset(model_grads(m), 0, np * sizeof(float));
-        model_forward(m, input, labels, batch, MODEL_TRAIN, (uint64_t)s, &st);
-        model_backward(m, 1.0f / batch, NULL, NULL);
-        sgd_step(model_params(m), v, model_grads(m), a, pt, nt, 1e-4f, 0.9f, 2e-4f, 0.999f);
-        double dt = clock_now() - t0;
-        if (s == 1 || s == 2) t_alone += dt; /* step 0 warms up */
-        if (s == 3) *during_ms = dt * 1e3;
-    }
-    *alone_ms = t_alone / 2 * 1e3;
-    free(v); free(a); free(input); free(labels);
-    model_free(m);
-    return 0;
-}
-
-static int ckpt_bench(int argc, char **argv)
-{
-    const char *from = NULL, *dir = "/tmp";
-    int train_steps = 200, crop = 64, batch = 16, level = 3, zthreads = 0, saves = 3, json = 0;
-    int step_crop = 224, step_batch = 32, threads = 0, nice = 10;
-    double lr = 0.01, step_ms_given = 0;
-    CliFlag flags[] = {
-        {"--from", CLI_STR, &from, "take trained weights from a checkpoint (.gnck) or an .npy instead of training",
-         NULL, 0, 0, "FILE"},
-        {"--train-steps", CLI_INT, &train_steps, "SGD steps of the real network on random data", NULL, 0, 100000},
-        {"--crop", CLI_INT, &crop, "crop of those steps", NULL, 8, CLI_CROP_MAX},
-        {"--batch", CLI_INT, &batch, "batch of those steps", NULL, 1, CLI_BATCH_MAX},
-        {"--lr", CLI_FLOAT, &lr, "learning rate of those steps", NULL, 0, 100},
-        {"--ckpt-level", CLI_INT, &level, "Zstandard level", NULL, CLI_LEVEL_MIN, CLI_LEVEL_MAX, NULL, "--level"},
-        {"--ckpt-threads", CLI_INT, &zthreads, "Zstandard worker threads (0: the writer thread compresses)", NULL, 0,
-         CLI_ZSTD_THREADS_MAX, NULL, "--zstd-threads"},
-        {"--nice", CLI_INT, &nice, "nice value of the writer thread (0 leaves it as training's)", NULL, 0, 19},
-        {"--saves", CLI_INT, &saves, "checkpoints written through the asynchronous writer", NULL, 1, 100},
-        {"--dir", CLI_STR, &dir, "where the benchmark writes (a temporary directory inside it)", NULL, 0, 0, "DIR"},
-        {"--step-ms", CLI_FLOAT, &step_ms_given, "one training step's time (from `googlenet bench`); 0 measures it",
-         NULL, 0, 1e9},
-        {"--step-crop", CLI_INT, &step_crop, "crop of the measured training step", NULL, 8, CLI_CROP_MAX},
-        {"--step-batch", CLI_INT, &step_batch, "batch of the measured training step", NULL, 1, CLI_BATCH_MAX},
-        {"--threads", CLI_INT, &threads, "threads for training; 0: this node's cores / its ranks", NULL, 0, CLI_THREADS_MAX},
-        {"--json", CLI_BOOL, &json, "end with one JSON line of the figures"},
-    };
-    int done;
-    int rc = parse_action("bench", "googlenet ckpt bench [flags]",
-                          "Measures checkpoint compression (raw fp32, plain zstd, byte-shuffle + zstd) on\n"
-                          "Gaussian weights and on weights after SGD steps of the real network (or --from a\n"
-                          "file), then the training stall per checkpoint of the asynchronous writer against\n"
-                          "one training step.",
-                          flags, CLI_COUNT(flags), argc, argv, NULL, 0, &done);
-    if (done) return rc;
-    if (threads == 0) threads = trainer_default_threads();
-    trainer_set_threads(threads);
-    parallel_set_threads(threads);
-    char err[1200];
-    ModelConfig cfg = model_default_config();
-    cfg.training = 0;
-    cfg.batch = 1;
-    Model *probe = model_init(&cfg, err, sizeof err);
-    if (!probe) {
-        fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-        return EXIT_FAIL;
-    }
-    size_t np = model_num_params(probe);
-    model_free(probe);
-    float *w = malloc(np * 4), *mom = malloc(np * 4), *avg = malloc(np * 4), *g = malloc(np * 4);
-    if (!w || !mom || !avg || !g) {
-        fprintf(stderr, "googlenet ckpt bench: out of memory\n");
-        return EXIT_FAIL;
-    }
-    rc = EXIT_FAIL;
-    printf("googlenet ckpt bench: %zu parameters, zstd level %d, %d zstd worker thread%s, writer nice %d\n", np,
-           level, zthreads, zthreads == 1 ? "" : "s", nice);
-    CodecFigures fg, fw, fm = {0}, fa = {0};
-    gaussian(g, np, 0.02f, 1);
-    if (codec_figures(g, np, level, zthreads, &fg) != 0) {
-        fprintf(stderr, "googlenet ckpt bench: zstd failed\n");
-        goto out;
-    }
-    print_codec("gaussian N(0, 0.02)", &fg);
-
-    int have_mom = 1;
-    double train_ms = 0, l0 = 0, l1 = 0;
-    char source[600];
-    if (from) {
-        size_t n = 0;
-        float *x = NULL;
-        size_t len = strlen(from);
-        if (len > 4 && strcmp(from + len - 4, ".npy") == 0) {
-            x = ckpt_npy_read(from, &n, err, sizeof err);
-            have_mom = 0;
-            if (x && n != np) {
-                snprintf(err, sizeof err, "%s holds %zu floats, the default network %zu", from, n, np);
-                free(x);
-                x = NULL;
-            }
-            if (x) {
-                memcpy(w, x, np * 4);
-                memcpy(avg, x, np * 4);
-                memset(mom, 0, np * 4);
-                free(x);
-            }
-        } else if (ckpt_load(from, NULL, w, mom, avg, np, err, sizeof err) == 0) {
-            x = w;
-        }
-        if (!x) {
-            fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-            goto out;
-        }
-        snprintf(source, sizeof source, "weights from %s", from);
-    } else {
-        fprintf(stderr, "  training %d steps (crop %d, batch %d, lr %g) for trained weights...\n", train_steps, crop,
-                batch, lr);
-        if (train_state(train_steps, crop, batch, lr, w, mom, avg, np, &train_ms, &l0, &l1, err, sizeof err) != 0) {
-            fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-            goto out;
-        }
-        snprintf(source, sizeof source, "after %d SGD steps (crop %d, batch %d, lr %g; loss %.3f -> %.3f)",
-                 train_steps, crop, batch, lr, l0, l1);
-    }
-    printf("  trained state: %s\n", source);
-    if (codec_figures(w, np, level, zthreads, &fw) != 0 ||
-        (have_mom && codec_figures(mom, np, level, zthreads, &fm) != 0) ||
-        codec_figures(avg, np, level, zthreads, &fa) != 0) {
-        fprintf(stderr, "googlenet ckpt bench: zstd failed\n");
-        goto out;
-    }
-    print_codec("trained weights", &fw);
-    if (have_mom) print_codec("trained momentum", &fm);
-    print_codec("trained average", &fa);
-
-    /* the asynchronous writer: what training waits for */
-    char tdir[4096];
-    snprintf(tdir, sizeof tdir, "%s/ckpt-bench.XXXXXX", dir);
-    if (!mkdtemp(tdir)) {
-        fprintf(stderr, "googlenet ckpt bench: cannot create a directory in %s: %s\n", dir, strerror(errno));
-        goto out;
-    }
-    CkptWriterConfig wc = ckpt_writer_default_config();
-    wc.dir = tdir;
-    wc.num_params = np;
-    wc.zstd_level = level;
-    wc.zstd_threads = zthreads;
-    wc.keep = 2;
-    wc.nice = nice;
-    CkptWriter *wr = ckpt_writer_create(&wc, err, sizeof err);
-    if (!wr) {
-        fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-        rmdir(tdir);
-        goto out;
-    }
-    CkptMeta meta;
-    ckpt_meta_init(&meta);
-    ModelConfig dc = model_default_config();
-    ckpt_meta_set_model(&meta, &dc, np);
-    double copy_sum = 0, copy_max = 0, write_sum = 0;
-    uint64_t file_bytes = 0, raw_bytes = 0;
-    CkptWriterStats st;
-    for (int i = 0; i < saves; i++) {
-        meta.step = i + 1;
-        if (ckpt_writer_save(wr, &meta, w, mom, avg, err, sizeof err) != 0 ||
-            ckpt_writer_wait(wr, err, sizeof err) != CKPT_POLL_OK) {
-            fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-            ckpt_writer_free(wr);
-            goto out;
-        }
-        ckpt_writer_stats(wr, &st);
-        copy_sum += st.last_copy_s;
-        copy_max = st.last_copy_s > copy_max ? st.last_copy_s : copy_max;
-        write_sum += st.last_write_s;
-        file_bytes = st.last_file_bytes;
-        raw_bytes = st.last_raw_bytes;
-    }
-    if (st.note[0]) printf("  note: %s\n", st.note);
-    double copy_ms = copy_sum / saves * 1e3, write_s = write_sum / saves;
-    printf("  writer: %d checkpoints of %.1f MB (%.4f of %.1f MB raw): training blocked %.1f ms per save "
-           "(copy; max %.1f ms), written in %.2f s in the background\n",
-           saves, file_bytes / 1e6, (double)file_bytes / raw_bytes, raw_bytes / 1e6, copy_ms, copy_max * 1e3,
-           write_s);
-
-    double alone_ms = step_ms_given, during_ms = 0;
-    if (step_ms_given <= 0) {
-        fprintf(stderr, "  timing training steps (crop %d, batch %d, %d threads)...\n", step_crop, step_batch, threads);
-        meta.step = saves + 1;
-        if (time_step(step_crop, step_batch, w, np, wr, &meta, mom, avg, &alone_ms, &during_ms, err, sizeof err)) {
-            fprintf(stderr, "googlenet ckpt bench: %s\n", err);
-            ckpt_writer_free(wr);
-            goto out;
-        }
-        ckpt_writer_wait(wr, err, sizeof err);
-        printf("  training step (crop %d, batch %d, %d threads): %.0f ms alone, %.0f ms while the writer "
-               "compresses\n", step_crop, step_batch, threads, alone_ms, during_ms);
-    } else {
-        printf("  training step: %.0f ms (given by --step-ms)\n", alone_ms);
-    }
-    double stall_frac = copy_ms / alone_ms;
-    printf("  stall per checkpoint: %.1f ms = %.2f%% of one training step (target < 5%%)\n", copy_ms,
-           100 * stall_frac);
-    printf("  shuffle+zstd on trained weights: %.4f of raw (target <= 0.87)\n", (double)fw.shuffled / fw.raw);
-    if (json)
-        printf("{\"params\":%zu,\"level\":%d,\"zstd_threads\":%d,\"nice\":%d,"
-               "\"gaussian\":{\"raw\":%llu,\"zstd\":%llu,\"shuffle_zstd\":%llu,\"t_zstd\":%.3f,\"t_shuffle_zstd\":%.3f},"
-               "\"trained\":{\"raw\":%llu,\"zstd\":%llu,\"shuffle_zstd\":%llu,\"t_zstd\":%.3f,\"t_shuffle_zstd\":%.3f},"
-               "\"file_bytes\":%llu,\"raw_bytes\":%llu,\"copy_ms\":%.2f,\"write_s\":%.3f,\"step_ms\":%.1f,"
-               "\"step_ms_during_write\":%.1f,\"stall_frac\":%.5f}\n",
-               np, level, zthreads, nice, (unsigned long long)fg.raw, (unsigned long long)fg.zstd,
-               (unsigned long long)fg.shuffled, fg.t_zstd, fg.t_shuffled, (unsigned long long)fw.raw,
-               (unsigned long long)fw.zstd, (unsigned long long)fw.shuffled, fw.t_zstd, fw.t_shuffled,
-               (unsigned long long)file_bytes, (unsigned long long)raw_bytes, copy_ms, write_s, alone_ms, during_ms,
-               stall_frac);
-    ckpt_writer_free(wr);
-    ckpt_meta_free(&meta);
-    /* remove what the benchmark wrote */
-    char p[4400];
-    for (int i = 1; i <= saves + 1; i++) {
-        char name[64];
-        ckpt_file_name(i, name, sizeof name);
-        snprintf(p, sizeof p, "%s/%s", tdir, name);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/%s", tdir, CKPT_LATEST);
-    unlink(p);
-    rmdir(tdir);
-    rc = EXIT_OK;
-out:
-    free(w);
-    free(mom);
-    free(avg);
-    free(g);
-    return rc;
-}
-
 /* ---- dispatch ---- */
 
 typedef struct {
@@ -954,7 +563,7 @@ static const Action actions[] = {
     {"export", ckpt_export, "write the weights (or another float section) as .npy, or the network as ONNX"},
     {"import", ckpt_import, "build a checkpoint from a .npy of weights"},
     {"slim", ckpt_slim, "write the inference-only part: one set of weights, no optimizer state, no aux heads"},
-    {"bench", ckpt_bench, "compression ratios and the training stall per checkpoint"},
+    {"bench", cmd_bench_ckpt, "the same as `googlenet bench ckpt`: compression ratios and the training stall per checkpoint"},
 };
 
 int cmd_ckpt(int argc, char **argv)

@@ -67,26 +67,29 @@ static void note(ResumePlan *p, const char *fmt, ...)
     p->notes[at + 1] = '\0';
 }
 
-void train_format_position(long step, long epoch, long epoch_step, long spe, char *out, size_t len)
+void train_format_position(const TrainPosition *at, long steps_per_epoch, char *out, size_t len)
 {
+    long step = at->step, epoch = at->epoch, epoch_step = at->epoch_step;
     if (step == 0) snprintf(out, len, "step 0 (the start)");
     else if (epoch_step == 0 && epoch > 0) snprintf(out, len, "step %ld (end of epoch %ld)", step, epoch);
-    else if (spe > 0) snprintf(out, len, "step %ld (epoch %ld, step %ld of %ld)", step, epoch + 1, epoch_step, spe);
+    else if (steps_per_epoch > 0)
+        snprintf(out, len, "step %ld (epoch %ld, step %ld of %ld)", step, epoch + 1, epoch_step, steps_per_epoch);
     else snprintf(out, len, "step %ld (epoch %ld, step %ld)", step, epoch + 1, epoch_step);
 }
 
-static long steps_per_epoch(const TrainConfig *cfg, const ResumeRun *run, int accum)
+static long epoch_steps(const TrainConfig *cfg, const ResumeRun *run, int accum)
 {
     long b = sampler_steps_per_epoch((size_t)run->dataset_size, run->world, cfg->batch, cfg->drop_last,
                                      SAMPLER_SHUFFLED);
     return b / accum;
 }
 
-static int check_spe(const TrainConfig *cfg, const ResumeRun *run, int accum, long spe, char *err, size_t errlen)
+static int check_steps_per_epoch(const TrainConfig *cfg, const ResumeRun *run, int accum, long steps, char *err,
+                                 size_t errlen)
 {
-    if (spe >= 1) return 0;
+    if (steps >= 1) return 0;
     snprintf(err, errlen, "%s gives %ld batches of %d per rank per epoch on %d rank%s, fewer than --accum %d: use a "
-             "smaller --batch or --accum", cfg->data, spe * accum, cfg->batch, run->world, run->world == 1 ? "" : "s",
+             "smaller --batch or --accum", cfg->data, steps * accum, cfg->batch, run->world, run->world == 1 ? "" : "s",
              accum);
     return -1;
 }
@@ -94,11 +97,11 @@ static int check_spe(const TrainConfig *cfg, const ResumeRun *run, int accum, lo
 int train_resume_fresh(const TrainConfig *cfg, const ResumeRun *run, ResumePlan *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    p->accum = cfg->accum;
-    p->global_batch = run->world * cfg->batch * cfg->accum;
-    p->spe = steps_per_epoch(cfg, run, cfg->accum);
-    if (check_spe(cfg, run, cfg->accum, p->spe, err, errlen) != 0) return -1;
-    p->total_steps = cfg->steps > 0 ? cfg->steps : (long)cfg->epochs * p->spe;
+    p->shape.accum = cfg->accum;
+    p->shape.global_batch = run->world * cfg->batch * cfg->accum;
+    p->shape.steps_per_epoch = epoch_steps(cfg, run, cfg->accum);
+    if (check_steps_per_epoch(cfg, run, cfg->accum, p->shape.steps_per_epoch, err, errlen) != 0) return -1;
+    p->shape.total_steps = cfg->steps > 0 ? cfg->steps : (long)cfg->epochs * p->shape.steps_per_epoch;
     return 0;
 }
 
@@ -127,12 +130,12 @@ static void compare_settings(const TrainConfig *cfg, const char *old, List *mean
 static void compare_meta(const TrainConfig *cfg, const CkptMeta *m, int gb, List *meaning)
 {
     double lr = cfg->lr;
-    if (strcmp(cfg->lr_scale, "linear") == 0) lr *= (double)gb / cfg->lr_ref_batch;
+    if (cfg->lr_scale_linear) lr *= (double)gb / cfg->lr_ref_batch;
     if (m->seed != cfg->seed) list_add(meaning, "--seed %llu (was %llu)", (unsigned long long)cfg->seed,
                                        (unsigned long long)m->seed);
     if (m->crop && m->crop != cfg->crop) list_add(meaning, "--crop %d (was %d)", cfg->crop, m->crop);
-    if ((int)m->lr.policy != lr_policy_parse(cfg->lr_policy))
-        list_add(meaning, "--lr-policy %s (was %s)", cfg->lr_policy, lr_policy_name(m->lr.policy));
+    if (m->lr.policy != cfg->lr_policy)
+        list_add(meaning, "--lr-policy %s (was %s)", lr_policy_name(cfg->lr_policy), lr_policy_name(m->lr.policy));
     if (fabs(m->lr.base_lr - lr) > 1e-9 * fabs(lr)) list_add(meaning, "--lr %g (was %g)", lr, m->lr.base_lr);
     if (fabs(m->momentum - cfg->momentum) > 1e-12) list_add(meaning, "--momentum %g (was %g)", cfg->momentum, m->momentum);
     if (fabs(m->weight_decay - cfg->wd) > 1e-12) list_add(meaning, "--wd %g (was %g)", cfg->wd, m->weight_decay);
@@ -185,22 +188,22 @@ static void compare_batch(const TrainConfig *cfg, const CkptMeta *m, const Resum
 {
     int gb0 = m->world_size * m->batch * m->accum, w = run->world;
     *resplit = 0;
-    if (p->global_batch == gb0) {
-        if (p->accum != cfg->accum)
+    if (p->shape.global_batch == gb0) {
+        if (p->shape.accum != cfg->accum)
             note(p, "resuming on %d rank%s instead of %d: --accum %d keeps the global batch at %d, so the run continues "
                  "exactly where it stopped (pass --accum to choose otherwise)", w, w == 1 ? "" : "s", m->world_size,
-                 p->accum, gb0);
+                 p->shape.accum, gb0);
         else if (cfg->batch != m->batch || cfg->accum != m->accum || w != m->world_size)
             list_add(harmless, "%d rank%s x --batch %d x --accum %d (was %d x %d x %d; the same global batch %d)", w,
-                     w == 1 ? "" : "s", cfg->batch, p->accum, m->world_size, m->batch, m->accum, gb0);
+                     w == 1 ? "" : "s", cfg->batch, p->shape.accum, m->world_size, m->batch, m->accum, gb0);
         return;
     }
-    if (w != m->world_size && cfg->batch == m->batch && p->accum == m->accum) {
+    if (w != m->world_size && cfg->batch == m->batch && p->shape.accum == m->accum) {
         *resplit = 1; /* only the rank count changed: accepted, said below */
         return;
     }
     list_add(meaning, "the global batch %d = %d rank%s x --batch %d x --accum %d (was %d = %d x %d x %d)",
-             p->global_batch, w, w == 1 ? "" : "s", cfg->batch, p->accum, gb0, m->world_size, m->batch, m->accum);
+             p->shape.global_batch, w, w == 1 ? "" : "s", cfg->batch, p->shape.accum, gb0, m->world_size, m->batch, m->accum);
 }
 
 int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *path, const ResumeRun *run,
@@ -212,10 +215,10 @@ int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *pat
                  "new run from its weights", path, m->world_size, m->batch, m->accum);
         return -1;
     }
-    p->accum = resume_accum(cfg, m, run->world);
-    p->global_batch = run->world * cfg->batch * p->accum;
-    p->spe = steps_per_epoch(cfg, run, p->accum);
-    if (check_spe(cfg, run, p->accum, p->spe, err, errlen) != 0) return -1;
+    p->shape.accum = resume_accum(cfg, m, run->world);
+    p->shape.global_batch = run->world * cfg->batch * p->shape.accum;
+    p->shape.steps_per_epoch = epoch_steps(cfg, run, p->shape.accum);
+    if (check_steps_per_epoch(cfg, run, p->shape.accum, p->shape.steps_per_epoch, err, errlen) != 0) return -1;
 
     List meaning = {{0}, 0}, harmless = {{0}, 0};
     char old[8192];
@@ -223,7 +226,7 @@ int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *pat
     compare_batch(cfg, m, run, p, &meaning, &harmless, &resplit);
     compare_data(cfg, m, run, &meaning, &harmless);
     if (ckpt_meta_get_extra(m, "train_settings", old, sizeof old)) compare_settings(cfg, old, &meaning, &harmless);
-    else compare_meta(cfg, m, p->global_batch, &meaning);
+    else compare_meta(cfg, m, p->shape.global_batch, &meaning);
     if (meaning.n && !cfg->allow_changes) {
         snprintf(err, errlen, "cannot resume from %s: %s; pass --allow-changes to continue the run with %s, or give a "
                  "new --out (no checkpoint or log was touched)", path, meaning.s, meaning.n == 1 ? "it" : "them");
@@ -235,31 +238,31 @@ int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *pat
     /* the position: the step count as it was; the epoch position in samples,
      * re-cut into global batches of the new size when that changed */
     long long es_samples = m->epoch_samples;
-    p->step = m->step;
-    p->samples_seen = m->samples_seen;
-    p->epoch = m->epoch;
-    p->epoch_step = (long)(es_samples / p->global_batch);
-    long long again = es_samples - (long long)p->epoch_step * p->global_batch;
-    if (p->epoch_step >= p->spe) {
-        p->epoch++;
-        p->epoch_step = 0;
+    p->at.step = m->step;
+    p->at.samples_seen = m->samples_seen;
+    p->at.epoch = m->epoch;
+    p->at.epoch_step = (long)(es_samples / p->shape.global_batch);
+    long long again = es_samples - (long long)p->at.epoch_step * p->shape.global_batch;
+    if (p->at.epoch_step >= p->shape.steps_per_epoch) {
+        p->at.epoch++;
+        p->at.epoch_step = 0;
         again = 0;
     }
-    long done_at_shape = p->epoch * p->spe + p->epoch_step;
-    p->total_steps = cfg->steps > 0 ? cfg->steps : p->step + ((long)cfg->epochs * p->spe - done_at_shape);
-    if (p->total_steps < p->step) p->total_steps = p->step;
-    p->complete = p->step >= p->total_steps;
+    long done_at_shape = p->at.epoch * p->shape.steps_per_epoch + p->at.epoch_step;
+    p->shape.total_steps = cfg->steps > 0 ? cfg->steps : p->at.step + ((long)cfg->epochs * p->shape.steps_per_epoch - done_at_shape);
+    if (p->shape.total_steps < p->at.step) p->shape.total_steps = p->at.step;
+    p->complete = p->at.step >= p->shape.total_steps;
     int gb0 = m->world_size * m->batch * m->accum;
-    if (p->global_batch != gb0 && !p->complete) {
+    if (p->shape.global_batch != gb0 && !p->complete) {
         char pos[128], seen[96] = "", who[96] = "";
-        train_format_position(p->step, p->epoch, p->epoch_step, p->spe, pos, sizeof pos);
+        train_format_position(&p->at, p->shape.steps_per_epoch, pos, sizeof pos);
         if (again) snprintf(seen, sizeof seen, ", and %lld sample%s of that epoch %s seen again", again,
                             again == 1 ? "" : "s", again == 1 ? "is" : "are");
         if (resplit) snprintf(who, sizeof who, "resuming on %d rank%s instead of %d: ", run->world,
                               run->world == 1 ? "" : "s", m->world_size);
         note(p, "%sthe global batch is %d (was %d), so the epoch position is re-split: the run continues after %s%s; "
-             "it now ends at step %ld, and the learning-rate schedule spans that many steps", who, p->global_batch, gb0,
-             pos, seen, p->total_steps);
+             "it now ends at step %ld, and the learning-rate schedule spans that many steps", who, p->shape.global_batch, gb0,
+             pos, seen, p->shape.total_steps);
     }
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "trainer/ckpt/ckpt.h"
+#include "trainer/train/step.h"
 #include "trainer/train/train.h"
 
 /* The new run as the data and the launcher make it. */
@@ -32,13 +33,19 @@ typedef struct {
     int classes;
 } ResumeRun;
 
+/* The run's shape on this many ranks. */
 typedef struct {
     int accum;                /* cfg->accum, or what keeps the global batch on another rank count */
-    int global_batch;
-    long spe;                 /* optimizer steps per epoch at this shape (>= 1) */
-    long step, epoch, epoch_step; /* where training continues (epoch 0-based, as in CkptMeta) */
-    long long samples_seen;
+    int global_batch;         /* samples per optimizer step over every rank */
+    long steps_per_epoch;     /* optimizer steps per epoch at this shape (>= 1) */
     long total_steps;         /* the step the run ends at */
+} TrainShape;
+
+/* Where and how a run starts. Every field before notes is the same on every
+ * rank (rank 0 works it out and broadcasts them). */
+typedef struct {
+    TrainShape shape;
+    TrainPosition at;         /* where training continues (epoch 0-based, as in CkptMeta) */
     int complete;             /* the checkpoint is already the end of the run */
     char notes[4096];         /* lines for rank 0 to print, each ended by '\n' */
 } ResumePlan;
@@ -55,8 +62,8 @@ int train_resume_plan(const TrainConfig *cfg, const CkptMeta *m, const char *pat
 
 /* "step 14 (epoch 2, step 4 of 10)", or "step 20 (end of epoch 2)": a
  * position in the words every command uses (epochs and steps counted from 1;
- * epoch is 0-based and epoch_step the steps done of it, as in CkptMeta). spe
- * <= 0 leaves out "of N". */
-void train_format_position(long step, long epoch, long epoch_step, long spe, char *out, size_t len);
+ * epoch is 0-based and epoch_step the steps done of it, as in CkptMeta).
+ * steps_per_epoch <= 0 leaves out "of N". */
+void train_format_position(const TrainPosition *at, long steps_per_epoch, char *out, size_t len);
 
 #endif

@@ -1,11 +1,14 @@
 /* train/trace.c: Chrome-trace JSON timeline (see trace.h). Events are written as
- * they happen, so a run that dies still leaves a readable prefix. */
+ * they happen, so a run that dies still leaves a readable prefix; the merged
+ * file is written atomically (dataloader/atomic_file.h). */
 #include "trainer/train/trace.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dataloader/atomic_file.h"
 
 struct Trace {
     FILE *f;
@@ -57,38 +60,34 @@ void trace_close(Trace *t)
     free(t);
 }
 
+/* Appends PATH.rank<r> to out. 0, or -1 with err. */
+static int append_part(FILE *out, const char *path, int r, char *err, size_t errlen)
+{
+    char part[4200], line[1024];
+    snprintf(part, sizeof part, "%s.rank%d", path, r);
+    FILE *in = fopen(part, "r");
+    if (!in) {
+        snprintf(err, errlen, "cannot read %s (not a shared file system?): per-rank parts kept", part);
+        return -1;
+    }
+    while (fgets(line, sizeof line, in)) fputs(line, out);
+    fclose(in);
+    return 0;
+}
+
 int trace_merge(const char *path, int world, char *err, size_t errlen)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        snprintf(err, errlen, "cannot write the trace %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", out);
-    char line[1024];
-    for (int r = 0; r < world; r++) {
-        char part[4200];
-        snprintf(part, sizeof part, "%s.rank%d", path, r);
-        FILE *in = fopen(part, "r");
-        if (!in) {
-            fclose(out);
-            remove(tmp);
-            snprintf(err, errlen, "cannot read %s (not a shared file system?): per-rank parts kept",
-                     part);
+    AtomicFile a;
+    if (atomic_file_open(&a, path, "w", err, errlen) != 0) return -1;
+    fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", a.f);
+    for (int r = 0; r < world; r++)
+        if (append_part(a.f, path, r, err, errlen) != 0) {
+            atomic_file_abandon(&a);
             return -1;
         }
-        while (fgets(line, sizeof line, in)) fputs(line, out);
-        fclose(in);
-    }
     /* the last event line ends with ",\n": close the array with a metadata event */
-    fputs("{\"name\":\"trace_end\",\"ph\":\"M\",\"pid\":0,\"args\":{}}\n]}\n", out);
-    if (fclose(out) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write the trace %s: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
+    fputs("{\"name\":\"trace_end\",\"ph\":\"M\",\"pid\":0,\"args\":{}}\n]}\n", a.f);
+    if (atomic_file_commit(&a, err, errlen) != 0) return -1;
     for (int r = 0; r < world; r++) {
         char part[4200];
         snprintf(part, sizeof part, "%s.rank%d", path, r);

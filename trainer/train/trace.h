@@ -13,7 +13,7 @@
 
 typedef struct Trace Trace;
 
-/* t0 is the run's time origin (seconds, CLOCK_MONOTONIC), the same on every
+/* t0 is the run's time origin (clock_now() seconds, comm/clock.h), the same on every
  * rank up to clock offsets. NULL with a message when the file cannot be made. */
 Trace *trace_open(const char *path, int rank, double t0, char *err, size_t errlen);
 /* A complete event [start, end) in seconds; tid separates rows within a rank
