@@ -48,10 +48,14 @@ static void test_u64(void **state)
         assert_true(seed == 42);
     }
     /* a range is checked in integers */
-    CliFlag r = {"--seed", CLI_U64, &seed, "seed", NULL, 0, CLI_SEED_MAX};
+    CliFlag r = {"--seed", CLI_U64, &seed, "seed", NULL, 0, 9.2e18};
     assert_int_equal(parse_one(&r, "--seed=9200000000000000000", err, sizeof err), 0);
     assert_int_equal(parse_one(&r, "--seed=9200000000000000001", err, sizeof err), -1);
     assert_string_equal(err, "--seed must be in [0, 9200000000000000000], got 9200000000000000001");
+    /* CLI_SEED_MAX is the whole of uint64_t */
+    CliFlag whole = {"--seed", CLI_U64, &seed, "seed", NULL, 0, CLI_SEED_MAX};
+    assert_int_equal(parse_one(&whole, "--seed=18446744073709551615", err, sizeof err), 0);
+    assert_true(seed == UINT64_MAX);
 
     char v[64], settings[128];
     seed = UINT64_MAX;

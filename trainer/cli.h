@@ -51,7 +51,7 @@ typedef struct {
 #define CLI_CROP_MAX 4096      /* --crop (the smallest is model_min_crop) */
 #define CLI_THREADS_MAX 256    /* --threads, --workers */
 #define CLI_CLASSES_MAX 1000000
-#define CLI_SEED_MAX 9.2e18
+#define CLI_SEED_MAX 18446744073709551615.0 /* the whole of uint64_t */
 #define CLI_TIMEOUT_MAX 1e9
 #define CLI_LEVEL_MIN -7       /* --ckpt-level: Zstandard's range */
 #define CLI_LEVEL_MAX 19

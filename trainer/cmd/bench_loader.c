@@ -20,7 +20,7 @@ typedef struct {
     const char *data, *classes_file, *labels, *cache, *interp;
     int workers, batch, crop, batches, warmup;
     int eval, no_photometric, no_flip, json, scan_only;
-    long seed;
+    uint64_t seed;
     double min_area, max_pixels;
 } LoaderBenchOptions;
 
@@ -35,7 +35,8 @@ static int parse_options(int argc, char **argv, LoaderBenchOptions *o, int *done
         {"--classes-file", CLI_STR, &o->classes_file, "class ids in label order, one per line", NULL, 0, 0, "FILE"},
         {"--labels", CLI_STR, &o->labels, "label file of a flat directory", NULL, 0, 0, "FILE"},
         {"--index-cache", CLI_STR, &o->cache, "read/write the dataset index here", NULL, 0, 0, "FILE"},
-        {"--workers", CLI_INT, &o->workers, "decoding threads (0: decode in the main thread)", NULL, 0, CLI_THREADS_MAX},
+        {"--workers", CLI_INT, &o->workers, "decoding threads (0: decode in the main thread)", NULL, 0, CLI_THREADS_MAX,
+         .shown_default = "this node's cores"},
         {"--batch", CLI_INT, &o->batch, "images per batch", NULL, 1, CLI_BATCH_MAX},
         {"--crop", CLI_INT, &o->crop, "output height and width", NULL, 8, CLI_CROP_MAX},
         {"--batches", CLI_INT, &o->batches, "timed batches", NULL, 1, 1000000},
@@ -46,7 +47,7 @@ static int parse_options(int argc, char **argv, LoaderBenchOptions *o, int *done
         {"--no-photometric", CLI_BOOL, &o->no_photometric, "leave out brightness/contrast/saturation/lighting"},
         {"--no-flip", CLI_BOOL, &o->no_flip, "leave out the random mirror"},
         {"--max-pixels", CLI_FLOAT, &o->max_pixels, "refuse images whose header declares more pixels", NULL, 1, 1e12},
-        {"--seed", CLI_LONG, &o->seed, "augmentation and shuffle seed", NULL, 0, CLI_SEED_MAX},
+        {"--seed", CLI_U64, &o->seed, "augmentation and shuffle seed", NULL, 0, CLI_SEED_MAX},
         {"--scan-only", CLI_BOOL, &o->scan_only, "only time building the index"},
         {"--json", CLI_BOOL, &o->json, "end with one JSON line of the figures"},
     };
@@ -80,7 +81,7 @@ static Loader *open_loader(const LoaderBenchOptions *o, Dataset *ds, char *err, 
     cfg.crop = o->crop;
     cfg.batch = o->batch;
     cfg.workers = o->workers;
-    cfg.seed = (uint64_t)o->seed;
+    cfg.seed = o->seed;
     cfg.train = !o->eval;
     cfg.min_area = (float)o->min_area;
     cfg.photometric = !o->no_photometric;

@@ -248,7 +248,7 @@ int cmd_predict(int argc, char **argv)
         {"--filter", CLI_STR, &a.filter, "resampling filter: nearest|bilinear|bicubic|area|lanczos", NULL, 0, 0, "NAME"},
         {"--norm", CLI_CHOICE, &a.norm, "input normalisation, as eval's", "checkpoint|imagenet|caffe"},
         {"--batch", CLI_INT, &a.batch, "crops per forward pass", NULL, 1, 4096},
-        {"--threads", CLI_INT, &a.threads, "threads for the network (GEMM and layers); 0: this node's cores", NULL, 0, 256},
+        {"--threads", CLI_INT, &a.threads, "threads for the network (GEMM and layers); 0: this node's cores", NULL, 0, CLI_THREADS_MAX},
         {"--workers", CLI_INT, &a.workers, "decode threads (0: decode in the main thread)", NULL, 0, 64},
         {"--conv-algo", CLI_CHOICE, &a.conv_algo, "convolution algorithms, as eval's", "checkpoint|auto|winograd|gemm"},
     };

@@ -15,17 +15,8 @@
 #include "trainer/runtime.h"
 #include "trainer/train/train.h"
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    trainer_print_once("train", "%s", msg);
-    return EXIT_USAGE;
-}
+/* "googlenet train: <message>" once (rank 0), and the usage exit code. */
+#define usage_error(...) trainer_usage_error("train", __VA_ARGS__)
 
 /* "a,b,c" (or one value for all three channels) into v[3]. */
 static int parse_triple(const char *s, float v[3])
@@ -49,7 +40,7 @@ static int parse_triple(const char *s, float v[3])
 typedef struct {
     const char *mean, *std, *eval_crops, *interp, *lr_policy, *lr_scale, *conv_algo, *grad_compress;
     const char *ckpt_every, *keep_every, *ckpt_fail, *eval_every, *eval_weights, *init_weights;
-    long seed;
+    uint64_t seed;
     int no_aux, no_photometric, no_flip;
 } TrainFlagText;
 
@@ -81,7 +72,7 @@ static void flag_text_defaults(const TrainConfig *c, TrainFlagText *t, char text
     t->ckpt_fail = c->ckpt_fail == CKPT_FAIL_STOP ? "stop" : "continue";
     t->eval_weights = c->eval_average ? "average" : "raw";
     t->init_weights = c->init_average ? "average" : "raw";
-    t->seed = (long)c->seed;
+    t->seed = c->seed;
 }
 
 /* The flag table of `train` over c (the plain values) and t (the text of the
@@ -114,7 +105,7 @@ static int flag_table(TrainConfig *c, TrainFlagText *t, CliFlag *out)
         {"--momentum", CLI_FLOAT, &c->momentum, "SGD momentum (Caffe's form: v = m v + lr g; w -= v)", NULL, 0, 1},
         {"--wd", CLI_FLOAT, &c->wd, "weight decay (biases: none)", NULL, 0, 1},
         {"--ema-decay", CLI_FLOAT, &c->ema_decay, "Polyak average decay per step (warmed up: min(d, (1+t)/(10+t)))", NULL, 0, 1},
-        {"--seed", CLI_LONG, &t->seed, "seed of initialisation, data order, augmentation and dropout", NULL, 0, CLI_SEED_MAX},
+        {"--seed", CLI_U64, &t->seed, "seed of initialisation, data order, augmentation and dropout", NULL, 0, CLI_SEED_MAX},
         {"--no-aux", CLI_BOOL, &t->no_aux, "leave out the two auxiliary classifiers"},
         {"--dropout", CLI_FLOAT, &c->head_dropout, "dropout before the main classifier (the paper: 0.4)", NULL, 0, 0.99},
         {"--aux-dropout", CLI_FLOAT, &c->aux_dropout, "dropout in the auxiliary heads (the paper: 0.7)", NULL, 0, 0.99},
@@ -169,7 +160,7 @@ static int apply_flags(TrainConfig *c, const TrainFlagText *t, const CliFlag *fl
     c->aux = !t->no_aux;
     c->photometric = !t->no_photometric;
     c->flip = !t->no_flip;
-    c->seed = (uint64_t)t->seed;
+    c->seed = t->seed;
     c->conv_algo_given = cli_given(flags, nflags, "--conv-algo");
     c->accum_given = cli_given(flags, nflags, "--accum");
     /* the choices were checked against their lists by cli_parse */

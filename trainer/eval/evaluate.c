@@ -244,7 +244,8 @@ static void eval_score(Evaluator *E, int n)
  * bad-file limit (E->stopped). Returns 0, or -1 with a reason. */
 static int eval_shard(Evaluator *E, char *err, size_t errlen)
 {
-    if (E->nsets == 1) memcpy(model_params(E->m), E->sets[0], E->np * sizeof(float));
+    /* a caller may pass the model's own parameters as its one weight set */
+    if (E->nsets == 1 && E->sets[0] != model_params(E->m)) memcpy(model_params(E->m), E->sets[0], E->np * sizeof(float));
     long steps = loader_steps_per_epoch(E->loader);
     for (long q = 0; q < steps && !E->stopped; q++) {
         int n = eval_take_batch(E, err, errlen);
