@@ -7,7 +7,7 @@
  * A box is in full-size source pixels (fractional edges allowed) and is
  * resampled to crop x crop, mirrored left-right when `mirror` is set. The
  * sizes of the paper (Szegedy et al. 2015, "Going deeper with convolutions",
- * section 7 and Table 3; docs/commands.md, "Crop schemes") are for crop 224 and are scaled by
+ * section 7 and Table 3; docs/evaluation.md, "Crop schemes") are for crop 224 and are scaled by
  * crop/224: the shorter side goes to round(resize * crop / 224), resize being
  * 256 for 1 and 10 crops and 256, 288, 320, 352 for the 144. The resized image
  * is S x floor(S * long / short), as the loader and torchvision size it.

@@ -11,7 +11,7 @@
 # scales with the crop so that each run takes tens of seconds). The data and
 # the checkpoint are generated once into --dir and reused. --np N runs eval
 # under mpirun -np N (img/s is then over all ranks). Prints one line per scheme
-# and a Markdown table for docs/commands.md.
+# and a Markdown table for docs/evaluation.md.
 set -eu
 cd "$(dirname "$0")/.."
 crop=224 threads=$(nproc) workers=2 batch=32 np=1 images="" dir=/tmp/gnet-bench-eval

@@ -3,7 +3,7 @@
 # classes, 40x30 JPEGs and 30x40 PNGs, 2 unreadable files): an ensemble of two
 # random checkpoints with 10 crops gives identical counts with 1 process and
 # under mpirun with 1, 2 and 3 ranks (shards neither overlap nor miss an
-# image); the report has every field docs/commands.md names; 1 crop with raw weights
+# image); the report has every field docs/evaluation.md names; 1 crop with raw weights
 # differs from the average; and every kind of bad input ends with one clear
 # line naming the culprit: a damaged checkpoint, a class count that differs
 # from the data or from another ensemble member, an unknown crop scheme,
