@@ -1,7 +1,8 @@
 /* conv.c: convolution by plan (see conv.h): the GEMM algorithm here, Winograd
  * in nn/winograd.c.
  *
- * GEMM: im2col + SGEMM with the batch folded into the columns. The forward
+ * GEMM: im2col + SGEMM with the batch folded into the columns (the forward of
+ * an input with few channels: direct, nn/kernels/direct.c). The forward
  * and the weight gradient work in blocks of output positions, each lowered
  * into its thread's own scratch; the input gradient works a few whole images
  * at a time, col2im parallel over input channels (each channel's rows touch
@@ -209,9 +210,51 @@ static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, co
     parallel_for(slots, 1, gemm_fwd_slots, &j);
 }
 
+/* ---- the forward of an input with few channels: direct (nn/kernels/direct.c) ----
+ * Output rows (image, row) are split evenly between the threads, each with its
+ * own scratch; every output is computed the same way whoever computes it. */
+
+#define DIRECT_MAX_CIN 4
+
+int conv_direct_applies(const ConvShape *s)
+{
+    return s->cin <= DIRECT_MAX_CIN && s->k > 1 && (s->stride == 1 || s->stride == 2);
+}
+
+size_t conv_direct_scratch_floats(const ConvShape *s)
+{
+    /* the widest table's needs: 16 lanes, tiles of 8 output channels */
+    size_t len = ((size_t)s->wo + 15) / 16 * 16 + (size_t)(s->k + s->stride - 1) / s->stride;
+    return (size_t)s->cin * s->k * s->stride * len + ((size_t)s->cout + 7) / 8 * 8 * s->cin * s->k * s->k;
+}
+
+typedef struct {
+    const ConvShape *s;
+    const float *x, *wt, *b;
+    float *y, *work;
+    int n, relu;
+    long slots;
+} DirectJob;
+
+static void direct_slots(void *ctx, long s0, long s1)
+{
+    const DirectJob *j = ctx;
+    long rows = (long)j->n * j->s->ho;
+    for (long t = s0; t < s1; t++)
+        nn_kernels()->direct_forward(j->s, j->x, j->wt, j->b, j->relu, j->y, j->n, rows * t / j->slots,
+                                     rows * (t + 1) / j->slots, j->work + t * conv_direct_scratch_floats(j->s));
+}
+
 static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
                          const ConvShape *s, int n, int relu, float *work, size_t work_floats)
 {
+    size_t one = conv_direct_scratch_floats(s);
+    if (conv_direct_applies(s) && work_floats >= one) {
+        DirectJob j = {.s = s, .x = x, .wt = wt, .b = b, .y = y, .work = work, .n = n, .relu = relu};
+        j.slots = parallel_threads() < (long)(work_floats / one) ? parallel_threads() : (long)(work_floats / one);
+        parallel_for(j.slots, 1, direct_slots, &j);
+        return;
+    }
     ConvOut out = {y, wt, b, s->cout};
     gemm_forward_outs(&out, 1, x, wt, s, n, relu, work, work_floats);
 }
@@ -435,6 +478,7 @@ int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
  * 2: the weight gradient's partial sums and blocks. */
 static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
 {
+    if (pass == 0 && conv_direct_applies(s)) return conv_direct_scratch_floats(s) * (size_t)threads;
     if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
     if (pass == 2) return gemm_dw_floats(s, n, threads);
     size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);

@@ -2,7 +2,8 @@
  * The layer tests hold the table the CPU picks to references (gradient checks,
  * naive loops); here every kernel of the AVX2 table must give what the AVX-512
  * table gives on the same inputs: the same bits where the kernels only move,
- * compare and add in the same order (pooling, im2col/col2im, SGD), and within
+ * compare and add in the same order (pooling, im2col/col2im, SGD, the direct
+ * convolution), and within
  * 1e-6 for LRN, whose reciprocal square-root estimates differ (12 and 14 bits
  * before the Newton step). Winograd's tables: tests/test_winograd.c. On a CPU
  * without AVX-512 there is one table and the test says so. */
@@ -230,6 +231,42 @@ static void test_im2col_tables(void **state)
     free(c.dy);
 }
 
+/* ---- the direct forward of an input with few channels ---- */
+
+static void run_direct(void *ctx, float *out)
+{
+    ConvCase *c = ctx;
+    size_t cap = conv_direct_scratch_floats(&c->s) * parallel_threads();
+    float *work = malloc(cap * 4);
+    ConvPlan p = conv_plan_uniform(CONV_GEMM, &c->s, c->n);
+    conv_forward(out, c->x, c->w, c->b, &c->s, c->n, 1, &p, work, cap);
+    free(work);
+}
+
+static void test_direct_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    ConvCase c = {.n = 3};
+    conv_shape_init(&c.s, 3, 11, 7, 2, 3, 40, 97); /* conv1's kind, rows of 49 outputs */
+    assert_true(conv_direct_applies(&c.s));
+    size_t nx = (size_t)3 * 3 * 40 * 97, nw = 11 * 3 * 49, ny = (size_t)11 * 3 * c.s.ho * c.s.wo;
+    c.x = malloc(nx * 4);
+    c.w = malloc(nw * 4);
+    c.b = malloc(11 * 4);
+    fill(c.x, nx, 12, -1, 1);
+    fill(c.w, nw, 13, -1, 1);
+    fill(c.b, 11, 14, -1, 1);
+    float *out[2];
+    per_table(run_direct, &c, ny, out);
+    assert_memory_equal(out[0], out[1], ny * 4);
+    free(out[0]);
+    free(out[1]);
+    free(c.x);
+    free(c.w);
+    free(c.b);
+}
+
 int main(void)
 {
     parallel_set_threads(2);
@@ -238,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_lrn_tables),
         cmocka_unit_test(test_sgd_tables),
         cmocka_unit_test(test_im2col_tables),
+        cmocka_unit_test(test_direct_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

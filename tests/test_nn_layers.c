@@ -218,6 +218,12 @@ static void test_conv_fast_vs_naive(void **state)
     for (int threads = 1; threads <= 3; threads += 2) {
         parallel_set_threads(threads);
         fast_vs_naive(3, 8, 7, 2, 3, 17, 15, 3, 2);
+        /* the direct forward of few input channels: output channels that fill
+         * no whole register tile, rows of 1 to 10 vectors cut into tiles of
+         * 3 and 2, stride 1 and 2 */
+        fast_vs_naive(3, 13, 7, 2, 3, 150, 9, 2, 1);
+        fast_vs_naive(2, 9, 5, 1, 2, 6, 37, 2, 1);
+        fast_vs_naive(4, 3, 3, 2, 0, 5, 70, 1, 1);
         fast_vs_naive(16, 12, 3, 1, 1, 9, 9, 4, 3);
         fast_vs_naive(16, 12, 3, 1, 1, 14, 13, 2, 3); /* tiles that cross image edges, F(4x4) and F(2x2) */
         fast_vs_naive(6, 5, 5, 1, 2, 7, 8, 2, 1);

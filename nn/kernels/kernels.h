@@ -129,6 +129,12 @@ typedef struct {
 
     void (*sgd_update)(const SgdArgs *a, long b, long e);
 
+    /* y (cout, n, ho, wo) rows [r0, r1) of the flattened (n, ho), by direct
+     * convolution of x (cin, n, h, w) with wt (cout, cin, k, k), + bias
+     * (NULL: none), ReLU when relu; stride 1 or 2. scratch: the thread's own,
+     * conv_direct_scratch_floats(s) floats (nn/conv.h). */
+    void (*direct_forward)(const ConvShape *s, const float *x, const float *wt, const float *bias, int relu,
+                           float *y, int n, long r0, long r1, float *scratch);
     /* col (cin*k*k, p1 - p0) = the im2col patches of output positions
      * [p0, p1) of the flattened (n, ho, wo); x: (cin, n, h, w). */
     void (*im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);
