@@ -399,6 +399,8 @@ static void test_pool_argmax(void **state)
         }
         pool_shape_init(&s, POOL_MAX, 2, 2, 1, 7, 6);
         argmax_vs_search(s, 2, 0);
+        pool_shape_init(&s, POOL_MAX, 3, 2, 1, 37, 41); /* 3x3/2 with padding: edge rows and columns */
+        argmax_vs_search(s, 2, 1);
         pool_shape_init(&s, POOL_MAX, 5, 3, 2, 11, 10);
         argmax_vs_search(s, 2, 1);
         pool_shape_init(&s, POOL_MAX, 3, 3, 0, 61, 59); /* stride 3: the scalar column pass */
@@ -429,13 +431,18 @@ static void test_lrn(void **state)
     fill(x, l.nx, 21, -2, 2);
     double e = gradcheck(&l, x, NULL, 1e-3f, 1e-2, 120);
     if (e > 2e-2) fail_msg("lrn: gradient error %g", e);
-    /* Caffe's formula at one point, by hand: channel 0 sums channels 0..2 */
+    /* Caffe's formula in double at every point (the window clipped at the
+     * first and last channels; 300 positions: whole vectors and a tail) */
     lrn_forward(y, x, &c.s);
-    size_t p = 17;
-    double sum = 0;
-    for (int cc = 0; cc <= 2; cc++) sum += (double)x[cc * 300 + p] * x[cc * 300 + p];
-    double want = x[p] / pow(1.0 + 0.5 / 5 * sum, 0.75);
-    assert_true(fabs(y[p] - want) < 1e-5 * (1 + fabs(want)));
+    for (int ch = 0; ch < 9; ch++)
+        for (size_t p = 0; p < 300; p++) {
+            double sum = 0;
+            for (int cc = ch - 2; cc <= ch + 2; cc++)
+                if (cc >= 0 && cc < 9) sum += (double)x[cc * 300 + p] * x[cc * 300 + p];
+            double want = x[ch * 300 + p] / pow(1.0 + 0.5 / 5 * sum, 0.75);
+            if (fabs(y[ch * 300 + p] - want) > 1e-6 * (1 + fabs(want)))
+                fail_msg("lrn channel %d position %zu: %g, want %g", ch, p, y[ch * 300 + p], want);
+        }
     /* a beta other than 0.75 takes the general path */
     c.s.beta = 0.6f;
     e = gradcheck(&l, x, NULL, 1e-3f, 1e-2, 60);

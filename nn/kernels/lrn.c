@@ -48,6 +48,37 @@ static void scale_row(const LrnShape *s, const float *x, int c, size_t p, int le
     for (int i = 0; i < len; i++) scale[i] = s->k + a * scale[i];
 }
 
+/* y = x s^-0.75 for channel c at positions [p, p + len), in one pass: the
+ * window's sum, its scale and the power a vector at a time, from registers
+ * (the same operations in the same order as scale_row and pow_neg_beta, so
+ * the same bits). */
+static void forward_row_075(const LrnShape *s, const float *x, float *y, int c, size_t p, int len)
+{
+    int half = s->size / 2;
+    int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
+    float a = s->alpha / (float)s->size;
+    const float *xc = x + (size_t)c * s->plane + p, *x0 = x + (size_t)c0 * s->plane + p;
+    float *yr = y + (size_t)c * s->plane + p;
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf sum = vzero();
+        const float *xr = x0 + i;
+        for (int cc = c0; cc <= c1; cc++, xr += s->plane) {
+            vf v = vload(xr);
+            sum += v * v;
+        }
+        vf sc = s->k + a * sum, r = vrsqrt(sc);
+        r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
+        vstore(yr + i, vload(xc + i) * (r * vsqrt(r)));
+    }
+    for (; i < len; i++) {
+        float sum = 0.0f;
+        for (int cc = c0; cc <= c1; cc++) sum += x0[(size_t)(cc - c0) * s->plane + i] * x0[(size_t)(cc - c0) * s->plane + i];
+        float r = sqrtf(s->k + a * sum);
+        yr[i] = xc[i] * (1.0f / (r * sqrtf(r)));
+    }
+}
+
 void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
 {
     const LrnShape *s = j->s;
@@ -55,6 +86,10 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
     for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
         int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
         for (int c = 0; c < s->c; c++) {
+            if (s->beta == 0.75f) {
+                forward_row_075(s, j->x, j->out, c, (size_t)p, len);
+                continue;
+            }
             scale_row(s, j->x, c, (size_t)p, len, scale);
             pow_neg_beta(f, NULL, scale, len, s->beta);
             const float *xr = j->x + (size_t)c * s->plane + p;

@@ -365,6 +365,72 @@ static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsign
     }
 }
 
+/* ---- 3x3 windows, stride 2 (pool1-pool4): each output row straight from its
+ * three input rows, VL outputs at a time. A row's even and odd floats are the
+ * windows' first and middle columns, the odd floats from one further on their
+ * last; the nine candidates are compared in row-major order, a later one
+ * winning only when strictly larger: the first maximum, as everywhere. */
+
+static int is_s2k3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 2; }
+
+/* Output ow of row oh (window rows r) by the window tables: value and argmax. */
+static void argmax_one(const PoolArgs *j, const float *x, const PoolWindow *r, int top, int ow, float *y,
+                       unsigned char *arg)
+{
+    const PoolShape *s = j->s;
+    const PoolWindow *c = &j->tw[ow];
+    int left = ow * s->stride - s->pad, best = (r->lo - top) * s->k + (c->lo - left);
+    float m = x[(size_t)r->lo * s->w + c->lo];
+    for (int ih = r->lo; ih < r->hi; ih++)
+        for (int iw = c->lo; iw < c->hi; iw++)
+            if (x[(size_t)ih * s->w + iw] > m) {
+                m = x[(size_t)ih * s->w + iw];
+                best = (ih - top) * s->k + (iw - left);
+            }
+    *y = m;
+    *arg = (unsigned char)best;
+}
+
+static void argmax_s2k3_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    /* outputs [first, last] have all three columns inside the row */
+    int first = (s->pad + 1) / 2, last = (w - 3 + s->pad) / 2;
+    if (last > wo - 1) last = wo - 1;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        int top = oh * 2 - s->pad, ow = 0;
+        float *yr = y + (size_t)oh * wo;
+        unsigned char *ar = arg + (size_t)oh * wo;
+        if (r->lo == top && r->hi == top + 3) {
+            for (; ow < first; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
+            for (; ow + VL - 1 <= last; ow += VL) {
+                vf m = vzero();
+                vi at = viota() * 0;
+                for (int dh = 0; dh < 3; dh++) {
+                    const float *p = x + (size_t)(top + dh) * w + 2 * ow - s->pad;
+                    vf a = vload(p), b = vload(p + VL), c = vload(p + 1), d = vload(p + 1 + VL);
+                    vf cand[3] = {__builtin_shufflevector(a, b, EVENS), __builtin_shufflevector(a, b, ODDS),
+                                  __builtin_shufflevector(c, d, ODDS)};
+                    for (int dw = 0; dw < 3; dw++) {
+                        if (dh == 0 && dw == 0) {
+                            m = cand[0];
+                            continue;
+                        }
+                        vi better = cand[dw] > m;
+                        m = vselect(better, cand[dw], m);
+                        at = (better & ((dh * 3 + dw) ^ at)) ^ at;
+                    }
+                }
+                vstore(yr + ow, m);
+                vstore_bytes(ar + ow, at);
+            }
+        }
+        for (; ow < wo; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
+    }
+}
+
 void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
@@ -375,7 +441,8 @@ void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
     vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
     if (is_flat3(s)) flat_masks(s->h, s->w, mask);
     for (long p = b; p < e; p++) {
-        if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+        if (is_s2k3(s)) argmax_s2k3_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op);
+        else if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
         else max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
     }
 }
