@@ -398,9 +398,84 @@ static size_t gemm_dw_floats(const ConvShape *s, int n, int threads)
     return one * dw_partials(s, (total + block - 1) / block) + col;
 }
 
+/* ---- the weight gradient of an input with few channels: direct ----
+ * Groups of DIRECT_DW_ROWS output rows of one image (nn/kernels/direct.c),
+ * group g added into partial sum g % G by one thread, in group order, as the
+ * GEMM's blocks are. */
+
+#define DIRECT_DW_ROWS 16
+
+int conv_direct_weights_applies(const ConvShape *s) { return conv_direct_applies(s) && s->cout % 4 == 0; }
+
+size_t conv_direct_weights_scratch_floats(const ConvShape *s, int rows)
+{
+    size_t rf = (size_t)s->stride * (((size_t)s->wo + 15) / 16 * 16 + (size_t)(s->k + s->stride - 1) / s->stride);
+    size_t span = (size_t)(rows - 1) * s->stride + s->k;
+    return rf * (1 + (size_t)s->cin * span) + (size_t)rows * s->cin * s->k * s->k;
+}
+
+typedef struct {
+    const ConvShape *s;
+    const float *dy, *x;
+    float *partial, *slots;
+    int n, parts, rows;
+    size_t slot;
+    long groups, per_image;
+    atomic_int next;
+} DirectDwJob;
+
+static long direct_dw_groups(const ConvShape *s, int n) { return (long)n * ((s->ho + DIRECT_DW_ROWS - 1) / DIRECT_DW_ROWS); }
+
+static size_t direct_dw_floats(const ConvShape *s, int n, int threads)
+{
+    size_t one = (size_t)s->cout * s->cin * s->k * s->k;
+    return one * dw_partials(s, direct_dw_groups(s, n)) +
+           conv_direct_weights_scratch_floats(s, DIRECT_DW_ROWS) * (size_t)threads;
+}
+
+static void direct_dw_slots(void *ctx, long s0, long s1)
+{
+    DirectDwJob *j = ctx;
+    const ConvShape *s = j->s;
+    size_t len = (size_t)s->cout * s->cin * s->k * s->k;
+    (void)s1;
+    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->parts;) {
+        float *acc = j->partial + (size_t)g * len;
+        memset(acc, 0, sizeof(float) * len);
+        for (long gi = g; gi < j->groups; gi += j->parts) {
+            int img = (int)(gi / j->per_image), oh0 = (int)(gi % j->per_image) * DIRECT_DW_ROWS;
+            int oh1 = oh0 + DIRECT_DW_ROWS < s->ho ? oh0 + DIRECT_DW_ROWS : s->ho;
+            nn_kernels()->direct_weights(s, j->x, j->dy, j->n, img, oh0, oh1, acc, j->slots + s0 * j->slot);
+        }
+    }
+}
+
+/* 0 when done; -1 when the scratch is smaller than planned (GEMM then). */
+static int direct_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                                   float *work, size_t work_floats)
+{
+    if (!conv_direct_weights_applies(s) || work_floats < direct_dw_floats(s, n, 1)) return -1;
+    DirectDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .groups = direct_dw_groups(s, n),
+                     .per_image = (s->ho + DIRECT_DW_ROWS - 1) / DIRECT_DW_ROWS};
+    size_t len = (size_t)s->cout * s->cin * s->k * s->k;
+    j.parts = dw_partials(s, j.groups);
+    j.slot = conv_direct_weights_scratch_floats(s, DIRECT_DW_ROWS);
+    j.partial = work;
+    j.slots = work + len * j.parts;
+    long slots = (long)((work_floats - len * j.parts) / j.slot);
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > j.parts) slots = j.parts;
+    atomic_init(&j.next, 0);
+    parallel_for(slots, 1, direct_dw_slots, &j);
+    DwSumJob sj = {dw, j.partial, j.parts, len};
+    parallel_for((long)len, 4096, dw_sum_range, &sj);
+    return 0;
+}
+
 static void gemm_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
                                   float *work, size_t work_floats)
 {
+    if (direct_backward_weights(dw, dy, x, s, n, work, work_floats) == 0) return;
     int kdim = s->cin * s->k * s->k;
     long total = (long)n * s->ho * s->wo;
     GemmDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .total = total};
@@ -480,6 +555,7 @@ static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
 {
     if (pass == 0 && conv_direct_applies(s)) return conv_direct_scratch_floats(s) * (size_t)threads;
     if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
+    if (pass == 2 && conv_direct_weights_applies(s)) return direct_dw_floats(s, n, threads);
     if (pass == 2) return gemm_dw_floats(s, n, threads);
     size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);
     return all <= COL_BUDGET_FLOATS ? all : one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS;

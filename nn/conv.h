@@ -79,6 +79,11 @@ int conv_direct_applies(const ConvShape *s);
 /* Floats of one thread's scratch for the direct forward. */
 size_t conv_direct_scratch_floats(const ConvShape *s);
 
+/* Its weight gradient likewise, when cout is a multiple of 4 (and the
+ * scratch given is as planned); rows: output rows a thread takes at a time. */
+int conv_direct_weights_applies(const ConvShape *s);
+size_t conv_direct_weights_scratch_floats(const ConvShape *s, int rows);
+
 /* Several 1x1 convolutions of the same input x (cin, n, h, w), as one GEMM
  * with their weights stacked: the input is read once, and the product is
  * larger (the inception module's 1x1 and reduce layers). s: the shape with

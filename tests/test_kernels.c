@@ -231,7 +231,8 @@ static void test_im2col_tables(void **state)
     free(c.dy);
 }
 
-/* ---- the direct forward of an input with few channels ---- */
+/* ---- the direct convolution of an input with few channels: forward and
+ * weight gradient ---- */
 
 static void run_direct(void *ctx, float *out)
 {
@@ -241,6 +242,11 @@ static void run_direct(void *ctx, float *out)
     ConvPlan p = conv_plan_uniform(CONV_GEMM, &c->s, c->n);
     conv_forward(out, c->x, c->w, c->b, &c->s, c->n, 1, &p, work, cap);
     free(work);
+    cap = conv_work_floats(&c->s, &p, c->n, parallel_threads(), 1);
+    work = malloc(cap * 4);
+    size_t ny = (size_t)c->s.cout * c->n * c->s.ho * c->s.wo;
+    conv_backward_weights(out + ny, c->dy, c->x, &c->s, c->n, &p, work, cap);
+    free(work);
 }
 
 static void test_direct_tables(void **state)
@@ -248,23 +254,26 @@ static void test_direct_tables(void **state)
     (void)state;
     if (!both_tables()) return;
     ConvCase c = {.n = 3};
-    conv_shape_init(&c.s, 3, 11, 7, 2, 3, 40, 97); /* conv1's kind, rows of 49 outputs */
-    assert_true(conv_direct_applies(&c.s));
-    size_t nx = (size_t)3 * 3 * 40 * 97, nw = 11 * 3 * 49, ny = (size_t)11 * 3 * c.s.ho * c.s.wo;
+    conv_shape_init(&c.s, 3, 12, 7, 2, 3, 40, 97); /* conv1's kind, rows of 49 outputs */
+    assert_true(conv_direct_applies(&c.s) && conv_direct_weights_applies(&c.s));
+    size_t nx = (size_t)3 * 3 * 40 * 97, nw = 12 * 3 * 49, ny = (size_t)12 * 3 * c.s.ho * c.s.wo;
     c.x = malloc(nx * 4);
     c.w = malloc(nw * 4);
-    c.b = malloc(11 * 4);
+    c.b = malloc(12 * 4);
+    c.dy = malloc(ny * 4);
     fill(c.x, nx, 12, -1, 1);
     fill(c.w, nw, 13, -1, 1);
-    fill(c.b, 11, 14, -1, 1);
+    fill(c.b, 12, 14, -1, 1);
+    fill(c.dy, ny, 15, -1, 1);
     float *out[2];
-    per_table(run_direct, &c, ny, out);
-    assert_memory_equal(out[0], out[1], ny * 4);
+    per_table(run_direct, &c, ny + nw, out);
+    assert_memory_equal(out[0], out[1], (ny + nw) * 4);
     free(out[0]);
     free(out[1]);
     free(c.x);
     free(c.w);
     free(c.b);
+    free(c.dy);
 }
 
 int main(void)

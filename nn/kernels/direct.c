@@ -28,16 +28,29 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
  * reach past them (whole-vector loads stay inside). */
 static int phase_len(const ConvShape *s) { return ceil_div(s->wo, VL) * VL + ceil_div(s->k, s->stride); }
 
-/* P[q][i] = the zero-padded input row at column i*stride + q - pad. */
-static void split_row(const ConvShape *s, const float *xr, float *p)
+/* P[q][i] = the zero-padded input row at column i*stride + q - pad, for
+ * i < len: the row placed in a zeroed buffer at its padding, then (stride 2)
+ * split into its even and odd floats. */
+static void split_row(const ConvShape *s, const float *xr, float *p, int len)
 {
-    int st = s->stride, len = phase_len(s);
-    for (int q = 0; q < st; q++) {
-        float *pq = p + (size_t)q * len;
-        for (int i = 0; i < len; i++) {
-            int iw = i * st + q - s->pad;
-            pq[i] = iw >= 0 && iw < s->w ? xr[iw] : 0.0f;
-        }
+    int st = s->stride, span = st * len, cols = s->w < span - s->pad ? s->w : span - s->pad;
+    if (st == 1) {
+        memset(p, 0, sizeof(float) * len);
+        if (cols > 0) memcpy(p + s->pad, xr, sizeof(float) * cols);
+        return;
+    }
+    float tmp[span + 2 * VL];
+    memset(tmp, 0, sizeof tmp);
+    if (cols > 0) memcpy(tmp + s->pad, xr, sizeof(float) * cols);
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf a = vload(tmp + 2 * i), b = vload(tmp + 2 * i + VL);
+        vstore(p + i, __builtin_shufflevector(a, b, EVENS));
+        vstore(p + len + i, __builtin_shufflevector(a, b, ODDS));
+    }
+    for (; i < len; i++) {
+        p[i] = tmp[2 * i];
+        p[len + i] = tmp[2 * i + 1];
     }
 }
 
@@ -144,11 +157,120 @@ void ISA(direct_forward)(const ConvShape *s, const float *x, const float *wt, co
                 float *p = ring + (size_t)slot * slot_floats;
                 long want = (long)img * s->h + ih;
                 if (tag[slot] != want) {
-                    split_row(s, x + ((size_t)c * n + img) * plane + (size_t)ih * s->w, p);
+                    split_row(s, x + ((size_t)c * n + img) * plane + (size_t)ih * s->w, p, len);
                     tag[slot] = want;
                 }
                 rows[c * k + kh] = p;
             }
         row_tiles(s, rows, wpack, bias, relu, y + (size_t)img * oplane + (size_t)oh * s->wo, (size_t)n * oplane);
+    }
+}
+
+/* ---- the weight gradient: dw[k][c][kh][kw] = sum over output positions of
+ * dy[k] times the input under tap (c, kh, kw) ----
+ * A group of consecutive output rows of one image at a time: its input rows
+ * split into phases once, then for each tile of output channels x taps the
+ * products of every position of the group summed in registers, lanes of 16
+ * columns (two vectors on AVX2, so that each lane sums the same columns in the
+ * same order in both tables), each lane total folded in a fixed tree and
+ * added to the caller's partial sums. */
+
+#define HALVES (16 / VL)
+#if VL == 16
+#define DW_KB 4
+#define DW_TB 6
+#else
+#define DW_KB 2
+#define DW_TB 3
+#endif
+
+/* The sum of the 16 lanes of acc[0..HALVES), in the same tree on both tables:
+ * the halves added, then 4, 2 and 1 lanes apart. */
+static float fold16(const vf *acc)
+{
+    float h[8];
+#if VL == 16
+    vf t = acc[0] + __builtin_shufflevector(acc[0], acc[0], 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    for (int i = 0; i < 8; i++) h[i] = t[i];
+#else
+    vf t = acc[0] + acc[1];
+    for (int i = 0; i < 8; i++) h[i] = t[i];
+#endif
+    float q[4] = {h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]};
+    float e0 = q[0] + q[2], e1 = q[1] + q[3];
+    return e0 + e1;
+}
+
+/* One tile: output channels k0.. (DW_KB) x taps t0.. (TB) over the group's
+ * rows. dyr[r]: row r's dy of channel 0 (channels kstride apart); off[r][t]:
+ * where tap t's input for output column 0 starts in buf. */
+static inline __attribute__((always_inline)) void dw_tile(const ConvShape *s, int rows, const float *const *dyr,
+                                                          size_t kstride, int k0, const int *off, int taps,
+                                                          const float *buf, int t0, const int TB, float *partial)
+{
+    vf acc[DW_KB][DW_TB][HALVES];
+    for (int b = 0; b < DW_KB; b++)
+        for (int t = 0; t < TB; t++)
+            for (int h = 0; h < HALVES; h++) acc[b][t][h] = vzero();
+    for (int r = 0; r < rows; r++) {
+        const int *o = off + (size_t)r * taps + t0;
+        for (int col = 0; col < s->wo; col += 16) {
+            vf d[DW_KB][HALVES];
+            for (int b = 0; b < DW_KB; b++)
+                for (int h = 0; h < HALVES; h++) {
+                    const float *p = dyr[r] + (size_t)(k0 + b) * kstride + col + h * VL;
+                    int left = s->wo - col - h * VL;
+                    d[b][h] = left >= VL ? vload(p) : vload_mask(p, viota() < left);
+                }
+            for (int t = 0; t < TB; t++)
+                for (int h = 0; h < HALVES; h++) {
+                    vf xv = vload(buf + o[t] + col + h * VL);
+                    for (int b = 0; b < DW_KB; b++) acc[b][t][h] += d[b][h] * xv;
+                }
+        }
+    }
+    for (int b = 0; b < DW_KB; b++)
+        for (int t = 0; t < TB; t++) partial[(size_t)(k0 + b) * taps + t0 + t] += fold16(acc[b][t]);
+}
+
+/* Floats of phase rows per input row, and input rows a group of `rows`
+ * output rows reads. */
+static int dw_row_floats(const ConvShape *s) { return s->stride * (ceil_div(s->wo, 16) * 16 + ceil_div(s->k, s->stride)); }
+
+/* partial (cout, cin*k*k) += the weight gradient of output rows [oh0, oh1)
+ * of image img. cout is a multiple of 4. scratch: (cin * ((oh1 - oh0 - 1) *
+ * stride + k) + 1) * dw_row_floats floats, plus an int per row and tap. */
+void ISA(direct_weights)(const ConvShape *s, const float *x, const float *dy, int n, int img, int oh0, int oh1,
+                         float *partial, float *scratch)
+{
+    int k = s->k, st = s->stride, taps = s->cin * k * k, rows = oh1 - oh0, len = dw_row_floats(s) / st;
+    int first = oh0 * st - s->pad, span = (rows - 1) * st + k;
+    size_t rf = (size_t)dw_row_floats(s), plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo;
+    float *zero = scratch;
+    memset(zero, 0, rf * sizeof(float));
+    int *off = (int *)(scratch + rf * (1 + (size_t)s->cin * span));
+    for (int c = 0; c < s->cin; c++)
+        for (int i = 0; i < span; i++) {
+            int ih = first + i;
+            if (ih >= 0 && ih < s->h)
+                split_row(s, x + ((size_t)c * n + img) * plane + (size_t)ih * s->w, scratch + rf * (1 + (size_t)c * span + i),
+                          len);
+        }
+    const float *dyr[rows];
+    for (int r = 0; r < rows; r++) {
+        dyr[r] = dy + (size_t)img * oplane + (size_t)(oh0 + r) * s->wo;
+        for (int c = 0; c < s->cin; c++)
+            for (int kh = 0; kh < k; kh++) {
+                int i = r * st + kh, ih = first + i;
+                size_t row = ih >= 0 && ih < s->h ? rf * (1 + (size_t)c * span + i) : 0;
+                for (int kw = 0; kw < k; kw++)
+                    off[(size_t)r * taps + (c * k + kh) * k + kw] = (int)(row + (size_t)(kw % st) * len + kw / st);
+            }
+    }
+    size_t kstride = (size_t)n * oplane;
+    for (int k0 = 0; k0 < s->cout; k0 += DW_KB) {
+        int t0 = 0;
+        for (; t0 + DW_TB <= taps; t0 += DW_TB) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, DW_TB, partial);
+        for (; t0 < taps; t0++) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, 1, partial);
     }
 }
