@@ -184,21 +184,19 @@ void ISA(direct_forward)(const ConvShape *s, const float *x, const float *wt, co
 #define DW_TB 3
 #endif
 
-/* The sum of the 16 lanes of acc[0..HALVES), in the same tree on both tables:
- * the halves added, then 4, 2 and 1 lanes apart. */
-static float fold16(const vf *acc)
+/* The sum of the 16 lanes lo (AVX-512), or lo and hi (AVX2: lanes 0-7 and
+ * 8-15), in the same tree on both tables: the halves added, then 4, 2 and 1
+ * lanes apart. By value: an address taken would keep the sums in memory. */
+static inline __attribute__((always_inline)) float fold16(vf lo, vf hi)
 {
-    float h[8];
 #if VL == 16
-    vf t = acc[0] + __builtin_shufflevector(acc[0], acc[0], 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    for (int i = 0; i < 8; i++) h[i] = t[i];
+    (void)hi;
+    vf t = lo + __builtin_shufflevector(lo, lo, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
 #else
-    vf t = acc[0] + acc[1];
-    for (int i = 0; i < 8; i++) h[i] = t[i];
+    vf t = lo + hi;
 #endif
-    float q[4] = {h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]};
-    float e0 = q[0] + q[2], e1 = q[1] + q[3];
-    return e0 + e1;
+    float q0 = t[0] + t[4], q1 = t[1] + t[5], q2 = t[2] + t[6], q3 = t[3] + t[7];
+    return (q0 + q2) + (q1 + q3);
 }
 
 /* One tile: output channels k0.. (DW_KB) x taps t0.. (TB) over the group's
@@ -206,31 +204,46 @@ static float fold16(const vf *acc)
  * where tap t's input for output column 0 starts in buf. */
 static inline __attribute__((always_inline)) void dw_tile(const ConvShape *s, int rows, const float *const *dyr,
                                                           size_t kstride, int k0, const int *off, int taps,
-                                                          const float *buf, int t0, const int TB, float *partial)
+                                                          const float *buf, int t0, const int TB, const int MASK,
+                                                          float *partial)
 {
     vf acc[DW_KB][DW_TB][HALVES];
+    #pragma GCC unroll 8
     for (int b = 0; b < DW_KB; b++)
+        #pragma GCC unroll 8
         for (int t = 0; t < TB; t++)
+            #pragma GCC unroll 8
             for (int h = 0; h < HALVES; h++) acc[b][t][h] = vzero();
     for (int r = 0; r < rows; r++) {
         const int *o = off + (size_t)r * taps + t0;
         for (int col = 0; col < s->wo; col += 16) {
+            /* one path through the loop (all loads masked when a row ends
+             * inside a lane group), so that the sums stay in registers */
             vf d[DW_KB][HALVES];
-            for (int b = 0; b < DW_KB; b++)
-                for (int h = 0; h < HALVES; h++) {
+            #pragma GCC unroll 8
+            for (int h = 0; h < HALVES; h++) {
+                vi on = viota() < s->wo - col - h * VL;
+                #pragma GCC unroll 8
+                for (int b = 0; b < DW_KB; b++) {
                     const float *p = dyr[r] + (size_t)(k0 + b) * kstride + col + h * VL;
-                    int left = s->wo - col - h * VL;
-                    d[b][h] = left >= VL ? vload(p) : vload_mask(p, viota() < left);
+                    d[b][h] = MASK ? vload_mask(p, on) : vload(p);
                 }
+            }
+            #pragma GCC unroll 8
             for (int t = 0; t < TB; t++)
+                #pragma GCC unroll 8
                 for (int h = 0; h < HALVES; h++) {
                     vf xv = vload(buf + o[t] + col + h * VL);
+                    #pragma GCC unroll 8
                     for (int b = 0; b < DW_KB; b++) acc[b][t][h] += d[b][h] * xv;
                 }
         }
     }
+    #pragma GCC unroll 8
     for (int b = 0; b < DW_KB; b++)
-        for (int t = 0; t < TB; t++) partial[(size_t)(k0 + b) * taps + t0 + t] += fold16(acc[b][t]);
+        #pragma GCC unroll 8
+        for (int t = 0; t < TB; t++)
+            partial[(size_t)(k0 + b) * taps + t0 + t] += fold16(acc[b][t][0], acc[b][t][HALVES - 1]);
 }
 
 /* Floats of phase rows per input row, and input rows a group of `rows`
@@ -270,7 +283,14 @@ void ISA(direct_weights)(const ConvShape *s, const float *x, const float *dy, in
     size_t kstride = (size_t)n * oplane;
     for (int k0 = 0; k0 < s->cout; k0 += DW_KB) {
         int t0 = 0;
-        for (; t0 + DW_TB <= taps; t0 += DW_TB) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, DW_TB, partial);
-        for (; t0 < taps; t0++) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, 1, partial);
+        if (s->wo % 16 == 0) {
+            for (; t0 + DW_TB <= taps; t0 += DW_TB)
+                dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, DW_TB, 0, partial);
+            for (; t0 < taps; t0++) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, 1, 0, partial);
+        } else {
+            for (; t0 + DW_TB <= taps; t0 += DW_TB)
+                dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, DW_TB, 1, partial);
+            for (; t0 < taps; t0++) dw_tile(s, rows, dyr, kstride, k0, off, taps, scratch, t0, 1, 1, partial);
+        }
     }
 }
