@@ -103,6 +103,62 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
  *   dx_c = dy_c f_c - (2 alpha beta / size) x_c sum_{c' near c} dy_c' x_c' f_c' / scale_c'
  * The ratio rows (dy x f / scale) and f rows of the window live in rings of
  * `size` rows; each channel's are made once, when it enters c's window. */
+/* beta 0.75, channel `made` entering the window: its f row and its ratio row
+ * dy x f / scale in one pass (the operations of the general path, fused). */
+static void backward_made_075(const LrnShape *s, const LrnArgs *j, int made, size_t p, int len, float *f,
+                              float *ratio)
+{
+    int half = s->size / 2;
+    int c0 = made - half < 0 ? 0 : made - half, c1 = made + half >= s->c ? s->c - 1 : made + half;
+    float a = s->alpha / (float)s->size;
+    const float *x0 = j->x + (size_t)c0 * s->plane + p, *xr = j->x + (size_t)made * s->plane + p;
+    const float *dyr = j->dy + (size_t)made * s->plane + p;
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf sum = vzero();
+        const float *xc = x0 + i;
+        for (int cc = c0; cc <= c1; cc++, xc += s->plane) {
+            vf v = vload(xc);
+            sum += v * v;
+        }
+        vf sc = s->k + a * sum, r = vrsqrt(sc);
+        r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
+        vf fv = r * vsqrt(r);
+        vstore(f + i, fv);
+        vstore(ratio + i, vload(dyr + i) * vload(xr + i) * fv * (r * r));
+    }
+    for (; i < len; i++) {
+        float sum = 0.0f;
+        for (int cc = c0; cc <= c1; cc++) sum += x0[(size_t)(cc - c0) * s->plane + i] * x0[(size_t)(cc - c0) * s->plane + i];
+        float sc = s->k + a * sum, r = sqrtf(sc);
+        f[i] = 1.0f / (r * sqrtf(r));
+        ratio[i] = dyr[i] * xr[i] * f[i] * (1.0f / sc);
+    }
+}
+
+/* dx of channel c from the ratio rows of its window, in one pass. */
+static void backward_dx(const LrnShape *s, const LrnArgs *j, int c, size_t p, int len,
+                        float ratios[][LRN_STRIP], const float *f, float coef)
+{
+    int half = s->size / 2, ring = s->size;
+    int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
+    const float *xr = j->x + (size_t)c * s->plane + p, *dyr = j->dy + (size_t)c * s->plane + p;
+    float *dxr = j->out + (size_t)c * s->plane + p;
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf acc = vzero();
+        for (int cc = c0; cc <= c1; cc++) acc += vload(ratios[cc % ring] + i);
+        vf d = vload(dyr + i) * vload(f + i) - coef * vload(xr + i) * acc;
+        vstore(dxr + i, j->accum ? vload(dxr + i) + d : d);
+    }
+    for (; i < len; i++) {
+        float acc = 0.0f;
+        for (int cc = c0; cc <= c1; cc++) acc += ratios[cc % ring][i];
+        float d = dyr[i] * f[i] - coef * xr[i] * acc;
+        dxr[i] = j->accum ? dxr[i] + d : d;
+    }
+}
+
 void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
 {
     const LrnShape *s = j->s;
@@ -112,6 +168,14 @@ void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
     for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
         int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
         int made = 0;
+        if (s->beta == 0.75f) {
+            for (int c = 0; c < s->c; c++) {
+                for (; made < s->c && made <= c + half; made++)
+                    backward_made_075(s, j, made, (size_t)p, len, fs[made % ring], ratios[made % ring]);
+                backward_dx(s, j, c, (size_t)p, len, ratios, fs[c % ring], coef);
+            }
+            continue;
+        }
         for (int c = 0; c < s->c; c++) {
             for (; made < s->c && made <= c + half; made++) {
                 int r = made % ring;
