@@ -398,6 +398,20 @@ static size_t gemm_dw_floats(const ConvShape *s, int n, int threads)
     return one * dw_partials(s, (total + block - 1) / block) + col;
 }
 
+/* Runs fn over min(slots, threads, parts) thread slots, each taking partial
+ * sums from the counter next, then adds the parts partial sums of len floats
+ * into dw in order. */
+static void dw_run(ParallelFn fn, void *job, atomic_int *next, long slots, float *dw, const float *partial,
+                   int parts, size_t len)
+{
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > parts) slots = parts;
+    atomic_init(next, 0);
+    parallel_for(slots, 1, fn, job);
+    DwSumJob sj = {dw, partial, parts, len};
+    parallel_for((long)len, 4096, dw_sum_range, &sj);
+}
+
 /* ---- the weight gradient of an input with few channels: direct ----
  * Groups of DIRECT_DW_ROWS output rows of one image (nn/kernels/direct.c),
  * group g added into partial sum g % G by one thread, in group order, as the
@@ -462,13 +476,8 @@ static int direct_backward_weights(float *dw, const float *dy, const float *x, c
     j.slot = conv_direct_weights_scratch_floats(s, DIRECT_DW_ROWS);
     j.partial = work;
     j.slots = work + len * j.parts;
-    long slots = (long)((work_floats - len * j.parts) / j.slot);
-    if (slots > parallel_threads()) slots = parallel_threads();
-    if (slots > j.parts) slots = j.parts;
-    atomic_init(&j.next, 0);
-    parallel_for(slots, 1, direct_dw_slots, &j);
-    DwSumJob sj = {dw, j.partial, j.parts, len};
-    parallel_for((long)len, 4096, dw_sum_range, &sj);
+    dw_run(direct_dw_slots, &j, &j.next, (long)((work_floats - len * j.parts) / j.slot), dw, j.partial, j.parts,
+           len);
     return 0;
 }
 
@@ -494,13 +503,8 @@ static void gemm_backward_weights(float *dw, const float *dy, const float *x, co
     }
     j.partial = work;
     j.slots = work + len * j.parts;
-    long slots = j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads();
-    if (slots > parallel_threads()) slots = parallel_threads();
-    if (slots > j.parts) slots = j.parts;
-    atomic_init(&j.next, 0);
-    parallel_for(slots, 1, gemm_dw_slots, &j);
-    DwSumJob sj = {dw, j.partial, j.parts, len};
-    parallel_for((long)len, 4096, dw_sum_range, &sj);
+    dw_run(gemm_dw_slots, &j, &j.next, j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads(),
+           dw, j.partial, j.parts, len);
 }
 
 /* ---- plans ---- */

@@ -229,6 +229,7 @@ static void test_conv_fast_vs_naive(void **state)
         fast_vs_naive(3, 12, 7, 2, 3, 70, 45, 2, 1);
         fast_vs_naive(2, 8, 5, 1, 2, 20, 33, 2, 1);
         fast_vs_naive(1, 4, 3, 2, 1, 9, 9, 3, 1);
+        fast_vs_naive(3, 68, 7, 2, 3, 20, 21, 2, 1);
         fast_vs_naive(16, 12, 3, 1, 1, 9, 9, 4, 3);
         fast_vs_naive(16, 12, 3, 1, 1, 14, 13, 2, 3); /* tiles that cross image edges, F(4x4) and F(2x2) */
         fast_vs_naive(6, 5, 5, 1, 2, 7, 8, 2, 1);

@@ -48,35 +48,56 @@ static void scale_row(const LrnShape *s, const float *x, int c, size_t p, int le
     for (int i = 0; i < len; i++) scale[i] = s->k + a * scale[i];
 }
 
-/* y = x s^-0.75 for channel c at positions [p, p + len), in one pass: the
- * window's sum, its scale and the power a vector at a time, from registers
- * (the same operations in the same order as scale_row and pow_neg_beta, so
- * the same bits). */
-static void forward_row_075(const LrnShape *s, const float *x, float *y, int c, size_t p, int len)
+/* ---- beta 0.75 in one pass a vector at a time: the window's sum, its scale
+ * and the power from registers, the same operations in the same order as
+ * scale_row and pow_neg_beta (so the same bits) ---- */
+
+/* f = s^-0.75 of the window of channels [c0, c1] at x0 (channel c0), and
+ * *inv = 1 / s. */
+static inline __attribute__((always_inline)) vf window_f075(const LrnShape *s, const float *x0, int c0, int c1,
+                                                            vf *inv)
+{
+    vf sum = vzero();
+    for (int cc = c0; cc <= c1; cc++, x0 += s->plane) {
+        vf v = vload(x0);
+        sum += v * v;
+    }
+    vf sc = s->k + s->alpha / (float)s->size * sum, r = vrsqrt(sc);
+    r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
+    *inv = r * r;
+    return r * vsqrt(r);
+}
+
+/* The same for one position (the tail of a strip). */
+static float window_f075_one(const LrnShape *s, const float *x0, int c0, int c1, float *inv)
+{
+    float sum = 0.0f;
+    for (int cc = c0; cc <= c1; cc++, x0 += s->plane) sum += *x0 * *x0;
+    float sc = s->k + s->alpha / (float)s->size * sum, r = sqrtf(sc);
+    *inv = 1.0f / sc;
+    return 1.0f / (r * sqrtf(r));
+}
+
+/* The channels of c's window. */
+static void window_of(const LrnShape *s, int c, int *c0, int *c1)
 {
     int half = s->size / 2;
-    int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
-    float a = s->alpha / (float)s->size;
+    *c0 = c - half < 0 ? 0 : c - half;
+    *c1 = c + half >= s->c ? s->c - 1 : c + half;
+}
+
+/* y = x s^-0.75 for channel c at positions [p, p + len). */
+static void forward_row_075(const LrnShape *s, const float *x, float *y, int c, size_t p, int len)
+{
+    int c0, c1;
+    window_of(s, c, &c0, &c1);
     const float *xc = x + (size_t)c * s->plane + p, *x0 = x + (size_t)c0 * s->plane + p;
     float *yr = y + (size_t)c * s->plane + p;
     int i = 0;
-    for (; i + VL <= len; i += VL) {
-        vf sum = vzero();
-        const float *xr = x0 + i;
-        for (int cc = c0; cc <= c1; cc++, xr += s->plane) {
-            vf v = vload(xr);
-            sum += v * v;
-        }
-        vf sc = s->k + a * sum, r = vrsqrt(sc);
-        r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
-        vstore(yr + i, vload(xc + i) * (r * vsqrt(r)));
-    }
-    for (; i < len; i++) {
-        float sum = 0.0f;
-        for (int cc = c0; cc <= c1; cc++) sum += x0[(size_t)(cc - c0) * s->plane + i] * x0[(size_t)(cc - c0) * s->plane + i];
-        float r = sqrtf(s->k + a * sum);
-        yr[i] = xc[i] * (1.0f / (r * sqrtf(r)));
-    }
+    vf inv;
+    float inv1;
+    for (; i + VL <= len; i += VL) vstore(yr + i, vload(xc + i) * window_f075(s, x0 + i, c0, c1, &inv));
+    for (; i < len; i++) yr[i] = xc[i] * window_f075_one(s, x0 + i, c0, c1, &inv1);
 }
 
 void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
@@ -108,31 +129,20 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
 static void backward_made_075(const LrnShape *s, const LrnArgs *j, int made, size_t p, int len, float *f,
                               float *ratio)
 {
-    int half = s->size / 2;
-    int c0 = made - half < 0 ? 0 : made - half, c1 = made + half >= s->c ? s->c - 1 : made + half;
-    float a = s->alpha / (float)s->size;
+    int c0, c1;
+    window_of(s, made, &c0, &c1);
     const float *x0 = j->x + (size_t)c0 * s->plane + p, *xr = j->x + (size_t)made * s->plane + p;
     const float *dyr = j->dy + (size_t)made * s->plane + p;
     int i = 0;
     for (; i + VL <= len; i += VL) {
-        vf sum = vzero();
-        const float *xc = x0 + i;
-        for (int cc = c0; cc <= c1; cc++, xc += s->plane) {
-            vf v = vload(xc);
-            sum += v * v;
-        }
-        vf sc = s->k + a * sum, r = vrsqrt(sc);
-        r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
-        vf fv = r * vsqrt(r);
+        vf inv, fv = window_f075(s, x0 + i, c0, c1, &inv);
         vstore(f + i, fv);
-        vstore(ratio + i, vload(dyr + i) * vload(xr + i) * fv * (r * r));
+        vstore(ratio + i, vload(dyr + i) * vload(xr + i) * fv * inv);
     }
     for (; i < len; i++) {
-        float sum = 0.0f;
-        for (int cc = c0; cc <= c1; cc++) sum += x0[(size_t)(cc - c0) * s->plane + i] * x0[(size_t)(cc - c0) * s->plane + i];
-        float sc = s->k + a * sum, r = sqrtf(sc);
-        f[i] = 1.0f / (r * sqrtf(r));
-        ratio[i] = dyr[i] * xr[i] * f[i] * (1.0f / sc);
+        float inv;
+        f[i] = window_f075_one(s, x0 + i, c0, c1, &inv);
+        ratio[i] = dyr[i] * xr[i] * f[i] * inv;
     }
 }
 
@@ -140,8 +150,8 @@ static void backward_made_075(const LrnShape *s, const LrnArgs *j, int made, siz
 static void backward_dx(const LrnShape *s, const LrnArgs *j, int c, size_t p, int len,
                         float ratios[][LRN_STRIP], const float *f, float coef)
 {
-    int half = s->size / 2, ring = s->size;
-    int c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s->c ? s->c - 1 : c + half;
+    int ring = s->size, c0, c1;
+    window_of(s, c, &c0, &c1);
     const float *xr = j->x + (size_t)c * s->plane + p, *dyr = j->dy + (size_t)c * s->plane + p;
     float *dxr = j->out + (size_t)c * s->plane + p;
     int i = 0;
