@@ -188,7 +188,8 @@ static void flat3_plane(const PoolShape *s, const vi *mask, const float *x, floa
     }
 }
 
-/* ---- 3x3 windows, stride 2 (pool1-pool4): each output row straight from its
+/* ---- the argmax forward of 3x3 windows, stride 2 (pool1-pool4, training):
+ * each output row straight from its
  * three input rows, VL outputs at a time. A row's even and odd floats are the
  * windows' first and middle columns, the odd floats from one further on their
  * last; the nine candidates are compared in row-major order, a later one
@@ -214,9 +215,7 @@ static void argmax_one(const PoolArgs *j, const float *x, const PoolWindow *r, i
     *arg = (unsigned char)best;
 }
 
-/* ARG: also the argmax (training); without it the maxima only, the same bits. */
-static inline __attribute__((always_inline)) void s2k3_plane(const PoolArgs *j, const float *x, float *y,
-                                                             unsigned char *arg, const int ARG)
+static void argmax_s2k3_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg)
 {
     const PoolShape *s = j->s;
     int w = s->w, wo = s->wo;
@@ -227,12 +226,9 @@ static inline __attribute__((always_inline)) void s2k3_plane(const PoolArgs *j, 
         const PoolWindow *r = &j->th[oh];
         int top = oh * 2 - s->pad, ow = 0;
         float *yr = y + (size_t)oh * wo;
-        unsigned char *ar = ARG ? arg + (size_t)oh * wo : NULL;
+        unsigned char *ar = arg + (size_t)oh * wo;
         if (r->lo == top && r->hi == top + 3) {
-            for (; ow < first; ow++) {
-                unsigned char a;
-                argmax_one(j, x, r, top, ow, yr + ow, ARG ? ar + ow : &a);
-            }
+            for (; ow < first; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
             for (; ow <= last; ow += VL) {
                 /* the last vector masked: its loads read only the floats its
                  * windows cover, p[0..2 cnt] */
@@ -255,10 +251,6 @@ static inline __attribute__((always_inline)) void s2k3_plane(const PoolArgs *j, 
                             m = cand[0];
                             continue;
                         }
-                        if (!ARG) {
-                            m = vmax(cand[dw], m); /* cand > m ? cand : m, as below */
-                            continue;
-                        }
                         vi better = cand[dw] > m;
                         m = vselect(better, cand[dw], m);
                         at = (better & ((dh * 3 + dw) ^ at)) ^ at;
@@ -266,30 +258,19 @@ static inline __attribute__((always_inline)) void s2k3_plane(const PoolArgs *j, 
                 }
                 if (full) {
                     vstore(yr + ow, m);
-                    if (ARG) vstore_bytes(ar + ow, at);
+                    vstore_bytes(ar + ow, at);
                     continue;
                 }
                 vstore_mask(yr + ow, viota() < cnt, m);
-                if (!ARG) continue;
                 unsigned char bytes[VL];
                 vstore_bytes(bytes, at);
                 memcpy(ar + ow, bytes, (size_t)cnt);
             }
             if (ow > last + 1) ow = last + 1; /* the vector loop went past last */
         }
-        for (; ow < wo; ow++) {
-            unsigned char a;
-            argmax_one(j, x, r, top, ow, yr + ow, ARG ? ar + ow : &a);
-        }
+        for (; ow < wo; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
     }
 }
-
-static void argmax_s2k3_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg)
-{
-    s2k3_plane(j, x, y, arg, 1);
-}
-
-static void max_s2k3_plane(const PoolArgs *j, const float *x, float *y) { s2k3_plane(j, x, y, NULL, 0); }
 
 void ISA(pool_forward)(const PoolArgs *j, long b, long e)
 {
@@ -305,7 +286,6 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
         float *y = j->out + p * op;
         if (s->kind == POOL_MAX) {
             if (is_flat3(s)) flat3_plane_max(s, mask, x, y, v);
-            else if (is_s2k3(s)) max_s2k3_plane(j, x, y);
             else max_plane(j, x, y, v);
             continue;
         }
