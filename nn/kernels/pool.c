@@ -189,11 +189,11 @@ static void flat3_plane(const PoolShape *s, const vi *mask, const float *x, floa
 }
 
 /* ---- the argmax forward of 3x3 windows, stride 2 (pool1-pool4, training):
- * each output row straight from its
- * three input rows, VL outputs at a time. A row's even and odd floats are the
- * windows' first and middle columns, the odd floats from one further on their
- * last; the nine candidates are compared in row-major order, a later one
- * winning only when strictly larger: the first maximum, as everywhere. */
+ * each output row straight from its three input rows, VL outputs at a time.
+ * A row's even and odd floats are the windows' first and middle columns, the
+ * odd floats from one further on their last; the nine candidates are compared
+ * in row-major order, a later one winning only when strictly larger: the
+ * first maximum, as everywhere. */
 
 static int is_s2k3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 2; }
 
