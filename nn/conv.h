@@ -73,8 +73,9 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
 
 /* The GEMM algorithm's forward of an input with few channels (conv1: 3) is a
  * direct convolution instead: with K = cin*k*k that small, im2col costs more
- * than the products it feeds. Chosen by shape only (and run by GEMM only when
- * the scratch given is smaller than conv_direct_scratch_floats). */
+ * than the products it feeds; so is its weight gradient when cout is a
+ * multiple of 4. Chosen by shape only (run by GEMM only when the scratch
+ * given is smaller than planned). */
 int conv_direct_applies(const ConvShape *s);
 /* Floats of one thread's scratch for the direct forward. */
 size_t conv_direct_scratch_floats(const ConvShape *s);
