@@ -1,7 +1,8 @@
 /* conv.c: convolution by plan (see conv.h): the GEMM algorithm here, Winograd
  * in nn/winograd.c.
  *
- * GEMM: im2col + SGEMM with the batch folded into the columns. The forward
+ * GEMM: im2col + SGEMM with the batch folded into the columns (the forward of
+ * an input with few channels: direct, nn/kernels/direct.c). The forward
  * and the weight gradient work in blocks of output positions, each lowered
  * into its thread's own scratch; the input gradient works a few whole images
  * at a time, col2im parallel over input channels (each channel's rows touch
@@ -209,9 +210,51 @@ static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, co
     parallel_for(slots, 1, gemm_fwd_slots, &j);
 }
 
+/* ---- the forward of an input with few channels: direct (nn/kernels/direct.c) ----
+ * Output rows (image, row) are split evenly between the threads, each with its
+ * own scratch; every output is computed the same way whoever computes it. */
+
+#define DIRECT_MAX_CIN 4
+
+int conv_direct_applies(const ConvShape *s)
+{
+    return s->cin <= DIRECT_MAX_CIN && s->k > 1 && (s->stride == 1 || s->stride == 2);
+}
+
+size_t conv_direct_scratch_floats(const ConvShape *s)
+{
+    /* the widest table's needs: 16 lanes, tiles of 8 output channels */
+    size_t len = ((size_t)s->wo + 15) / 16 * 16 + (size_t)(s->k + s->stride - 1) / s->stride;
+    return (size_t)s->cin * s->k * s->stride * len + ((size_t)s->cout + 7) / 8 * 8 * s->cin * s->k * s->k;
+}
+
+typedef struct {
+    const ConvShape *s;
+    const float *x, *wt, *b;
+    float *y, *work;
+    int n, relu;
+    long slots;
+} DirectJob;
+
+static void direct_slots(void *ctx, long s0, long s1)
+{
+    const DirectJob *j = ctx;
+    long rows = (long)j->n * j->s->ho;
+    for (long t = s0; t < s1; t++)
+        nn_kernels()->direct_forward(j->s, j->x, j->wt, j->b, j->relu, j->y, j->n, rows * t / j->slots,
+                                     rows * (t + 1) / j->slots, j->work + t * conv_direct_scratch_floats(j->s));
+}
+
 static void gemm_forward(float *y, const float *x, const float *wt, const float *b,
                          const ConvShape *s, int n, int relu, float *work, size_t work_floats)
 {
+    size_t one = conv_direct_scratch_floats(s);
+    if (conv_direct_applies(s) && work_floats >= one) {
+        DirectJob j = {.s = s, .x = x, .wt = wt, .b = b, .y = y, .work = work, .n = n, .relu = relu};
+        j.slots = parallel_threads() < (long)(work_floats / one) ? parallel_threads() : (long)(work_floats / one);
+        parallel_for(j.slots, 1, direct_slots, &j);
+        return;
+    }
     ConvOut out = {y, wt, b, s->cout};
     gemm_forward_outs(&out, 1, x, wt, s, n, relu, work, work_floats);
 }
@@ -355,9 +398,93 @@ static size_t gemm_dw_floats(const ConvShape *s, int n, int threads)
     return one * dw_partials(s, (total + block - 1) / block) + col;
 }
 
+/* Runs fn over min(slots, threads, parts) thread slots, each taking partial
+ * sums from the counter next, then adds the parts partial sums of len floats
+ * into dw in order. */
+static void dw_run(ParallelFn fn, void *job, atomic_int *next, long slots, float *dw, const float *partial,
+                   int parts, size_t len)
+{
+    if (slots > parallel_threads()) slots = parallel_threads();
+    if (slots > parts) slots = parts;
+    atomic_init(next, 0);
+    parallel_for(slots, 1, fn, job);
+    DwSumJob sj = {dw, partial, parts, len};
+    parallel_for((long)len, 4096, dw_sum_range, &sj);
+}
+
+/* ---- the weight gradient of an input with few channels: direct ----
+ * Groups of DIRECT_DW_ROWS output rows of one image (nn/kernels/direct.c),
+ * group g added into partial sum g % G by one thread, in group order, as the
+ * GEMM's blocks are. */
+
+#define DIRECT_DW_ROWS 16
+
+int conv_direct_weights_applies(const ConvShape *s) { return conv_direct_applies(s) && s->cout % 4 == 0; }
+
+size_t conv_direct_weights_scratch_floats(const ConvShape *s, int rows)
+{
+    size_t rf = (size_t)s->stride * (((size_t)s->wo + 15) / 16 * 16 + (size_t)(s->k + s->stride - 1) / s->stride);
+    size_t span = (size_t)(rows - 1) * s->stride + s->k;
+    return rf * (1 + (size_t)s->cin * span) + (size_t)rows * s->cin * s->k * s->k;
+}
+
+typedef struct {
+    const ConvShape *s;
+    const float *dy, *x;
+    float *partial, *slots;
+    int n, parts, rows;
+    size_t slot;
+    long groups, per_image;
+    atomic_int next;
+} DirectDwJob;
+
+static long direct_dw_groups(const ConvShape *s, int n) { return (long)n * ((s->ho + DIRECT_DW_ROWS - 1) / DIRECT_DW_ROWS); }
+
+static size_t direct_dw_floats(const ConvShape *s, int n, int threads)
+{
+    size_t one = (size_t)s->cout * s->cin * s->k * s->k;
+    return one * dw_partials(s, direct_dw_groups(s, n)) +
+           conv_direct_weights_scratch_floats(s, DIRECT_DW_ROWS) * (size_t)threads;
+}
+
+static void direct_dw_slots(void *ctx, long s0, long s1)
+{
+    DirectDwJob *j = ctx;
+    const ConvShape *s = j->s;
+    size_t len = (size_t)s->cout * s->cin * s->k * s->k;
+    (void)s1;
+    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->parts;) {
+        float *acc = j->partial + (size_t)g * len;
+        memset(acc, 0, sizeof(float) * len);
+        for (long gi = g; gi < j->groups; gi += j->parts) {
+            int img = (int)(gi / j->per_image), oh0 = (int)(gi % j->per_image) * DIRECT_DW_ROWS;
+            int oh1 = oh0 + DIRECT_DW_ROWS < s->ho ? oh0 + DIRECT_DW_ROWS : s->ho;
+            nn_kernels()->direct_weights(s, j->x, j->dy, j->n, img, oh0, oh1, acc, j->slots + s0 * j->slot);
+        }
+    }
+}
+
+/* 0 when done; -1 when the scratch is smaller than planned (GEMM then). */
+static int direct_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
+                                   float *work, size_t work_floats)
+{
+    if (!conv_direct_weights_applies(s) || work_floats < direct_dw_floats(s, n, 1)) return -1;
+    DirectDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .groups = direct_dw_groups(s, n),
+                     .per_image = (s->ho + DIRECT_DW_ROWS - 1) / DIRECT_DW_ROWS};
+    size_t len = (size_t)s->cout * s->cin * s->k * s->k;
+    j.parts = dw_partials(s, j.groups);
+    j.slot = conv_direct_weights_scratch_floats(s, DIRECT_DW_ROWS);
+    j.partial = work;
+    j.slots = work + len * j.parts;
+    dw_run(direct_dw_slots, &j, &j.next, (long)((work_floats - len * j.parts) / j.slot), dw, j.partial, j.parts,
+           len);
+    return 0;
+}
+
 static void gemm_backward_weights(float *dw, const float *dy, const float *x, const ConvShape *s, int n,
                                   float *work, size_t work_floats)
 {
+    if (direct_backward_weights(dw, dy, x, s, n, work, work_floats) == 0) return;
     int kdim = s->cin * s->k * s->k;
     long total = (long)n * s->ho * s->wo;
     GemmDwJob j = {.s = s, .dy = dy, .x = x, .n = n, .total = total};
@@ -376,13 +503,8 @@ static void gemm_backward_weights(float *dw, const float *dy, const float *x, co
     }
     j.partial = work;
     j.slots = work + len * j.parts;
-    long slots = j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads();
-    if (slots > parallel_threads()) slots = parallel_threads();
-    if (slots > j.parts) slots = j.parts;
-    atomic_init(&j.next, 0);
-    parallel_for(slots, 1, gemm_dw_slots, &j);
-    DwSumJob sj = {dw, j.partial, j.parts, len};
-    parallel_for((long)len, 4096, dw_sum_range, &sj);
+    dw_run(gemm_dw_slots, &j, &j.next, j.slot ? (long)((work_floats - len * j.parts) / j.slot) : parallel_threads(),
+           dw, j.partial, j.parts, len);
 }
 
 /* ---- plans ---- */
@@ -435,7 +557,9 @@ int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
  * 2: the weight gradient's partial sums and blocks. */
 static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
 {
+    if (pass == 0 && conv_direct_applies(s)) return conv_direct_scratch_floats(s) * (size_t)threads;
     if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
+    if (pass == 2 && conv_direct_weights_applies(s)) return direct_dw_floats(s, n, threads);
     if (pass == 2) return gemm_dw_floats(s, n, threads);
     size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);
     return all <= COL_BUDGET_FLOATS ? all : one > COL_BUDGET_FLOATS ? one : COL_BUDGET_FLOATS;

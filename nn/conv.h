@@ -71,6 +71,20 @@ void conv_backward(float *dx, float *dw, float *db, float *dy, const float *relu
                    const float *x, const float *wt, const ConvShape *s, int n, int accum_dx,
                    const ConvPlan *p, float *work, size_t work_floats);
 
+/* The GEMM algorithm's forward of an input with few channels (conv1: 3) is a
+ * direct convolution instead: with K = cin*k*k that small, im2col costs more
+ * than the products it feeds; so is its weight gradient when cout is a
+ * multiple of 4. Chosen by shape only (run by GEMM only when the scratch
+ * given is smaller than planned). */
+int conv_direct_applies(const ConvShape *s);
+/* Floats of one thread's scratch for the direct forward. */
+size_t conv_direct_scratch_floats(const ConvShape *s);
+
+/* Its weight gradient likewise, when cout is a multiple of 4 (and the
+ * scratch given is as planned); rows: output rows a thread takes at a time. */
+int conv_direct_weights_applies(const ConvShape *s);
+size_t conv_direct_weights_scratch_floats(const ConvShape *s, int rows);
+
 /* Several 1x1 convolutions of the same input x (cin, n, h, w), as one GEMM
  * with their weights stacked: the input is read once, and the product is
  * larger (the inception module's 1x1 and reduce layers). s: the shape with

@@ -787,7 +787,12 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
         int at = 0;
         for (int k = 0; k < (m->cfg.training ? CONV_PASSES : 1); k++) {
             ConvAlgo a = o->plan.algo[k];
-            if (a == CONV_GEMM) at += snprintf(p->algo + at, sizeof p->algo - at, "%sgemm", k ? " " : "");
+            if (a == CONV_GEMM)
+                at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s", k ? " " : "",
+                               (k == CONV_FWD && conv_direct_applies(&o->conv)) ||
+                                       (k == CONV_BWD_WEIGHTS && conv_direct_weights_applies(&o->conv))
+                                   ? "direct"
+                                   : "gemm");
             else at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s.%d", k ? " " : "", conv_algo_name(a), o->plan.block[k]);
             if (at >= (int)sizeof p->algo) break;
         }

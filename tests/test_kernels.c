@@ -2,7 +2,8 @@
  * The layer tests hold the table the CPU picks to references (gradient checks,
  * naive loops); here every kernel of the AVX2 table must give what the AVX-512
  * table gives on the same inputs: the same bits where the kernels only move,
- * compare and add in the same order (pooling, im2col/col2im, SGD), and within
+ * compare and add in the same order (pooling, im2col/col2im, SGD, the direct
+ * convolution), and within
  * 1e-6 for LRN, whose reciprocal square-root estimates differ (12 and 14 bits
  * before the Newton step). Winograd's tables: tests/test_winograd.c. On a CPU
  * without AVX-512 there is one table and the test says so. */
@@ -204,30 +205,70 @@ static void run_conv(void *ctx, float *out)
     free(work);
 }
 
-static void test_im2col_tables(void **state)
+/* Inputs for convolution s of n images, run by f on both tables; the first
+ * len floats f writes must match bit for bit. */
+static void conv_tables(const ConvShape *s, int n, RunFn f, size_t len)
 {
-    (void)state;
-    if (!both_tables()) return;
-    ConvCase c = {.n = 2};
-    conv_shape_init(&c.s, 3, 5, 7, 2, 3, 23, 19); /* conv1's kind: strided, padded */
-    size_t nx = (size_t)3 * 2 * 23 * 19, nw = 5 * 3 * 49, ny = (size_t)5 * 2 * c.s.ho * c.s.wo;
+    ConvCase c = {.s = *s, .n = n};
+    size_t nx = (size_t)s->cin * n * s->h * s->w, nw = (size_t)s->cout * s->cin * s->k * s->k,
+           ny = (size_t)s->cout * n * s->ho * s->wo;
     c.x = malloc(nx * 4);
     c.w = malloc(nw * 4);
-    c.b = malloc(5 * 4);
+    c.b = malloc(s->cout * 4);
     c.dy = malloc(ny * 4);
     fill(c.x, nx, 8, -1, 1);
     fill(c.w, nw, 9, -1, 1);
-    fill(c.b, 5, 10, -1, 1);
+    fill(c.b, s->cout, 10, -1, 1);
     fill(c.dy, ny, 11, -1, 1);
     float *out[2];
-    per_table(run_conv, &c, ny + nx + nw, out);
-    assert_memory_equal(out[0], out[1], (ny + nx + nw) * 4);
+    per_table(f, &c, len, out);
+    assert_memory_equal(out[0], out[1], len * 4);
     free(out[0]);
     free(out[1]);
     free(c.x);
     free(c.w);
     free(c.b);
     free(c.dy);
+}
+
+static void test_im2col_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    ConvShape s;
+    conv_shape_init(&s, 3, 5, 7, 2, 3, 23, 19); /* conv1's kind: strided, padded */
+    size_t nx = (size_t)3 * 2 * 23 * 19, nw = 5 * 3 * 49, ny = (size_t)5 * 2 * s.ho * s.wo;
+    conv_tables(&s, 2, run_conv, ny + nx + nw);
+}
+
+/* ---- the direct convolution of an input with few channels: forward and
+ * weight gradient ---- */
+
+static void run_direct(void *ctx, float *out)
+{
+    ConvCase *c = ctx;
+    size_t cap = conv_direct_scratch_floats(&c->s) * parallel_threads();
+    float *work = malloc(cap * 4);
+    ConvPlan p = conv_plan_uniform(CONV_GEMM, &c->s, c->n);
+    conv_forward(out, c->x, c->w, c->b, &c->s, c->n, 1, &p, work, cap);
+    free(work);
+    cap = conv_work_floats(&c->s, &p, c->n, parallel_threads(), 1);
+    work = malloc(cap * 4);
+    size_t ny = (size_t)c->s.cout * c->n * c->s.ho * c->s.wo;
+    conv_backward_weights(out + ny, c->dy, c->x, &c->s, c->n, &p, work, cap);
+    free(work);
+}
+
+static void test_direct_tables(void **state)
+{
+    (void)state;
+    if (!both_tables()) return;
+    /* conv1's kind: rows of 49 outputs; 68 output channels, whole register
+     * tiles and a remainder in both tables */
+    ConvShape s;
+    conv_shape_init(&s, 3, 68, 7, 2, 3, 40, 97);
+    assert_true(conv_direct_applies(&s) && conv_direct_weights_applies(&s));
+    conv_tables(&s, 3, run_direct, (size_t)68 * 3 * s.ho * s.wo + 68 * 3 * 49);
 }
 
 int main(void)
@@ -238,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_lrn_tables),
         cmocka_unit_test(test_sgd_tables),
         cmocka_unit_test(test_im2col_tables),
+        cmocka_unit_test(test_direct_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

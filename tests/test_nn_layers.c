@@ -218,6 +218,18 @@ static void test_conv_fast_vs_naive(void **state)
     for (int threads = 1; threads <= 3; threads += 2) {
         parallel_set_threads(threads);
         fast_vs_naive(3, 8, 7, 2, 3, 17, 15, 3, 2);
+        /* the direct forward of few input channels: output channels that fill
+         * no whole register tile, rows of 1 to 10 vectors cut into tiles of
+         * 3 and 2, stride 1 and 2 */
+        fast_vs_naive(3, 13, 7, 2, 3, 150, 9, 2, 1);
+        fast_vs_naive(2, 9, 5, 1, 2, 6, 37, 2, 1);
+        fast_vs_naive(4, 3, 3, 2, 0, 5, 70, 1, 1);
+        /* its weight gradient (cout a multiple of 4): groups of 16 output
+         * rows and a shorter last one, rows of 1 and 2 lanes of 16 */
+        fast_vs_naive(3, 12, 7, 2, 3, 70, 45, 2, 1);
+        fast_vs_naive(2, 8, 5, 1, 2, 20, 33, 2, 1);
+        fast_vs_naive(1, 4, 3, 2, 1, 9, 9, 3, 1);
+        fast_vs_naive(3, 68, 7, 2, 3, 20, 21, 2, 1);
         fast_vs_naive(16, 12, 3, 1, 1, 9, 9, 4, 3);
         fast_vs_naive(16, 12, 3, 1, 1, 14, 13, 2, 3); /* tiles that cross image edges, F(4x4) and F(2x2) */
         fast_vs_naive(6, 5, 5, 1, 2, 7, 8, 2, 1);
@@ -393,6 +405,8 @@ static void test_pool_argmax(void **state)
         }
         pool_shape_init(&s, POOL_MAX, 2, 2, 1, 7, 6);
         argmax_vs_search(s, 2, 0);
+        pool_shape_init(&s, POOL_MAX, 3, 2, 1, 37, 41); /* 3x3/2 with padding: edge rows and columns */
+        argmax_vs_search(s, 2, 1);
         pool_shape_init(&s, POOL_MAX, 5, 3, 2, 11, 10);
         argmax_vs_search(s, 2, 1);
         pool_shape_init(&s, POOL_MAX, 3, 3, 0, 61, 59); /* stride 3: the scalar column pass */
@@ -423,13 +437,18 @@ static void test_lrn(void **state)
     fill(x, l.nx, 21, -2, 2);
     double e = gradcheck(&l, x, NULL, 1e-3f, 1e-2, 120);
     if (e > 2e-2) fail_msg("lrn: gradient error %g", e);
-    /* Caffe's formula at one point, by hand: channel 0 sums channels 0..2 */
+    /* Caffe's formula in double at every point (the window clipped at the
+     * first and last channels; 300 positions: whole vectors and a tail) */
     lrn_forward(y, x, &c.s);
-    size_t p = 17;
-    double sum = 0;
-    for (int cc = 0; cc <= 2; cc++) sum += (double)x[cc * 300 + p] * x[cc * 300 + p];
-    double want = x[p] / pow(1.0 + 0.5 / 5 * sum, 0.75);
-    assert_true(fabs(y[p] - want) < 1e-5 * (1 + fabs(want)));
+    for (int ch = 0; ch < 9; ch++)
+        for (size_t p = 0; p < 300; p++) {
+            double sum = 0;
+            for (int cc = ch - 2; cc <= ch + 2; cc++)
+                if (cc >= 0 && cc < 9) sum += (double)x[cc * 300 + p] * x[cc * 300 + p];
+            double want = x[ch * 300 + p] / pow(1.0 + 0.5 / 5 * sum, 0.75);
+            if (fabs(y[ch * 300 + p] - want) > 1e-6 * (1 + fabs(want)))
+                fail_msg("lrn channel %d position %zu: %g, want %g", ch, p, y[ch * 300 + p], want);
+        }
     /* a beta other than 0.75 takes the general path */
     c.s.beta = 0.6f;
     e = gradcheck(&l, x, NULL, 1e-3f, 1e-2, 60);

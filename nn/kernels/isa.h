@@ -23,6 +23,10 @@ void ISA(pool_backward_argmax)(const PoolArgs *a, long b, long e);
 void ISA(lrn_forward)(const LrnArgs *a, long b, long e);
 void ISA(lrn_backward)(const LrnArgs *a, long b, long e);
 void ISA(sgd_update)(const SgdArgs *a, long b, long e);
+void ISA(direct_forward)(const ConvShape *s, const float *x, const float *wt, const float *bias, int relu,
+                         float *y, int n, long r0, long r1, float *scratch);
+void ISA(direct_weights)(const ConvShape *s, const float *x, const float *dy, int n, int img, int oh0, int oh1,
+                         float *partial, float *scratch);
 void ISA(im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);
 void ISA(col2im)(const ConvShape *s, float *dx, const float *col, int n, int n0, int nc, long c0, long c1);
 

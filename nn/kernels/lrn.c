@@ -48,6 +48,58 @@ static void scale_row(const LrnShape *s, const float *x, int c, size_t p, int le
     for (int i = 0; i < len; i++) scale[i] = s->k + a * scale[i];
 }
 
+/* ---- beta 0.75 in one pass a vector at a time: the window's sum, its scale
+ * and the power from registers, the same operations in the same order as
+ * scale_row and pow_neg_beta (so the same bits) ---- */
+
+/* f = s^-0.75 of the window of channels [c0, c1] at x0 (channel c0), and
+ * *inv = 1 / s. */
+static inline __attribute__((always_inline)) vf window_f075(const LrnShape *s, const float *x0, int c0, int c1,
+                                                            vf *inv)
+{
+    vf sum = vzero();
+    for (int cc = c0; cc <= c1; cc++, x0 += s->plane) {
+        vf v = vload(x0);
+        sum += v * v;
+    }
+    vf sc = s->k + s->alpha / (float)s->size * sum, r = vrsqrt(sc);
+    r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
+    *inv = r * r;
+    return r * vsqrt(r);
+}
+
+/* The same for one position (the tail of a strip). */
+static float window_f075_one(const LrnShape *s, const float *x0, int c0, int c1, float *inv)
+{
+    float sum = 0.0f;
+    for (int cc = c0; cc <= c1; cc++, x0 += s->plane) sum += *x0 * *x0;
+    float sc = s->k + s->alpha / (float)s->size * sum, r = sqrtf(sc);
+    *inv = 1.0f / sc;
+    return 1.0f / (r * sqrtf(r));
+}
+
+/* The channels of c's window. */
+static void window_of(const LrnShape *s, int c, int *c0, int *c1)
+{
+    int half = s->size / 2;
+    *c0 = c - half < 0 ? 0 : c - half;
+    *c1 = c + half >= s->c ? s->c - 1 : c + half;
+}
+
+/* y = x s^-0.75 for channel c at positions [p, p + len). */
+static void forward_row_075(const LrnShape *s, const float *x, float *y, int c, size_t p, int len)
+{
+    int c0, c1;
+    window_of(s, c, &c0, &c1);
+    const float *xc = x + (size_t)c * s->plane + p, *x0 = x + (size_t)c0 * s->plane + p;
+    float *yr = y + (size_t)c * s->plane + p;
+    int i = 0;
+    vf inv;
+    float inv1;
+    for (; i + VL <= len; i += VL) vstore(yr + i, vload(xc + i) * window_f075(s, x0 + i, c0, c1, &inv));
+    for (; i < len; i++) yr[i] = xc[i] * window_f075_one(s, x0 + i, c0, c1, &inv1);
+}
+
 void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
 {
     const LrnShape *s = j->s;
@@ -55,6 +107,10 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
     for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
         int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
         for (int c = 0; c < s->c; c++) {
+            if (s->beta == 0.75f) {
+                forward_row_075(s, j->x, j->out, c, (size_t)p, len);
+                continue;
+            }
             scale_row(s, j->x, c, (size_t)p, len, scale);
             pow_neg_beta(f, NULL, scale, len, s->beta);
             const float *xr = j->x + (size_t)c * s->plane + p;
@@ -68,6 +124,51 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
  *   dx_c = dy_c f_c - (2 alpha beta / size) x_c sum_{c' near c} dy_c' x_c' f_c' / scale_c'
  * The ratio rows (dy x f / scale) and f rows of the window live in rings of
  * `size` rows; each channel's are made once, when it enters c's window. */
+/* beta 0.75, channel `made` entering the window: its f row and its ratio row
+ * dy x f / scale in one pass (the operations of the general path, fused). */
+static void backward_made_075(const LrnShape *s, const LrnArgs *j, int made, size_t p, int len, float *f,
+                              float *ratio)
+{
+    int c0, c1;
+    window_of(s, made, &c0, &c1);
+    const float *x0 = j->x + (size_t)c0 * s->plane + p, *xr = j->x + (size_t)made * s->plane + p;
+    const float *dyr = j->dy + (size_t)made * s->plane + p;
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf inv, fv = window_f075(s, x0 + i, c0, c1, &inv);
+        vstore(f + i, fv);
+        vstore(ratio + i, vload(dyr + i) * vload(xr + i) * fv * inv);
+    }
+    for (; i < len; i++) {
+        float inv;
+        f[i] = window_f075_one(s, x0 + i, c0, c1, &inv);
+        ratio[i] = dyr[i] * xr[i] * f[i] * inv;
+    }
+}
+
+/* dx of channel c from the ratio rows of its window, in one pass. */
+static void backward_dx(const LrnShape *s, const LrnArgs *j, int c, size_t p, int len,
+                        float ratios[][LRN_STRIP], const float *f, float coef)
+{
+    int ring = s->size, c0, c1;
+    window_of(s, c, &c0, &c1);
+    const float *xr = j->x + (size_t)c * s->plane + p, *dyr = j->dy + (size_t)c * s->plane + p;
+    float *dxr = j->out + (size_t)c * s->plane + p;
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf acc = vzero();
+        for (int cc = c0; cc <= c1; cc++) acc += vload(ratios[cc % ring] + i);
+        vf d = vload(dyr + i) * vload(f + i) - coef * vload(xr + i) * acc;
+        vstore(dxr + i, j->accum ? vload(dxr + i) + d : d);
+    }
+    for (; i < len; i++) {
+        float acc = 0.0f;
+        for (int cc = c0; cc <= c1; cc++) acc += ratios[cc % ring][i];
+        float d = dyr[i] * f[i] - coef * xr[i] * acc;
+        dxr[i] = j->accum ? dxr[i] + d : d;
+    }
+}
+
 void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
 {
     const LrnShape *s = j->s;
@@ -77,6 +178,14 @@ void ISA(lrn_backward)(const LrnArgs *j, long b, long e)
     for (long p = b * LRN_STRIP; p < e * LRN_STRIP && (size_t)p < s->plane; p += LRN_STRIP) {
         int len = (size_t)p + LRN_STRIP <= s->plane ? LRN_STRIP : (int)(s->plane - p);
         int made = 0;
+        if (s->beta == 0.75f) {
+            for (int c = 0; c < s->c; c++) {
+                for (; made < s->c && made <= c + half; made++)
+                    backward_made_075(s, j, made, (size_t)p, len, fs[made % ring], ratios[made % ring]);
+                backward_dx(s, j, c, (size_t)p, len, ratios, fs[c % ring], coef);
+            }
+            continue;
+        }
         for (int c = 0; c < s->c; c++) {
             for (; made < s->c && made <= c + half; made++) {
                 int r = made % ring;

@@ -25,7 +25,8 @@ static inline __attribute__((always_inline)) void max3_row(const float *v, float
                 vf even = __builtin_shufflevector(a, b, EVENS), odd = __builtin_shufflevector(a, b, ODDS);
                 m = vmax(vmax(even, odd), __builtin_shufflevector(c, d, EVENS));
             }
-            vstore_mask(yr + o, viota() < last - o + 1, m);
+            if (last - o + 1 >= VL) vstore(yr + o, m);
+            else vstore_mask(yr + o, viota() < last - o + 1, m);
         }
         return;
     }
@@ -112,46 +113,162 @@ static void flat_masks(int h, int w, vi *mask)
     }
 }
 
-/* y (and with arg, the first maximum's position dh * 3 + dw) of one plane */
+/* y of one plane, without the argmax: the same maxima as flat3_plane (vmax
+ * keeps its second operand on ties: the earlier candidate, as there). */
+static void flat3_plane_max(const PoolShape *s, const vi *mask, const float *x, float *y, float *hm)
+{
+    int w = s->w, n = s->h * w;
+    const vf ninf = vset1(-__builtin_inff());
+    /* whole vectors plain, the plane's last one masked */
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi in = mask[5 * v + 4];
+        vf l = vload_or(x + i - 1, mask[5 * v] & in, ninf), r = vload_or(x + i + 1, mask[5 * v + 1] & in, ninf);
+        if (i + VL <= n) vstore(hm + i, vmax(r, vmax(vload(x + i), l)));
+        else vstore_mask(hm + i, in, vmax(r, vmax(vload_mask(x + i, in), l)));
+    }
+    for (int i = 0, v = 0; i < n; i += VL, v++) {
+        vi in = mask[5 * v + 4];
+        vf t = vload_or(hm + i - w, mask[5 * v + 2] & in, ninf), b = vload_or(hm + i + w, mask[5 * v + 3] & in, ninf);
+        if (i + VL <= n) vstore(y + i, vmax(b, vmax(vload(hm + i), t)));
+        else vstore_mask(y + i, in, vmax(b, vmax(vload_mask(hm + i, in), t)));
+    }
+}
+
+/* y and the first maximum's position dh * 3 + dw of one plane; hm, hd: a
+ * plane's row maxima and their columns. Whole vectors plain, the plane's last
+ * one masked. */
 static void flat3_plane(const PoolShape *s, const vi *mask, const float *x, float *y, unsigned char *arg,
                         float *hm, int *hd)
 {
     int w = s->w, n = s->h * w;
     const vf ninf = vset1(-__builtin_inff());
     for (int i = 0, v = 0; i < n; i += VL, v++) {
-        vi left = mask[5 * v], right = mask[5 * v + 1], in = mask[5 * v + 4];
-        vf l = vselect(left & in, vload_mask(x + i - 1, left & in), ninf);
-        vf c = vload_mask(x + i, in);
-        vf r = vselect(right & in, vload_mask(x + i + 1, right & in), ninf);
+        vi in = mask[5 * v + 4];
+        int full = i + VL <= n;
+        vf l = vload_or(x + i - 1, mask[5 * v] & in, ninf), r = vload_or(x + i + 1, mask[5 * v + 1] & in, ninf);
+        vf c = full ? vload(x + i) : vload_mask(x + i, in);
         /* first maximum in column order: left, centre, right */
         vi b1 = c > l;
         vf m = vselect(b1, c, l);
         vi d = b1 & 1, b2 = r > m;
         m = vselect(b2, r, m);
         d = (b2 & (2 ^ d)) ^ d;
-        vstore_mask(hm + i, in, m);
-        if (arg) vstore_mask((float *)hd + i, in, (vf)d);
+        if (full) {
+            vstore(hm + i, m);
+            vstore((float *)hd + i, (vf)d);
+        } else {
+            vstore_mask(hm + i, in, m);
+            vstore_mask((float *)hd + i, in, (vf)d);
+        }
     }
     for (int i = 0, v = 0; i < n; i += VL, v++) {
         vi up = mask[5 * v + 2], down = mask[5 * v + 3], in = mask[5 * v + 4];
-        vf t = vselect(up & in, vload_mask(hm + i - w, up & in), ninf);
-        vf c = vload_mask(hm + i, in);
-        vf b = vselect(down & in, vload_mask(hm + i + w, down & in), ninf);
+        int full = i + VL <= n;
+        vf t = vload_or(hm + i - w, up & in, ninf), b = vload_or(hm + i + w, down & in, ninf);
+        vf c = full ? vload(hm + i) : vload_mask(hm + i, in);
         /* first maximum in row order: the row above, this one, the one below */
         vi b1 = c > t;
         vf m = vselect(b1, c, t);
         vi b2 = b > m;
         m = vselect(b2, b, m);
-        vstore_mask(y + i, in, m);
-        if (!arg) continue;
-        vi dt = (vi)vload_mask((const float *)hd + i - w, up & in), dc = (vi)vload_mask((const float *)hd + i, in);
-        vi db = (vi)vload_mask((const float *)hd + i + w, down & in);
+        vi dt = (vi)vload_mask((const float *)hd + i - w, up & in), db = (vi)vload_mask((const float *)hd + i + w, down & in);
+        vi dc = full ? vloadi(hd + i) : (vi)vload_mask((const float *)hd + i, in);
         vi pos = dt; /* dh 0 */
         pos = (b1 & ((3 + dc) ^ pos)) ^ pos;
         pos = (b2 & ((6 + db) ^ pos)) ^ pos;
+        if (full) {
+            vstore(y + i, m);
+            vstore_bytes(arg + i, pos);
+            continue;
+        }
+        vstore_mask(y + i, in, m);
         unsigned char bytes[VL];
         vstore_bytes(bytes, pos);
-        memcpy(arg + i, bytes, (size_t)(n - i < VL ? n - i : VL));
+        memcpy(arg + i, bytes, (size_t)(n - i));
+    }
+}
+
+/* ---- the argmax forward of 3x3 windows, stride 2 (pool1-pool4, training):
+ * each output row straight from its three input rows, VL outputs at a time.
+ * A row's even and odd floats are the windows' first and middle columns, the
+ * odd floats from one further on their last; the nine candidates are compared
+ * in row-major order, a later one winning only when strictly larger: the
+ * first maximum, as everywhere. */
+
+static int is_s2k3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 2; }
+
+/* Output ow of row oh (window rows r) by the window tables: value and argmax. */
+static void argmax_one(const PoolArgs *j, const float *x, const PoolWindow *r, int top, int ow, float *y,
+                       unsigned char *arg)
+{
+    const PoolShape *s = j->s;
+    const PoolWindow *c = &j->tw[ow];
+    int left = ow * s->stride - s->pad, best = (r->lo - top) * s->k + (c->lo - left);
+    float m = x[(size_t)r->lo * s->w + c->lo];
+    for (int ih = r->lo; ih < r->hi; ih++)
+        for (int iw = c->lo; iw < c->hi; iw++)
+            if (x[(size_t)ih * s->w + iw] > m) {
+                m = x[(size_t)ih * s->w + iw];
+                best = (ih - top) * s->k + (iw - left);
+            }
+    *y = m;
+    *arg = (unsigned char)best;
+}
+
+static void argmax_s2k3_plane(const PoolArgs *j, const float *x, float *y, unsigned char *arg)
+{
+    const PoolShape *s = j->s;
+    int w = s->w, wo = s->wo;
+    /* outputs [first, last] have all three columns inside the row */
+    int first = (s->pad + 1) / 2, last = (w - 3 + s->pad) / 2;
+    if (last > wo - 1) last = wo - 1;
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        int top = oh * 2 - s->pad, ow = 0;
+        float *yr = y + (size_t)oh * wo;
+        unsigned char *ar = arg + (size_t)oh * wo;
+        if (r->lo == top && r->hi == top + 3) {
+            for (; ow < first; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
+            for (; ow <= last; ow += VL) {
+                /* the last vector masked: its loads read only the floats its
+                 * windows cover, p[0..2 cnt] */
+                int cnt = last - ow + 1 < VL ? last - ow + 1 : VL, full = cnt == VL;
+                vf m = vzero();
+                vi at = viota() * 0;
+                for (int dh = 0; dh < 3; dh++) {
+                    const float *p = x + (size_t)(top + dh) * w + 2 * ow - s->pad;
+                    vf a, b, c, d;
+                    if (full) {
+                        a = vload(p), b = vload(p + VL), c = vload(p + 1), d = vload(p + 1 + VL);
+                    } else {
+                        a = vload_mask(p, viota() <= 2 * cnt), b = vload_mask(p + VL, viota() + VL <= 2 * cnt);
+                        c = vload_mask(p + 1, viota() + 1 <= 2 * cnt), d = vload_mask(p + 1 + VL, viota() + 1 + VL <= 2 * cnt);
+                    }
+                    vf cand[3] = {__builtin_shufflevector(a, b, EVENS), __builtin_shufflevector(a, b, ODDS),
+                                  __builtin_shufflevector(c, d, ODDS)};
+                    for (int dw = 0; dw < 3; dw++) {
+                        if (dh == 0 && dw == 0) {
+                            m = cand[0];
+                            continue;
+                        }
+                        vi better = cand[dw] > m;
+                        m = vselect(better, cand[dw], m);
+                        at = (better & ((dh * 3 + dw) ^ at)) ^ at;
+                    }
+                }
+                if (full) {
+                    vstore(yr + ow, m);
+                    vstore_bytes(ar + ow, at);
+                    continue;
+                }
+                vstore_mask(yr + ow, viota() < cnt, m);
+                unsigned char bytes[VL];
+                vstore_bytes(bytes, at);
+                memcpy(ar + ow, bytes, (size_t)cnt);
+            }
+            if (ow > last + 1) ow = last + 1; /* the vector loop went past last */
+        }
+        for (; ow < wo; ow++) argmax_one(j, x, r, top, ow, yr + ow, ar + ow);
     }
 }
 
@@ -168,7 +285,7 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
         const float *x = j->x + p * ip;
         float *y = j->out + p * op;
         if (s->kind == POOL_MAX) {
-            if (is_flat3(s)) flat3_plane(s, mask, x, y, NULL, v, NULL);
+            if (is_flat3(s)) flat3_plane_max(s, mask, x, y, v);
             else max_plane(j, x, y, v);
             continue;
         }
@@ -365,6 +482,7 @@ static void max_argmax_plane(const PoolArgs *j, const float *x, float *y, unsign
     }
 }
 
+
 void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
 {
     const PoolShape *s = j->s;
@@ -375,7 +493,8 @@ void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
     vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
     if (is_flat3(s)) flat_masks(s->h, s->w, mask);
     for (long p = b; p < e; p++) {
-        if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+        if (is_s2k3(s)) argmax_s2k3_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op);
+        else if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
         else max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
     }
 }

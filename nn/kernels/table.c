@@ -21,6 +21,8 @@ const NnKernels ISA(nn_kernels) = {
     .lrn_forward = ISA(lrn_forward),
     .lrn_backward = ISA(lrn_backward),
     .sgd_update = ISA(sgd_update),
+    .direct_forward = ISA(direct_forward),
+    .direct_weights = ISA(direct_weights),
     .im2col = ISA(im2col),
     .col2im = ISA(col2im),
 };

@@ -120,6 +120,17 @@ INLINE vf vload_mask(const float *p, vi on)
 #endif
 }
 
+/* p[l] for the lanes that are on, fill[l] for the others (nothing is read
+ * for those): one merge-masked load on AVX-512. */
+INLINE vf vload_or(const float *p, vi on, vf fill)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_mask_loadu_ps((__m512)fill, _mm512_test_epi32_mask((__m512i)on, (__m512i)on), p);
+#else
+    return (vf)_mm256_blendv_ps((__m256)fill, _mm256_maskload_ps(p, (__m256i)on), (__m256)on);
+#endif
+}
+
 /* p[l] = v[l] for the lanes that are on; nothing else is touched. */
 INLINE void vstore_mask(float *p, vi on, vf v)
 {
