@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "comm/clock.h"
 #include "nn/activation.h"
 #include "nn/conv.h"
 #include "nn/fc.h"
@@ -24,7 +25,7 @@
 #include "nn/pool.h"
 #include "nn/rng.h"
 
-/* ---- the architecture: reference/googlenet.md, Caffe's layer names ---- */
+/* ---- the architecture: the paper's Table 1 as Caffe's bvlc_googlenet reads it (docs/network.md), Caffe's layer names ---- */
 
 typedef enum { M_CONV, M_MAXPOOL, M_LRN, M_INCEPTION, M_AUX, M_HEAD } ModuleKind;
 
@@ -90,7 +91,8 @@ typedef struct {
     int relu;
     int w, b;     /* parameter tensors, or -1 */
     int accum_dx; /* backward adds to in's diff (another consumer wrote it first) */
-    float p;      /* dropout rate, or the loss weight */
+    float drop_rate;   /* OP_DROPOUT */
+    float loss_weight; /* OP_LOSS */
     ConvShape conv;
     ConvPlan plan; /* OP_CONV: the algorithm of each pass */
     PoolShape pool;
@@ -238,13 +240,13 @@ static int build_fc(Model *m, const char *name, int in, int outputs, int relu, f
 static int build_dropout(Model *m, const char *name, int in, float p, int head)
 {
     int out = add_tensor(m, name, m->t[in].c, m->t[in].h, m->t[in].w, head);
-    add_op(m, OP_DROPOUT, name, in, out, head)->p = p;
+    add_op(m, OP_DROPOUT, name, in, out, head)->drop_rate = p;
     return out;
 }
 
 static void build_loss(Model *m, const char *name, int logits, float weight, int head)
 {
-    add_op(m, OP_LOSS, name, logits, -1, head)->p = weight;
+    add_op(m, OP_LOSS, name, logits, -1, head)->loss_weight = weight;
     m->logits[head] = logits;
 }
 
@@ -803,13 +805,6 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
 
 /* ---- forward / backward ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static uint64_t op_key(const Model *m, const Op *o)
 {
     return rng_key(m->dropout_key, (uint64_t)(o - m->op), 0x64726f70ULL /* "drop" */, 0);
@@ -860,7 +855,7 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
         break;
     case OP_DROPOUT:
         if (m->mode == MODEL_TRAIN)
-            dropout_forward(y->data, x->data, (size_t)x->c * n, o->p, op_key(m, o));
+            dropout_forward(y->data, x->data, (size_t)x->c * n, o->drop_rate, op_key(m, o));
         else
             memcpy(y->data, x->data, sizeof(float) * x->c * n);
         break;
@@ -887,12 +882,12 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale, int want_dx)
     case OP_CONV: {
         int i = (int)(o - m->op);
         conv_backward_bias(db, y->diff, o->relu ? y->data : NULL, &o->conv, n);
-        double t0 = now();
+        double t0 = clock_now();
         conv_backward_weights(dw, y->diff, x->data, &o->conv, n, &o->plan, m->work, m->work_cap);
-        double t1 = now();
+        double t1 = clock_now();
         if (dx) conv_backward_data(dx, y->diff, w, &o->conv, n, o->accum_dx, &o->plan, m->work, m->work_cap);
         m->conv_time[1][i] += t1 - t0;
-        m->conv_time[0][i] += now() - t1;
+        m->conv_time[0][i] += clock_now() - t1;
         break;
     }
     case OP_MAXPOOL:
@@ -919,11 +914,11 @@ static void backward_op(Model *m, Op *o, int n, float loss_scale, int want_dx)
         fc_backward(dx, dw, db, y->diff, x->data, w, x->c, y->c, n, o->accum_dx);
         break;
     case OP_DROPOUT:
-        dropout_backward(dx, y->diff, (size_t)x->c * n, o->p, op_key(m, o), o->accum_dx);
+        dropout_backward(dx, y->diff, (size_t)x->c * n, o->drop_rate, op_key(m, o), o->accum_dx);
         break;
     case OP_LOSS: {
         LossStats st;
-        loss_softmax_xent(x->data, m->labels, x->c, n, x->diff, o->p * loss_scale, &st);
+        loss_softmax_xent(x->data, m->labels, x->c, n, x->diff, o->loss_weight * loss_scale, &st);
         assert(!o->accum_dx);
         break;
     }
@@ -976,9 +971,9 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
     for (int i = 0; i < m->nop; i++) {
         Op *o = &m->op[i];
         if (mode == MODEL_EVAL && o->head != 0) continue;
-        double t0 = now();
+        double t0 = clock_now();
         forward_op(m, o, n, st);
-        double dt = now() - t0;
+        double dt = clock_now() - t0;
         m->prof[0][o->kind] += dt;
         m->op_time[0][i] += dt;
     }
@@ -987,7 +982,7 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
         for (int i = 0; i < m->nop; i++) {
             const Op *o = &m->op[i];
             if (o->kind == OP_LOSS && (mode == MODEL_TRAIN || o->head == 0))
-                total += o->p * st->head[o->head].loss_sum;
+                total += o->loss_weight * st->head[o->head].loss_sum;
         }
         st->loss = total / n;
     }
@@ -1015,9 +1010,9 @@ void model_backward_from(Model *m, size_t from, float loss_scale, ModelGradHook 
         Op *o = &m->op[i];
         int want_dx = live[root_of(m, o->in)];
         if (o->w < 0 && !want_dx) continue;
-        double t0 = now();
+        double t0 = clock_now();
         backward_op(m, o, m->n, loss_scale, want_dx);
-        double dt = now() - t0;
+        double dt = clock_now() - t0;
         m->prof[1][o->kind] += dt;
         m->op_time[1][i] += dt;
         if (hook && o->w >= 0) hook(hook_ctx, m->pt[o->w].offset);
@@ -1136,11 +1131,11 @@ static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
     int n = m->cfg.batch;
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
+        double t0 = clock_now();
         if (pass == CONV_FWD) conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
         else if (pass == CONV_BWD_DATA) conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
         else conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
-        double dt = now() - t0;
+        double dt = clock_now() - t0;
         if (r > 0 && dt < best) best = dt;
     }
     return best;
@@ -1170,7 +1165,7 @@ static int candidates(const Op *o, ConvPass pass, int n, ConvAlgo *algo, int *bl
 
 double model_conv_tune(Model *m, char *err, size_t errlen)
 {
-    double t0 = now();
+    double t0 = clock_now();
     int n = m->cfg.batch, passes = m->cfg.training ? CONV_PASSES : 1;
     ConvAlgo algo[24];
     int block[24];
@@ -1220,7 +1215,7 @@ double model_conv_tune(Model *m, char *err, size_t errlen)
     m->work = NULL;
     m->work_cap = 0;
     if (work_alloc(m, err, errlen) != 0) return -1;
-    return now() - t0;
+    return clock_now() - t0;
 }
 
 /* ---- activations, for tests against another implementation ---- */
@@ -1254,7 +1249,8 @@ void model_op_info(const Model *m, int i, ModelOpInfo *info)
     info->relu = o->relu;
     info->weight = o->w;
     info->bias = o->b;
-    info->p = o->p;
+    info->drop_rate = o->drop_rate;
+    info->loss_weight = o->loss_weight;
     info->conv = o->conv;
     info->pool = o->pool;
     if (o->kind == OP_LRN) info->lrn = LRN_PARAMS;

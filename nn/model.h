@@ -176,7 +176,8 @@ typedef struct {
     int head;        /* MODEL_HEAD_MAIN, _AUX1, _AUX2 */
     int relu;        /* OP_CONV, OP_FC: ReLU on the output */
     int weight, bias;/* parameter tensors, or -1 */
-    float p;         /* OP_DROPOUT: the rate; OP_LOSS: the loss weight */
+    float drop_rate;   /* OP_DROPOUT: the rate */
+    float loss_weight; /* OP_LOSS: the loss weight */
     ConvShape conv;  /* OP_CONV */
     PoolShape pool;  /* OP_MAXPOOL, OP_AVGPOOL */
     LrnShape lrn;    /* OP_LRN: size, alpha, beta, k (c and plane unset) */
