@@ -1,5 +1,5 @@
 /* ckpt/onnx.c: the ONNX model of a checkpoint's inference network (see
- * ckpt_onnx.h), encoded with the small protobuf writer of protobuf.c.
+ * ckpt/onnx.h), encoded with the small protobuf writer of protobuf.c.
  *
  * Walks the model's ops in forward order (model_op_info) and writes one ONNX
  * node per op: Conv (+ Relu), MaxPool (ceil_mode 1: Caffe's rounding up),

@@ -1,5 +1,5 @@
 /* ckpt/params.c: parameter layouts of checkpoints and copies by name (see
- * ckpt_params.h). */
+ * ckpt/params.h). */
 #include "trainer/ckpt/params.h"
 
 #include <stdio.h>

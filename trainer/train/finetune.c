@@ -1,6 +1,6 @@
 /* train/finetune.c: train --init and --freeze (see finetune.h). Tensors are matched
  * by name and shape between the checkpoint's layout and the model's
- * (ckpt_params.h), so another class count or a checkpoint without the aux
+ * (ckpt/params.h), so another class count or a checkpoint without the aux
  * heads still gives every layer it can. */
 #include "trainer/train/finetune.h"
 

@@ -1,4 +1,4 @@
-/* train/resume.c: the rules of train_resume.h. Every difference is named with
+/* train/resume.c: the rules of train/resume.h. Every difference is named with
  * the flag that sets it and the value the run had, so that a user sees what a
  * resume would change before anything is trained or written. */
 #include "trainer/train/resume.h"

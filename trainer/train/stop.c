@@ -1,5 +1,5 @@
 /* train/stop.c: the stop signals and rank 0's emergency checkpoint thread
- * (see train_stop.h). The signal handler only records the signal, asks for a
+ * (see train/stop.h). The signal handler only records the signal, asks for a
  * stop and posts a semaphore: everything else happens in the thread. */
 #include "trainer/train/stop.h"
 

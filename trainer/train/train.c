@@ -132,7 +132,7 @@ static int check_writer(Run *r, int wait)
     return rc == CKPT_POLL_STOP ? -1 : 0;
 }
 
-/* Emergency thread (train_stop.h), state locked: the last completed step. */
+/* Emergency thread (train/stop.h), state locked: the last completed step. */
 static int snapshot(void *ctx, CkptMeta *m, const float **w, const float **mom, const float **avg)
 {
     Run *r = ctx;

@@ -1,6 +1,6 @@
 /* train/train.h: the data-parallel training run behind `googlenet train`.
  *
- * cmd_train.c turns flags into a TrainConfig (and rejects bad ones before MPI
+ * cmd/train.c turns flags into a TrainConfig (and rejects bad ones before MPI
  * starts); train_run does the rest on every rank: dataset index (scanned on
  * rank 0, broadcast), model replica, initial weights broadcast and checked,
  * the step loop (loader -> forward -> backward with bucketed allreduce ->
@@ -78,7 +78,7 @@ typedef struct {
     CkptFailPolicy ckpt_fail;
     int keep_every_slim;    /* keep-every checkpoints drop the optimizer state once past --keep */
     const char *resume;     /* NULL, "auto" or a file */
-    int allow_changes;      /* a resume may change settings that change the run (train_resume.h) */
+    int allow_changes;      /* a resume may change settings that change the run (train/resume.h) */
     /* fine-tuning */
     const char *init;       /* NULL, or a checkpoint whose weights start a new run */
     int init_average;       /* --init-weights average (1) or raw (0): which of its weight sets */
@@ -94,7 +94,7 @@ typedef struct {
     /* the command line, for the checkpoints' provenance */
     char command[2048];
     /* every flag's value (cli_settings_format), recorded in checkpoints and
-     * compared on resume (train_resume.h) */
+     * compared on resume (train/resume.h) */
     char settings[8192];
 } TrainConfig;
 
