@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/gemm.h"
@@ -116,11 +117,20 @@ static void bias_grad_range(void *ctx, long b, long e)
 #define BLOCK_COL_BYTES ((size_t)512 << 10) /* one thread's im2col block */
 #define POINTWISE_BLOCK 1024               /* columns per call of a 1x1 layer */
 
+/* Blocks of at most the budget, their number rounded up to a multiple of
+ * BLOCKS_ALIGN so that 2 or 4 threads get equal shares (blocks are a function
+ * of the shape only, never of the thread count). */
+#define BLOCKS_ALIGN 4
+
 static long fwd_block(const ConvShape *s, long total)
 {
     long b = conv_is_pointwise(s) ? POINTWISE_BLOCK
                                   : (long)(BLOCK_COL_BYTES / (sizeof(float) * s->cin * s->k * s->k));
     b = b / 16 * 16;
+    if (b < 16) b = 16;
+    long nb = (total + b - 1) / b;
+    nb = (nb + BLOCKS_ALIGN - 1) / BLOCKS_ALIGN * BLOCKS_ALIGN;
+    b = ((total + nb - 1) / nb + 15) / 16 * 16;
     if (b < 16) b = 16;
     return b < total ? b : total;
 }
@@ -587,6 +597,51 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b, con
                      work_floats);
     else
         gemm_forward(y, x, wt, b, s, n, relu, work, work_floats);
+}
+
+void conv_filter_cache_free(ConvFilterCache *c)
+{
+    free(c->up);
+    free(c->src);
+    *c = (ConvFilterCache){0};
+}
+
+/* Room for n floats in *buf of *cap; 0 when it cannot be had. */
+static int cache_room(float **buf, size_t *cap, size_t n)
+{
+    if (*cap >= n) return 1;
+    free(*buf);
+    *buf = aligned_alloc(64, (n + 15) / 16 * 16 * sizeof(float));
+    *cap = *buf ? n : 0;
+    return *buf != NULL;
+}
+
+void conv_forward_cached(ConvFilterCache *c, float *y, const float *x, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, const ConvPlan *p, float *work,
+                         size_t work_floats)
+{
+    if (!p || p->algo[CONV_FWD] == CONV_GEMM) {
+        conv_forward(y, x, wt, b, s, n, relu, p, work, work_floats);
+        return;
+    }
+    WinoAlg a = wino_of(p->algo[CONV_FWD]);
+    size_t nw = (size_t)s->cout * s->cin * s->k * s->k, nu = wino_filters_floats(a, s);
+    int layout = wino_filters_layout();
+    if (c->up_cap < nu || c->src_cap < nw) c->valid = 0;
+    if (!cache_room(&c->up, &c->up_cap, nu) || !cache_room(&c->src, &c->src_cap, nw)) {
+        /* no memory for the cache: prepare them every call, as conv_forward does */
+        conv_filter_cache_free(c);
+        conv_forward(y, x, wt, b, s, n, relu, p, work, work_floats);
+        return;
+    }
+    if (!c->valid || c->algo != (int)a || c->layout != layout || memcmp(c->src, wt, nw * sizeof(float))) {
+        wino_forward_filters(c->up, wt, s, a, work, work_floats);
+        memcpy(c->src, wt, nw * sizeof(float));
+        c->algo = (int)a;
+        c->layout = layout;
+        c->valid = 1;
+    }
+    wino_forward_prepared(y, x, c->up, b, s, n, relu, a, p->block[CONV_FWD], work, work_floats);
 }
 
 void conv_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,

@@ -63,6 +63,23 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
                   const ConvShape *s, int n, int relu, const ConvPlan *p, float *work,
                   size_t work_floats);
 
+/* A forward's prepared filters (Winograd's transformed weights), kept from
+ * call to call with the weights they came from: conv_forward_cached compares
+ * the weights it is given with that copy and prepares them again only when
+ * they differ, so it gives the bits conv_forward gives. For inference, where
+ * the weights stay the same from batch to batch. Zero-initialise; free with
+ * conv_filter_cache_free. */
+typedef struct {
+    float *up, *src;      /* prepared filters; the weights they came from */
+    size_t up_cap, src_cap; /* floats */
+    int algo, layout, valid;
+} ConvFilterCache;
+
+void conv_forward_cached(ConvFilterCache *c, float *y, const float *x, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, const ConvPlan *p, float *work,
+                         size_t work_floats);
+void conv_filter_cache_free(ConvFilterCache *c);
+
 /* dy: (cout, n, ho, wo). relu_y: the forward output when the forward applied
  * ReLU (dy is then zeroed in place where relu_y <= 0), else NULL.
  * dw (cout, cin, k, k) and db (cout) are added to.

@@ -21,6 +21,7 @@
 #include "nn/conv.h"
 #include "nn/fc.h"
 #include "nn/lrn.h"
+#include "nn/mem.h"
 #include "nn/parallel.h"
 #include "nn/pool.h"
 #include "nn/rng.h"
@@ -100,6 +101,7 @@ typedef struct {
     int lead;           /* OP_CONV 1x1: the op whose forward computes this one too, or -1 */
     int group[4], ngroup; /* a lead: the 1x1 convolutions of its input it computes (itself first) */
     ConvShape group_shape; /* a lead: its input, and cout the group's total */
+    ConvFilterCache filters; /* inference models: the forward's prepared filters */
 } Op;
 
 struct Model {
@@ -508,7 +510,7 @@ static int backward_reads_output(const Op *o)
 static int work_resize(Model *m, size_t need, const char *what, char *err, size_t errlen)
 {
     free(m->work);
-    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
+    m->work = nn_alloc_large((need + 15) / 16 * 16 * sizeof(float));
     m->work_cap = m->work ? need : 0;
     if (!m->work) {
         snprintf(err, errlen, "cannot allocate %.0f MB of %s", need * 4.0 / 1e6, what);
@@ -602,7 +604,7 @@ static int plan(Model *m, char *err, size_t errlen)
         blk[nb++] = (Block){floats, 0, k, 2 * F - 1 - k, order[k], 2};
     }
     m->arena_floats = place_blocks(blk, nb);
-    m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float));
+    m->arena = nn_alloc_large((m->arena_floats ? m->arena_floats : 16) * sizeof(float));
     if (!m->arena) {
         free(blk);
         snprintf(err, errlen, "cannot allocate %.0f MB of activations for batch %d; use a smaller --batch",
@@ -675,6 +677,7 @@ Model *model_init(const ModelConfig *cfg, char *err, size_t errlen)
 void model_free(Model *m)
 {
     if (!m) return;
+    for (int i = 0; i < m->nop; i++) conv_filter_cache_free(&m->op[i].filters);
     free(m->params);
     free(m->grads);
     free(m->arena);
@@ -828,7 +831,11 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
             }
             conv_forward_pointwise_many(outs, o->ngroup, x->data, &gs, n, 1, m->work, m->work_cap);
         } else if (o->lead < 0) {
-            conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
+            if (m->cfg.training)
+                conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
+            else
+                conv_forward_cached(&o->filters, y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work,
+                                    m->work_cap);
         }
         break;
     case OP_MAXPOOL:
@@ -1122,7 +1129,8 @@ int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen)
     return work_alloc(m, err, errlen);
 }
 
-/* Best of two runs of one pass of conv o under plan p (after one untimed run). */
+/* Best of two runs of one pass of conv o under plan p (after one untimed run;
+ * an inference model's forward, as it runs, with its filters prepared then). */
 static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
 {
     Tensor *x = &m->t[o->in], *y = &m->t[o->out];
@@ -1132,7 +1140,10 @@ static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = clock_now();
-        if (pass == CONV_FWD) conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+        if (pass == CONV_FWD && !m->cfg.training)
+            conv_forward_cached(&o->filters, y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+        else if (pass == CONV_FWD)
+            conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
         else if (pass == CONV_BWD_DATA) conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
         else conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
         double dt = clock_now() - t0;

@@ -255,27 +255,41 @@ static void conv_slots(void *ctx, long s0, long s1)
     for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->t->blocks;) conv_block(j, bi, v, runs);
 }
 
-static void run_conv(const Tiling *t, const float *in, const float *wt, int flip, const float *bias,
-                     float *out, int relu, int accum, float *work, size_t work_floats)
+/* The filters of t's convolution, transformed and packed for the fused
+ * kernel, into up; u: scratch of u_floats(t). */
+static void prepare_filters(const Tiling *t, const NnKernels *kn, float *up, float *u, const float *wt, int flip)
 {
-    const NnKernels *kn = nn_kernels();
-    float *u = work;
     /* as the kernels see it: filters (cout x cin) of this convolution; flipped,
      * they come from the forward layer's (cin x cout) */
     if (flip) filters(kn, t->a, u, wt, t->cin, t->cout, 1);
     else filters(kn, t->a, u, wt, t->cout, t->cin, 0);
-    float *up = work + u_floats(t);
     PackJob pj = {u, up, t->cout, t->cin, kn->wino_kr()};
     parallel_for((long)t->A * t->A, 1, pack_range, &pj);
-    size_t head = u_floats(t) + up_floats(t), slot = slot_floats(t, 0);
-    assert(work_floats >= head + slot);
-    long slots = (long)((work_floats - head) / slot);
+}
+
+/* The convolution of in by the packed filters up, blocks per thread in work. */
+static void run_prepared(const Tiling *t, const NnKernels *kn, const float *in, const float *up,
+                         const float *bias, float *out, int relu, int accum, float *work, size_t work_floats)
+{
+    size_t slot = slot_floats(t, 0);
+    assert(work_floats >= slot);
+    long slots = (long)(work_floats / slot);
     if (slots > parallel_threads()) slots = parallel_threads();
     if (slots > t->blocks) slots = t->blocks;
     ConvJob j = {.t = t, .kn = kn, .in = in, .up = up, .bias = bias, .out = out,
-                 .slots = work + head, .slot = slot, .relu = relu, .accum = accum};
+                 .slots = work, .slot = slot, .relu = relu, .accum = accum};
     atomic_init(&j.next, 0);
     parallel_for(slots, 1, conv_slots, &j);
+}
+
+static void run_conv(const Tiling *t, const float *in, const float *wt, int flip, const float *bias,
+                     float *out, int relu, int accum, float *work, size_t work_floats)
+{
+    const NnKernels *kn = nn_kernels();
+    size_t head = u_floats(t) + up_floats(t);
+    assert(work_floats >= head);
+    prepare_filters(t, kn, work + u_floats(t), work, wt, flip);
+    run_prepared(t, kn, in, work + u_floats(t), bias, out, relu, accum, work + head, work_floats - head);
 }
 
 void wino_forward(float *y, const float *x, const float *wt, const float *b, const ConvShape *s,
@@ -284,6 +298,32 @@ void wino_forward(float *y, const float *x, const float *wt, const float *b, con
     Tiling t;
     tiling_forward(&t, s, a, n, block);
     run_conv(&t, x, wt, 0, b, y, relu, 0, work, work_floats);
+}
+
+size_t wino_filters_floats(WinoAlg a, const ConvShape *s)
+{
+    Tiling t;
+    tiling_forward(&t, s, a, 1, LANES);
+    return up_floats(&t);
+}
+
+int wino_filters_layout(void) { return nn_kernels()->wino_kr(); }
+
+void wino_forward_filters(float *up, const float *wt, const ConvShape *s, WinoAlg a, float *work,
+                          size_t work_floats)
+{
+    Tiling t;
+    tiling_forward(&t, s, a, 1, LANES);
+    assert(work_floats >= u_floats(&t));
+    prepare_filters(&t, nn_kernels(), up, work, wt, 0);
+}
+
+void wino_forward_prepared(float *y, const float *x, const float *up, const float *b, const ConvShape *s,
+                           int n, int relu, WinoAlg a, int block, float *work, size_t work_floats)
+{
+    Tiling t;
+    tiling_forward(&t, s, a, n, block);
+    run_prepared(&t, nn_kernels(), x, up, b, y, relu, 0, work, work_floats);
 }
 
 void wino_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,

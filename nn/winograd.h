@@ -41,6 +41,18 @@ size_t wino_scratch_floats(WinoAlg a, const ConvShape *s, int n, int block, int 
  * overwritten; relu != 0 applies max(0, .) after the bias. */
 void wino_forward(float *y, const float *x, const float *wt, const float *b, const ConvShape *s,
                   int n, int relu, WinoAlg a, int block, float *work, size_t work_floats);
+/* The forward's filters transformed and packed once, for wino_forward_prepared
+ * (inference keeps them while the weights stay the same): wino_filters_floats
+ * floats, in the layout wino_filters_layout() names (it depends on the kernel
+ * table in use); work: at least wino_scratch_floats(a, s, 1, 16, 1, 0) floats. */
+size_t wino_filters_floats(WinoAlg a, const ConvShape *s);
+int wino_filters_layout(void);
+void wino_forward_filters(float *up, const float *wt, const ConvShape *s, WinoAlg a, float *work,
+                          size_t work_floats);
+/* wino_forward by filters up from wino_forward_filters (same a and s, the
+ * current layout); the same bits as wino_forward. */
+void wino_forward_prepared(float *y, const float *x, const float *up, const float *b, const ConvShape *s,
+                           int n, int relu, WinoAlg a, int block, float *work, size_t work_floats);
 /* dx: (cin, n, h, w), overwritten or added to (accum); dy: (cout, n, ho, wo). */
 void wino_backward_data(float *dx, const float *dy, const float *wt, const ConvShape *s, int n,
                         int accum, WinoAlg a, int block, float *work, size_t work_floats);

@@ -284,10 +284,51 @@ static void test_accum_bias_relu(void **state)
     free(x); free(w); free(b); free(y); free(ref); free(dy); free(dx); free(dx0); free(dxg); free(work);
 }
 
+/* conv_forward_cached gives conv_forward's bits: the first call, again with
+ * the same weights (filters kept), after one weight changed (prepared again),
+ * and after the kernel table changed (their layout differs). */
+static void test_forward_cached(void **state)
+{
+    (void)state;
+    ConvShape s;
+    conv_shape_init(&s, 7, 20, 3, 1, 1, 9, 11);
+    int n = 3;
+    size_t nx = (size_t)7 * n * 99, ny = (size_t)20 * n * 99, nw = 20 * 7 * 9;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(20 * 4), *y = malloc(ny * 4),
+          *want = malloc(ny * 4);
+    fill(x, nx, 21, -1, 1);
+    fill(w, nw, 22, -1, 1);
+    fill(b, 20, 23, -1, 1);
+    const char *tables[2] = {"avx2", "avx512"};
+    ConvFilterCache c = {0};
+    for (int a = CONV_F2X3; a <= CONV_F4X3; a++) {
+        ConvPlan p = conv_plan_uniform((ConvAlgo)a, &s, n);
+        size_t cap = conv_work_floats(&s, &p, n, 2, 0);
+        float *work = malloc(cap * 4);
+        for (int t = 0; t < 2; t++) {
+            if (!nn_kernels_supported(tables[t])) continue;
+            assert_int_equal(nn_kernels_select(tables[t]), 0);
+            for (int round = 0; round < 3; round++) {
+                if (round == 2) w[37] += 0.25f;
+                conv_forward(want, x, w, b, &s, n, 1, &p, work, cap);
+                memset(y, 0, ny * 4);
+                conv_forward_cached(&c, y, x, w, b, &s, n, 1, &p, work, cap);
+                assert_memory_equal(y, want, ny * 4);
+            }
+        }
+        free(work);
+    }
+    conv_filter_cache_free(&c);
+    assert_null(c.up);
+    nn_kernels_select(nn_kernels_supported("avx512") ? "avx512" : "avx2");
+    free(x); free(w); free(b); free(y); free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accum_bias_relu),
+        cmocka_unit_test(test_forward_cached),
         cmocka_unit_test(test_tables_and_threads),
         cmocka_unit_test(test_accuracy_at_googlenet_shapes),
     };

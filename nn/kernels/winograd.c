@@ -278,6 +278,23 @@ INLINE void gemm_output_tpl(const float *at, const int A, const int M, const flo
     for (int t0 = 0; t0 < t->count; t0 += TW) {
         WinoTiles st = clip_tiles(t, t0, TW, runs);
         for (int kt = 0; kt < nkt; kt++) {
+            int nk0 = cout - kt * KR < KR ? cout - kt * KR : KR;
+            for (int k = 0; k < nk0; k++) {
+                const float *yk = y + (size_t)(kt * KR + k) * g->out_cstride;
+                for (int i = 0; i < st.nruns; i++) {
+                    const WinoRun *r = &st.runs[i];
+                    int x0 = r->tx * M, x1 = (r->tx + r->len) * M;
+                    if (x1 > g->wo) x1 = g->wo;
+                    for (int a = 0; a < M; a++) {
+                        int oy = r->ty * M + a;
+                        if (oy >= g->ho) break;
+                        const char *p0 = (const char *)(yk + ((size_t)r->img * g->ho + oy) * g->wo + x0);
+                        const char *p1 = (const char *)(yk + ((size_t)r->img * g->ho + oy) * g->wo + x1);
+                        for (const char *p = (const char *)((uintptr_t)p0 & ~(uintptr_t)63); p < p1; p += 64)
+                            __builtin_prefetch(p, 1, 3);
+                    }
+                }
+            }
             for (int xi = 0; xi < A * A; xi++) {
                 const float *u = up + ((size_t)xi * nkt + kt) * cin * KR, *vx = v + (size_t)xi * (ldc / (A * A)) + t0;
                 if (st.count > VL) micro(u, vx, ldc, cin, 2, mbuf + xi * KR * TW);
