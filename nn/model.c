@@ -1129,27 +1129,55 @@ int model_conv_plan_apply(Model *m, const char *plan, char *err, size_t errlen)
     return work_alloc(m, err, errlen);
 }
 
-/* Best of two runs of one pass of conv o under plan p (after one untimed run;
- * an inference model's forward, as it runs, with its filters prepared then). */
-static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p)
+/* One run of one pass of conv o under plan p, in seconds. An inference
+ * model's forward runs as it will run, with its filters prepared beforehand
+ * (fc: that algorithm's cache, so candidates taking turns keep theirs). */
+static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p, ConvFilterCache *fc)
 {
     Tensor *x = &m->t[o->in], *y = &m->t[o->out];
     const float *w = m->params + m->pt[o->w].offset, *b = m->params + m->pt[o->b].offset;
     float *dw = m->grads + m->pt[o->w].offset;
     int n = m->cfg.batch;
-    double best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        double t0 = clock_now();
-        if (pass == CONV_FWD && !m->cfg.training)
-            conv_forward_cached(&o->filters, y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
-        else if (pass == CONV_FWD)
-            conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
-        else if (pass == CONV_BWD_DATA) conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
-        else conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
-        double dt = clock_now() - t0;
-        if (r > 0 && dt < best) best = dt;
+    double t0 = clock_now();
+    if (pass == CONV_FWD && !m->cfg.training)
+        conv_forward_cached(fc, y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+    else if (pass == CONV_FWD)
+        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+    else if (pass == CONV_BWD_DATA)
+        conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
+    else
+        conv_backward_weights(dw, y->diff, x->data, &o->conv, n, p, m->work, m->work_cap);
+    return clock_now() - t0;
+}
+
+/* Timed rounds per candidate, after one untimed round. The candidates take
+ * turns, round by round, and each keeps its best: a burst of other work on
+ * the machine then slows a round of every candidate, not all the runs of one. */
+#define TUNE_ROUNDS 2
+
+/* The fastest of nc candidates for pass k of conv o, starting from plan base. */
+static ConvPlan tune_pass(Model *m, Op *o, ConvPass k, ConvPlan base, const ConvAlgo *algo, const int *block,
+                          int nc)
+{
+    ConvFilterCache fc[CONV_ALGOS] = {{0}};
+    double best[24];
+    ConvPlan p[24];
+    for (int c = 0; c < nc; c++) {
+        p[c] = base;
+        p[c].algo[k] = (uint8_t)algo[c];
+        p[c].block[k] = (uint16_t)block[c];
+        best[c] = 1e30;
     }
-    return best;
+    for (int r = 0; r <= TUNE_ROUNDS; r++)
+        for (int c = 0; c < nc; c++) {
+            double t = time_pass(m, o, k, &p[c], &fc[algo[c]]);
+            if (r > 0 && t < best[c]) best[c] = t;
+        }
+    for (int a = 0; a < CONV_ALGOS; a++) conv_filter_cache_free(&fc[a]);
+    int win = 0;
+    for (int c = 1; c < nc; c++)
+        if (best[c] < best[win]) win = c;
+    return p[win];
 }
 
 /* Candidates of one pass: GEMM, and each Winograd algorithm that applies with
@@ -1206,17 +1234,7 @@ double model_conv_tune(Model *m, char *err, size_t errlen)
         for (int k = 0; k < passes; k++) {
             if (k == CONV_BWD_DATA && o->in == 0) continue;
             int nc = candidates(o, (ConvPass)k, n, algo, block);
-            double tbest = 1e30;
-            for (int c = 0; c < nc; c++) {
-                ConvPlan p = best;
-                p.algo[k] = (uint8_t)algo[c];
-                p.block[k] = (uint16_t)block[c];
-                double t = time_pass(m, o, (ConvPass)k, &p);
-                if (t < tbest) {
-                    tbest = t;
-                    best = p;
-                }
-            }
+            best = tune_pass(m, o, (ConvPass)k, best, algo, block, nc);
         }
         o->plan = best;
     }
