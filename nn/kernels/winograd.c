@@ -147,9 +147,18 @@ INLINE void input_tpl(const float *bt, const int A, const int M, float *v, size_
     int ng = pack(t, e, pc, gs);
     float ph[8 * 4 * 2 * VL];
     memset(ph, 0, sizeof ph);
+    /* The block's input rows of a channel are one stretch of its plane, from
+     * the first run's first patch row to the last run's last: prefetched a
+     * channel ahead, as the loads of each channel's first rows missed. */
+    const WinoRun *first = &t->runs[0], *last = &t->runs[t->nruns - 1];
+    long r0 = (long)first->img * g->h + first->ty * M - g->pad, r1 = (long)last->img * g->h + last->ty * M - g->pad + A;
+    long rlo = (long)first->img * g->h, rhi = (long)(last->img + 1) * g->h;
+    size_t span0 = (size_t)(r0 > rlo ? r0 : rlo) * g->w, span1 = (size_t)(r1 < rhi ? r1 : rhi) * g->w;
     /* channel by channel, so that the reads of one plane stream */
     for (int c = 0; c < nc; c++) {
         const float *xc = x + c * g->in_cstride;
+        if (c + 1 < nc)
+            for (size_t f = span0; f < span1; f += 16) __builtin_prefetch(xc + g->in_cstride + f, 0, 3);
         for (int gi = 0; gi < ng; gi++) {
             vf d[64], o[64];
             load_patches(A, M, d, xc, g->h, g->w, (size_t)g->h * g->w, g->pad, pc + gs[gi], gs[gi + 1] - gs[gi], ph);
