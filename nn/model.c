@@ -21,7 +21,6 @@
 #include "nn/conv.h"
 #include "nn/fc.h"
 #include "nn/lrn.h"
-#include "nn/mem.h"
 #include "nn/parallel.h"
 #include "nn/pool.h"
 #include "nn/rng.h"
@@ -510,7 +509,7 @@ static int backward_reads_output(const Op *o)
 static int work_resize(Model *m, size_t need, const char *what, char *err, size_t errlen)
 {
     free(m->work);
-    m->work = nn_alloc_large((need + 15) / 16 * 16 * sizeof(float));
+    m->work = aligned_alloc(64, (need + 15) / 16 * 16 * sizeof(float));
     m->work_cap = m->work ? need : 0;
     if (!m->work) {
         snprintf(err, errlen, "cannot allocate %.0f MB of %s", need * 4.0 / 1e6, what);
@@ -604,7 +603,7 @@ static int plan(Model *m, char *err, size_t errlen)
         blk[nb++] = (Block){floats, 0, k, 2 * F - 1 - k, order[k], 2};
     }
     m->arena_floats = place_blocks(blk, nb);
-    m->arena = nn_alloc_large((m->arena_floats ? m->arena_floats : 16) * sizeof(float));
+    m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float));
     if (!m->arena) {
         free(blk);
         snprintf(err, errlen, "cannot allocate %.0f MB of activations for batch %d; use a smaller --batch",
