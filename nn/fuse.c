@@ -6,6 +6,7 @@
 #include "nn/fuse.h"
 
 #include <assert.h>
+#include <string.h>
 
 #include "nn/kernels/kernels.h"
 #include "nn/parallel.h"
@@ -128,48 +129,76 @@ void fuse_conv_pool_lrn(float *y, const float *x, const float *wt, const float *
 
 /* ---- LRN -> max pooling ---- */
 
+/* Bytes of normalised rows a thread keeps (L2-resident, with room for the other thread's). */
+#define LP_BUDGET (384 * 1024)
+
 typedef struct {
     const PoolShape *ps;
     LrnShape lrn;
     const PoolWindow *th, *tw;
     const float *x;
     float *y, *work;
-    int n, bands;
+    int n, bands, chunk; /* chunk: output rows pooled from one buffer of normalised rows */
     long items, slots;
-    size_t per_thread;
+    size_t per_thread, ld;
 } LrnPoolJob;
 
-/* Per thread: k_pool normalised input rows of every channel, and the pool's row. */
+/* Output rows a buffer serves: as many as LP_BUDGET holds the input rows of
+ * (in runs of a few kB per channel, which the prefetchers follow), at least 1. */
+static int lp_chunk(const PoolShape *ps, int c)
+{
+    size_t row = (size_t)c * ps->w * sizeof(float);
+    int rows = (int)(LP_BUDGET / row), chunk = rows < ps->k ? 1 : (rows - ps->k) / ps->stride + 1;
+    return chunk < ps->ho ? chunk : ps->ho;
+}
+
+/* Input rows the chunk's output rows read, and the floats of a channel's run of them. */
+static int lp_rows(const PoolShape *ps, int chunk) { return (chunk - 1) * ps->stride + ps->k; }
+static size_t lp_ld(const PoolShape *ps, int chunk) { return ROUND16((size_t)lp_rows(ps, chunk) * ps->w); }
+
+/* Per thread: the chunk's normalised input rows of every channel, and the pool's row. */
 static size_t lp_thread_floats(const PoolShape *ps, int c)
 {
-    return (size_t)ps->k * c * ROUND16(ps->w) + ROUND16(ps->w + 32);
+    return (size_t)c * lp_ld(ps, lp_chunk(ps, c)) + ROUND16(ps->w + 32);
 }
 
 size_t fuse_lrn_pool_floats(const PoolShape *ps, int c, int threads) { return lp_thread_floats(ps, c) * (size_t)threads; }
 
-/* Output rows [oh0, oh1) of image img: each input row normalised once into
- * the ring (row r in slot r % k_pool), each output row pooled from it. */
+/* Output rows [oh0, oh1) of image img, `chunk` at a time: the input rows a
+ * chunk reads normalised into the buffer in one run per channel (those the
+ * previous chunk made moved to its front), then pooled from it. */
 static void lp_band(const LrnPoolJob *j, int img, int oh0, int oh1, float *scratch)
 {
     const PoolShape *ps = j->ps;
     const NnKernels *kn = nn_kernels();
-    int c = j->lrn.c;
-    size_t ldw = ROUND16(ps->w), slot = (size_t)c * ldw, iplane = (size_t)ps->h * ps->w;
-    size_t oplane = (size_t)ps->ho * ps->wo;
-    float *ring = scratch, *v = ring + (size_t)ps->k * slot;
+    int c = j->lrn.c, w = ps->w;
+    size_t ld = j->ld, iplane = (size_t)ps->h * w, oplane = (size_t)ps->ho * ps->wo;
+    float *buf = scratch, *v = buf + (size_t)c * ld;
     const float *rows[ps->k];
-    int next = j->th[oh0].lo;
-    for (int oh = oh0; oh < oh1; oh++) {
-        int lo = j->th[oh].lo, hi = j->th[oh].hi;
-        for (int r = next > lo ? next : lo; r < hi; r++) {
-            size_t q0 = (size_t)img * iplane + (size_t)r * ps->w;
-            kn->lrn_forward_span(&j->lrn, j->x + q0, j->lrn.plane, ring + (size_t)(r % ps->k) * slot, ldw, q0, ps->w);
+    int have_lo = 0, have_hi = 0; /* input rows in the buffer, from its front */
+    for (int o0 = oh0; o0 < oh1; o0 += j->chunk) {
+        int o1 = o0 + j->chunk < oh1 ? o0 + j->chunk : oh1;
+        int lo = j->th[o0].lo, hi = j->th[o1 - 1].hi, from = lo;
+        if (have_hi > lo && have_lo <= lo) {
+            for (int ch = 0; ch < c && lo > have_lo; ch++)
+                memmove(buf + (size_t)ch * ld, buf + (size_t)ch * ld + (size_t)(lo - have_lo) * w,
+                        sizeof(float) * (size_t)(have_hi - lo) * w);
+            from = have_hi;
         }
-        next = hi;
-        for (int ch = 0; ch < c; ch++) {
-            for (int r = lo; r < hi; r++) rows[r - lo] = ring + (size_t)(r % ps->k) * slot + (size_t)ch * ldw;
-            kn->pool_max_row(ps, j->tw, rows, hi - lo, j->y + ((size_t)ch * j->n + img) * oplane + (size_t)oh * ps->wo,
-                             v);
+        if (from < hi) {
+            size_t q0 = (size_t)img * iplane + (size_t)from * w;
+            kn->lrn_forward_span(&j->lrn, j->x + q0, j->lrn.plane, buf + (size_t)(from - lo) * w, ld, q0,
+                                 (hi - from) * w);
+        }
+        have_lo = lo;
+        have_hi = hi;
+        for (int oh = o0; oh < o1; oh++) {
+            int rlo = j->th[oh].lo, rhi = j->th[oh].hi;
+            for (int ch = 0; ch < c; ch++) {
+                for (int r = rlo; r < rhi; r++) rows[r - rlo] = buf + (size_t)ch * ld + (size_t)(r - lo) * w;
+                kn->pool_max_row(ps, j->tw, rows, rhi - rlo,
+                                 j->y + ((size_t)ch * j->n + img) * oplane + (size_t)oh * ps->wo, v);
+            }
         }
     }
 }
@@ -193,7 +222,8 @@ void fuse_lrn_pool(float *y, const float *x, const LrnShape *lrn, const PoolShap
     PoolWindow th[ps->ho], tw[ps->wo];
     pool_windows(ps, th, tw);
     LrnPoolJob j = {.ps = ps, .lrn = *lrn, .th = th, .tw = tw, .x = x, .y = y, .n = n,
-                    .per_thread = lp_thread_floats(ps, c)};
+                    .per_thread = lp_thread_floats(ps, c), .chunk = lp_chunk(ps, c)};
+    j.ld = lp_ld(ps, j.chunk);
     j.lrn.c = c;
     j.lrn.plane = (size_t)n * ps->h * ps->w;
     j.bands = bands_per_image(n, ps->ho);

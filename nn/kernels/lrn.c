@@ -148,9 +148,15 @@ static void span_075(const LrnShape *s, const LrnShape *xs, const float *x, floa
         int c0, c1;
         window_of(s, c, &c0, &c1);
         const float *xc = x + (size_t)c * xs->plane, *x0 = x + (size_t)c0 * xs->plane;
+        /* the channel that enters the window next: a span is a short run of
+         * each channel, too short for the hardware prefetchers to follow */
+        const float *xn = x + (size_t)(c1 + 1 < s->c ? c1 + 1 : c1) * xs->plane;
         float *yr = y + (size_t)c * ystride;
         int i = 0;
-        for (; i + VL <= len; i += VL) vstore(yr + i, vload(xc + i) * window_f075(xs, x0 + i, c0, c1, &inv));
+        for (; i + VL <= len; i += VL) {
+            __builtin_prefetch(xn + i);
+            vstore(yr + i, vload(xc + i) * window_f075(xs, x0 + i, c0, c1, &inv));
+        }
         if (i < len) {
             vi on = viota() < len - i;
             vf f = window_f075_m(xs, x0 + i, c0, c1, &inv, 1, on);
