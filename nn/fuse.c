@@ -13,6 +13,7 @@
 
 #define ROUND16(x) (((size_t)(x) + 15) / 16 * 16)
 #define BAND_MIN_ROWS 8 /* output rows a band has at least (a ring refilled at most once per 8 rows) */
+#define CPL_CHUNK 8     /* pooled rows normalised together: runs of a few hundred floats per channel written */
 
 int fuse_conv_applies(const ConvShape *s) { return conv_direct_applies(s); }
 
@@ -51,11 +52,11 @@ typedef struct {
 } ConvPoolLrnJob;
 
 /* Per thread: the input ring of the direct kernel, k_pool rows of all output
- * channels of the convolution, one pooled row of them, and the pool's row. */
+ * channels of the convolution, CPL_CHUNK pooled rows of them, and the pool's row. */
 static size_t cpl_thread_floats(const ConvShape *cs, const PoolShape *ps)
 {
     return ROUND16(conv_direct_scratch_floats(cs)) + (size_t)ps->k * cs->cout * ROUND16(cs->wo) +
-           (size_t)cs->cout * ROUND16(ps->wo) + ROUND16(ps->w + 32);
+           (size_t)cs->cout * ROUND16((size_t)CPL_CHUNK * ps->wo) + ROUND16(ps->w + 32);
 }
 
 size_t fuse_conv_pool_lrn_floats(const ConvShape *cs, const PoolShape *ps, int threads)
@@ -65,13 +66,14 @@ size_t fuse_conv_pool_lrn_floats(const ConvShape *cs, const PoolShape *ps, int t
 
 /* Pooled rows [oh0, oh1) of image img: each convolution row made once into
  * the ring (row r in slot r % k_pool), each pooled row made when its window's
- * rows exist, normalised across its channels and written to y. */
+ * rows exist, and every CPL_CHUNK of them normalised across the channels
+ * together and written to y. */
 static void cpl_band(const ConvPoolLrnJob *j, int img, int oh0, int oh1, float *scratch, long *tag)
 {
     const ConvShape *cs = j->cs;
     const PoolShape *ps = j->ps;
     const NnKernels *kn = nn_kernels();
-    size_t ldc = ROUND16(cs->wo), ldp = ROUND16(ps->wo), slot = (size_t)cs->cout * ldc;
+    size_t ldc = ROUND16(cs->wo), ldp = ROUND16((size_t)CPL_CHUNK * ps->wo), slot = (size_t)cs->cout * ldc;
     size_t oplane = (size_t)ps->ho * ps->wo;
     float *ring = scratch, *crow = ring + ROUND16(conv_direct_scratch_floats(cs));
     float *prow = crow + (size_t)ps->k * slot, *v = prow + (size_t)cs->cout * ldp;
@@ -83,12 +85,15 @@ static void cpl_band(const ConvPoolLrnJob *j, int img, int oh0, int oh1, float *
             kn->direct_row(cs, j->x, j->n, img, r, j->wpack, j->b, j->relu, crow + (size_t)(r % ps->k) * slot, ldc,
                            ring, tag);
         next = hi;
+        int at = (oh - oh0) % CPL_CHUNK;
         for (int c = 0; c < cs->cout; c++) {
             for (int r = lo; r < hi; r++) rows[r - lo] = crow + (size_t)(r % ps->k) * slot + (size_t)c * ldc;
-            kn->pool_max_row(ps, j->tw, rows, hi - lo, prow + (size_t)c * ldp, v);
+            kn->pool_max_row(ps, j->tw, rows, hi - lo, prow + (size_t)c * ldp + (size_t)at * ps->wo, v);
         }
-        size_t q0 = (size_t)img * oplane + (size_t)oh * ps->wo;
-        kn->lrn_forward_span(&j->lrn, prow, ldp, j->y + q0, j->lrn.plane, q0, ps->wo);
+        if (at == CPL_CHUNK - 1 || oh == oh1 - 1) {
+            size_t q0 = (size_t)img * oplane + (size_t)(oh - at) * ps->wo;
+            kn->lrn_forward_span(&j->lrn, prow, ldp, j->y + q0, j->lrn.plane, q0, (at + 1) * ps->wo);
+        }
     }
 }
 
