@@ -20,6 +20,7 @@
 #include "nn/activation.h"
 #include "nn/conv.h"
 #include "nn/fc.h"
+#include "nn/fuse.h"
 #include "nn/lrn.h"
 #include "nn/parallel.h"
 #include "nn/pool.h"
@@ -101,6 +102,8 @@ typedef struct {
     int group[4], ngroup; /* a lead: the 1x1 convolutions of its input it computes (itself first) */
     ConvShape group_shape; /* a lead: its input, and cout the group's total */
     ConvFilterCache filters; /* inference models: the forward's prepared filters */
+    int fuse[2], nfuse;      /* inference: the ops after this one its forward computes too (nn/fuse.h) */
+    int fused_into;          /* the op whose forward computes this one's, or -1 */
 } Op;
 
 struct Model {
@@ -193,6 +196,7 @@ static Op *add_op(Model *m, OpKind kind, const char *name, int in, int out, int 
     o->head = head;
     o->w = o->b = -1;
     o->lead = -1;
+    o->fused_into = -1;
     return o;
 }
 
@@ -450,6 +454,71 @@ static void touch(int *lo, int *hi, int step)
 
 static int op_planned(const Model *m, const Op *o) { return m->cfg.training || o->head == 0; }
 
+/* ---- inference: chains of layers one pass computes (nn/fuse.h) ---- */
+
+static int op_has_choice(const Op *o);
+
+/* The one op this model runs that reads tensor t (a tensor without parent),
+ * or -1 when none or several do. */
+static int only_reader(const Model *m, int t)
+{
+    int found = -1;
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!op_planned(m, o) || root_of(m, o->in) != t) continue;
+        if (found >= 0) return -1;
+        found = i;
+    }
+    return found;
+}
+
+/* The max pooling that alone reads the output of op i and can be fused into
+ * it, or -1. */
+static int fusable_pool(const Model *m, int i)
+{
+    const Op *a = &m->op[i];
+    if (m->t[a->out].parent >= 0) return -1;
+    int p = only_reader(m, a->out);
+    if (p < 0 || m->op[p].kind != OP_MAXPOOL || !fuse_pool_applies(&m->op[p].pool)) return -1;
+    return p;
+}
+
+static void fuse_absorb(Model *m, int lead, int i)
+{
+    Op *a = &m->op[lead];
+    assert(a->nfuse < 2);
+    a->fuse[a->nfuse++] = i;
+    m->op[i].fused_into = lead;
+}
+
+/* Found by shape and by which ops read which tensors, not by name: a direct
+ * convolution whose output only a max pooling reads, whose output only an LRN
+ * reads (conv1, pool1, norm1); an LRN whose output only a max pooling reads
+ * (norm2, pool2). Not in training, whose backward reads the inner tensors,
+ * nor with keep_activations or no_fuse. */
+static void fuse_chains(Model *m)
+{
+    if (m->cfg.training || m->cfg.keep_activations || m->cfg.no_fuse) return;
+    for (int i = 0; i < m->nop; i++) {
+        Op *a = &m->op[i];
+        if (!op_planned(m, a) || a->fused_into >= 0 || a->nfuse) continue;
+        if (a->kind == OP_CONV && a->lead < 0 && !op_has_choice(a) && fuse_conv_applies(&a->conv)) {
+            int p = fusable_pool(m, i);
+            if (p < 0 || m->t[m->op[p].out].parent >= 0) continue;
+            int l = only_reader(m, m->op[p].out);
+            if (l < 0 || m->op[l].kind != OP_LRN) continue;
+            fuse_absorb(m, i, p);
+            fuse_absorb(m, i, l);
+        } else if (a->kind == OP_LRN) {
+            int p = fusable_pool(m, i);
+            if (p >= 0) fuse_absorb(m, i, p);
+        }
+    }
+}
+
+/* The tensor op o's forward writes: the last op's of its chain. */
+static int op_final_out(const Model *m, const Op *o) { return o->nfuse ? m->op[o->fuse[o->nfuse - 1]].out : o->out; }
+
 typedef struct {
     size_t size, off;
     int lo, hi;
@@ -532,6 +601,14 @@ static int work_alloc(Model *m, char *err, size_t errlen)
             if (f > need) need = f;
         }
     }
+    for (int i = 0; i < m->nop; i++) {
+        const Op *o = &m->op[i];
+        if (!o->nfuse) continue;
+        const PoolShape *ps = &m->op[o->fuse[0]].pool;
+        size_t f = o->kind == OP_CONV ? fuse_conv_pool_lrn_floats(&o->conv, ps, parallel_threads())
+                                      : fuse_lrn_pool_floats(ps, m->t[o->in].c, parallel_threads());
+        if (f > need) need = f;
+    }
     if (m->work && need <= m->work_cap) return 0;
     return work_resize(m, need, "convolution scratch", err, errlen);
 }
@@ -548,10 +625,12 @@ static int plan(Model *m, char *err, size_t errlen)
     for (int k = 0; k < F; k++) step_of[order[k]] = k;
     for (int k = 0; k < F; k++) {
         Op *o = &m->op[order[k]];
+        /* a fused chain reads its input and writes its last output at its first op's step */
+        if (o->fused_into >= 0) continue;
         Tensor *in = &m->t[root_of(m, o->in)];
         touch(&in->d_lo, &in->d_hi, k);
         if (o->out >= 0) {
-            Tensor *out = &m->t[root_of(m, o->out)];
+            Tensor *out = &m->t[root_of(m, op_final_out(m, o))];
             touch(&out->d_lo, &out->d_hi, k);
             /* a grouped 1x1 convolution is computed with its lead */
             if (o->lead >= 0) touch(&out->d_lo, &out->d_hi, step_of[o->lead]);
@@ -660,6 +739,7 @@ Model *model_init(const ModelConfig *cfg, char *err, size_t errlen)
         free(m);
         return NULL;
     }
+    fuse_chains(m);
     m->params = aligned_alloc(64, ((m->nparams + 15) & ~(size_t)15) * sizeof(float));
     m->grads = aligned_alloc(64, ((m->nparams + 15) & ~(size_t)15) * sizeof(float));
     m->labels = calloc((size_t)cfg->batch, sizeof(int));
@@ -785,7 +865,10 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
     p->forward_macs_per_image = op_macs(o, m, 1, 0);
     p->backward_macs_per_image = op_macs(o, m, 1, 1);
     p->algo[0] = '\0';
-    if (o->kind == OP_CONV && o->lead >= 0 && o->ngroup == 0) {
+    p->fused_into = o->fused_into;
+    if (o->fused_into >= 0) {
+        snprintf(p->algo, sizeof p->algo, "fused into %s", m->op[o->fused_into].name);
+    } else if (o->kind == OP_CONV && o->lead >= 0 && o->ngroup == 0) {
         snprintf(p->algo, sizeof p->algo, "forward in %s's GEMM", strrchr(m->op[o->lead].name, '/') + 1);
     } else if (o->kind == OP_CONV) {
         int at = 0;
@@ -803,6 +886,8 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
         if (o->ngroup > 1 && at < (int)sizeof p->algo)
             snprintf(p->algo + at, sizeof p->algo - at, " (+%d in its forward GEMM)", o->ngroup - 1);
     }
+    for (int k = 0, at = (int)strlen(p->algo); k < o->nfuse && at < (int)sizeof p->algo; k++)
+        at += snprintf(p->algo + at, sizeof p->algo - at, "%s+ %s", at ? " " : "", m->op[o->fuse[k]].name);
 }
 
 /* ---- forward / backward ---- */
@@ -829,6 +914,11 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
                                     q->conv.cout};
             }
             conv_forward_pointwise_many(outs, o->ngroup, x->data, &gs, n, 1, m->work, m->work_cap);
+        } else if (o->nfuse) {
+            LrnShape ls = LRN_PARAMS;
+            const Op *p = &m->op[o->fuse[0]];
+            fuse_conv_pool_lrn(m->t[m->op[o->fuse[1]].out].data, x->data, w, b, o->relu, &o->conv, &p->pool, &ls, n,
+                               m->work, m->work_cap);
         } else if (o->lead < 0) {
             if (m->cfg.training)
                 conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
@@ -848,6 +938,11 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
         break;
     case OP_LRN: {
         LrnShape s = LRN_PARAMS;
+        if (o->nfuse) {
+            const Op *p = &m->op[o->fuse[0]];
+            fuse_lrn_pool(m->t[p->out].data, x->data, &s, &p->pool, x->c, n, m->work, m->work_cap);
+            break;
+        }
         s.c = x->c;
         s.plane = (size_t)n * x->h * x->w;
         lrn_forward(y->data, x->data, &s);
@@ -976,7 +1071,7 @@ void model_forward(Model *m, const float *input, const int *labels, int n, Model
     load_input(m, input, n);
     for (int i = 0; i < m->nop; i++) {
         Op *o = &m->op[i];
-        if (mode == MODEL_EVAL && o->head != 0) continue;
+        if ((mode == MODEL_EVAL && o->head != 0) || o->fused_into >= 0) continue;
         double t0 = clock_now();
         forward_op(m, o, n, st);
         double dt = clock_now() - t0;

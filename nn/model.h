@@ -33,6 +33,10 @@ typedef struct {
                            (the starting plan; model_conv_tune or a given plan may change it) */
     int keep_activations; /* 1: every activation survives a MODEL_TRAIN forward (tests that
                              read them); 0: those backward does not read are reused early */
+    int no_fuse;        /* inference models: 1 runs every layer on its own; 0 (default) runs
+                           chains of memory-bound layers in one pass (nn/fuse.h), whose
+                           inner tensors then get no memory. Training and keep_activations
+                           never fuse. The same bits either way. */
 } ModelConfig;
 
 /* The paper's settings: 1000 classes, crop 224, aux heads, dropout 0.4/0.7. */
@@ -146,7 +150,10 @@ typedef struct {
     double forward_s, backward_s;
     double backward_data_s, backward_weights_s; /* convolutions: the two GEMM parts of backward_s */
     double forward_macs_per_image, backward_macs_per_image;
-    char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "" */
+    char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "";
+                      a fused chain's first layer adds "+ pool1/3x3_s2 + ...", the others
+                      say "fused into conv1/7x7_s2" */
+    int fused_into; /* the op whose forward computes this one's (its time is there), or -1 */
 } ModelOpProfile;
 int model_num_ops(const Model *m);
 void model_op_profile(const Model *m, int i, ModelOpProfile *p);
@@ -156,8 +163,9 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p);
  * the last forward. After a MODEL_TRAIN forward of a model made with
  * keep_activations every tensor is intact until backward starts; otherwise,
  * and after MODEL_EVAL, a plan may have reused a tensor's memory for a later
- * one. NULL: no such tensor,
- * or no memory planned for it. */
+ * one. NULL: no such tensor, or no memory planned for it (the inner tensors of
+ * a fused chain in an inference model: make it with keep_activations or
+ * no_fuse to read them). */
 int model_tensor_count(const Model *m);
 const char *model_tensor_info(const Model *m, int i, int *c, int *h, int *w);
 const float *model_tensor_data(const Model *m, int i);

@@ -60,11 +60,16 @@ static void window_table(const PoolShape *s, int len, int olen, PoolWindow *tab)
     }
 }
 
+void pool_windows(const PoolShape *s, PoolWindow *th, PoolWindow *tw)
+{
+    window_table(s, s->h, s->ho, th);
+    window_table(s, s->w, s->wo, tw);
+}
+
 void pool_forward_argmax(float *y, unsigned char *arg, const float *x, const PoolShape *s, long planes)
 {
     PoolWindow th[s->ho], tw[s->wo];
-    window_table(s, s->h, s->ho, th);
-    window_table(s, s->w, s->wo, tw);
+    pool_windows(s, th, tw);
     PoolArgs j = {.s = s, .x = x, .out = y, .arg = arg, .th = th, .tw = tw};
     parallel_for(planes, 1, argmax_range, &j);
 }
@@ -79,8 +84,7 @@ void pool_backward_argmax(float *dx, const float *dy, const unsigned char *arg, 
 void pool_forward(float *y, const float *x, const PoolShape *s, long planes)
 {
     PoolWindow th[s->ho], tw[s->wo];
-    window_table(s, s->h, s->ho, th);
-    window_table(s, s->w, s->wo, tw);
+    pool_windows(s, th, tw);
     PoolArgs j = {.s = s, .x = x, .out = y, .th = th, .tw = tw};
     parallel_for(planes, 1, forward_range, &j);
 }
@@ -89,8 +93,7 @@ void pool_backward(float *dx, const float *dy, const float *x, const float *y,
                    const PoolShape *s, long planes, int accum_dx)
 {
     PoolWindow th[s->ho], tw[s->wo];
-    window_table(s, s->h, s->ho, th);
-    window_table(s, s->w, s->wo, tw);
+    pool_windows(s, th, tw);
     PoolArgs j = {.s = s, .x = x, .y = y, .dy = dy, .out = dx, .accum = accum_dx, .th = th, .tw = tw};
     parallel_for(planes, 1, backward_range, &j);
 }

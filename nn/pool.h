@@ -21,10 +21,19 @@ typedef struct {
     int h, w, ho, wo;
 } PoolShape;
 
+/* The window of one output index along an axis: input [lo, hi), and the
+ * extent Caffe divides by. */
+typedef struct {
+    int lo, hi, extent;
+} PoolWindow;
+
 /* Caffe pooling: k x k, stride, padding, output size rounded up. */
 void pool_shape_init(PoolShape *s, PoolKind kind, int k, int stride, int pad, int h, int w);
 /* Adaptive average pooling of h x w to ho x wo. */
 void pool_shape_adaptive(PoolShape *s, int h, int w, int ho, int wo);
+
+/* The windows of every output row (th, ho of them) and column (tw, wo). */
+void pool_windows(const PoolShape *s, PoolWindow *th, PoolWindow *tw);
 
 /* x: (c, n, h, w) -> y: (c, n, ho, wo); planes = c * n. */
 void pool_forward(float *y, const float *x, const PoolShape *s, long planes);

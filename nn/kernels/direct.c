@@ -126,44 +126,72 @@ static void row_tiles(const ConvShape *s, const float *const *rows, const float 
     }
 }
 
+/* Weights as [k0 / KB][c][kh][kw][KB], zero past cout: what tile() reads. */
+void ISA(direct_pack)(const ConvShape *s, const float *wt, float *wpack)
+{
+    int kk = s->k * s->k, cin = s->cin;
+    for (int k0 = 0; k0 < s->cout; k0 += KB)
+        for (int e = 0; e < cin * kk; e++)
+            for (int b = 0; b < KB; b++)
+                wpack[((size_t)(k0 / KB) * cin * kk + e) * KB + b] =
+                    k0 + b < s->cout ? wt[(size_t)(k0 + b) * cin * kk + e] : 0.0f;
+}
+
+/* rows[c*k + kh] for output row oh of image img: the input rows split into
+ * phases in the ring (cin*k slots, slot c*k + ih % k), split only when the
+ * slot does not hold them already (tag: which (image, input row) a slot
+ * holds, -1 none); NULL where a row is padding. */
+static void ring_rows(const ConvShape *s, const float *x, int n, int img, int oh, float *ring, long *tag,
+                      const float **rows)
+{
+    int k = s->k, len = phase_len(s);
+    size_t plane = (size_t)s->h * s->w, slot_floats = (size_t)s->stride * len;
+    for (int c = 0; c < s->cin; c++)
+        for (int kh = 0; kh < k; kh++) {
+            int ih = oh * s->stride - s->pad + kh;
+            if (ih < 0 || ih >= s->h) {
+                rows[c * k + kh] = NULL;
+                continue;
+            }
+            int slot = c * k + ih % k;
+            float *p = ring + (size_t)slot * slot_floats;
+            long want = (long)img * s->h + ih;
+            if (tag[slot] != want) {
+                split_row(s, x + ((size_t)c * n + img) * plane + (size_t)ih * s->w, p, len);
+                tag[slot] = want;
+            }
+            rows[c * k + kh] = p;
+        }
+}
+
 /* Output rows [r0, r1) of the flattened (n, ho). Input rows are split into
  * phases once and kept in a ring of k per channel (consecutive output rows
  * share k - stride of them). */
 void ISA(direct_forward)(const ConvShape *s, const float *x, const float *wt, const float *bias, int relu,
                          float *y, int n, long r0, long r1, float *scratch)
 {
-    int k = s->k, kk = k * k, cin = s->cin, len = phase_len(s), slots = cin * k;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->ho * s->wo, slot_floats = (size_t)s->stride * len;
-    float *ring = scratch, *wpack = scratch + (size_t)slots * slot_floats;
-    /* weights as [k0 / KB][c][kh][kw][KB], zero past cout */
-    for (int k0 = 0; k0 < s->cout; k0 += KB)
-        for (int e = 0; e < cin * kk; e++)
-            for (int b = 0; b < KB; b++)
-                wpack[((size_t)(k0 / KB) * cin * kk + e) * KB + b] =
-                    k0 + b < s->cout ? wt[(size_t)(k0 + b) * cin * kk + e] : 0.0f;
-    long tag[slots]; /* which (image, input row) a slot holds, -1 none */
+    int slots = s->cin * s->k;
+    size_t oplane = (size_t)s->ho * s->wo;
+    float *ring = scratch, *wpack = scratch + (size_t)slots * s->stride * phase_len(s);
+    ISA(direct_pack)(s, wt, wpack);
+    long tag[slots];
     for (int i = 0; i < slots; i++) tag[i] = -1;
     const float *rows[slots];
     for (long r = r0; r < r1; r++) {
         int img = (int)(r / s->ho), oh = (int)(r % s->ho);
-        for (int c = 0; c < cin; c++)
-            for (int kh = 0; kh < k; kh++) {
-                int ih = oh * s->stride - s->pad + kh;
-                if (ih < 0 || ih >= s->h) {
-                    rows[c * k + kh] = NULL;
-                    continue;
-                }
-                int slot = c * k + ih % k;
-                float *p = ring + (size_t)slot * slot_floats;
-                long want = (long)img * s->h + ih;
-                if (tag[slot] != want) {
-                    split_row(s, x + ((size_t)c * n + img) * plane + (size_t)ih * s->w, p, len);
-                    tag[slot] = want;
-                }
-                rows[c * k + kh] = p;
-            }
+        ring_rows(s, x, n, img, oh, ring, tag, rows);
         row_tiles(s, rows, wpack, bias, relu, y + (size_t)img * oplane + (size_t)oh * s->wo, (size_t)n * oplane);
     }
+}
+
+/* One output row for a caller that takes rows one at a time: channel k of
+ * row oh of image img at yrow + k * cstride. */
+void ISA(direct_row)(const ConvShape *s, const float *x, int n, int img, int oh, const float *wpack,
+                     const float *bias, int relu, float *yrow, size_t cstride, float *ring, long *tag)
+{
+    const float *rows[s->cin * s->k];
+    ring_rows(s, x, n, img, oh, ring, tag, rows);
+    row_tiles(s, rows, wpack, bias, relu, yrow, cstride);
 }
 
 /* ---- the weight gradient: dw[k][c][kh][kw] = sum over output positions of

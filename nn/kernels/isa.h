@@ -20,11 +20,18 @@ void ISA(pool_forward)(const PoolArgs *a, long b, long e);
 void ISA(pool_backward)(const PoolArgs *a, long b, long e);
 void ISA(pool_argmax)(const PoolArgs *a, long b, long e);
 void ISA(pool_backward_argmax)(const PoolArgs *a, long b, long e);
+void ISA(pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
+                       float *v);
 void ISA(lrn_forward)(const LrnArgs *a, long b, long e);
+void ISA(lrn_forward_span)(const LrnShape *s, const float *x, size_t xstride, float *y, size_t ystride, size_t q0,
+                           int len);
 void ISA(lrn_backward)(const LrnArgs *a, long b, long e);
 void ISA(sgd_update)(const SgdArgs *a, long b, long e);
 void ISA(direct_forward)(const ConvShape *s, const float *x, const float *wt, const float *bias, int relu,
                          float *y, int n, long r0, long r1, float *scratch);
+void ISA(direct_pack)(const ConvShape *s, const float *wt, float *wpack);
+void ISA(direct_row)(const ConvShape *s, const float *x, int n, int img, int oh, const float *wpack,
+                     const float *bias, int relu, float *yrow, size_t cstride, float *ring, long *tag);
 void ISA(direct_weights)(const ConvShape *s, const float *x, const float *dy, int n, int img, int oh0, int oh1,
                          float *partial, float *scratch);
 void ISA(im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);

@@ -51,11 +51,12 @@ typedef struct {
 
 /* ---- pooling (nn/pool.c drives these): planes [b, e) of one call ---- */
 
-/* The window of one output index along an axis: input [lo, hi), and the
- * extent Caffe divides by. */
-typedef struct {
-    int lo, hi, extent;
-} PoolWindow;
+/* 3x3 windows, stride 1, padding 1 (the inception branch): pooled over the
+ * plane as one flat array rather than row by row. */
+static inline int pool_is_flat3(const PoolShape *s)
+{
+    return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1;
+}
 
 typedef struct {
     const PoolShape *s;
@@ -123,9 +124,20 @@ typedef struct {
     void (*pool_backward)(const PoolArgs *a, long b, long e);
     void (*pool_argmax)(const PoolArgs *a, long b, long e);
     void (*pool_backward_argmax)(const PoolArgs *a, long b, long e);
+    /* One output row yr (wo floats) of max pooling from its window's input
+     * rows rows[0 .. nrows) (w floats each; tw: the column windows): what
+     * pool_forward computes for a plane that is not pool_is_flat3. v: scratch
+     * of w + 2 * 16 floats. */
+    void (*pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
+                         float *v);
 
     void (*lrn_forward)(const LrnArgs *a, long b, long e);
     void (*lrn_backward)(const LrnArgs *a, long b, long e);
+    /* Positions [q0, q0 + len) of a plane of s->plane positions, with the
+     * bits lrn_forward gives them: x's channel c at x + c * xstride, y's at
+     * y + c * ystride. */
+    void (*lrn_forward_span)(const LrnShape *s, const float *x, size_t xstride, float *y, size_t ystride, size_t q0,
+                             int len);
 
     void (*sgd_update)(const SgdArgs *a, long b, long e);
 
@@ -135,6 +147,15 @@ typedef struct {
      * conv_direct_scratch_floats(s) floats (nn/conv.h). */
     void (*direct_forward)(const ConvShape *s, const float *x, const float *wt, const float *bias, int relu,
                            float *y, int n, long r0, long r1, float *scratch);
+    /* The same a row at a time, for a caller that consumes rows as they are
+     * made (nn/fuse.c): the weights packed once by direct_pack into
+     * direct_pack_floats(s) floats, then output row oh of image img, channel
+     * k at yrow + k * cstride. ring: conv_direct_scratch_floats(s) floats,
+     * the input rows split into phases; tag: s->cin * s->k longs saying what
+     * the ring holds, all -1 before a thread's first row. */
+    void (*direct_pack)(const ConvShape *s, const float *wt, float *wpack);
+    void (*direct_row)(const ConvShape *s, const float *x, int n, int img, int oh, const float *wpack,
+                       const float *bias, int relu, float *yrow, size_t cstride, float *ring, long *tag);
     /* partial (cout, cin*k*k) += the weight gradient of output rows [oh0, oh1)
      * of image img, from dy (cout, n, ho, wo) and x: the direct forward's
      * companion; cout a multiple of 4. Both tables give the same bits.
@@ -150,6 +171,13 @@ typedef struct {
 } NnKernels;
 
 extern const NnKernels nn_kernels_avx2, nn_kernels_avx512;
+
+/* Floats of direct_pack's output in the widest table (tiles of 8 output
+ * channels, zero-padded). */
+static inline size_t direct_pack_floats(const ConvShape *s)
+{
+    return ((size_t)s->cout + 7) / 8 * 8 * s->cin * s->k * s->k;
+}
 
 /* The table for this CPU (or GOOGLENET_SIMD), chosen on first use. */
 const NnKernels *nn_kernels(void);

@@ -53,19 +53,26 @@ static void scale_row(const LrnShape *s, const float *x, int c, size_t p, int le
  * scale_row and pow_neg_beta (so the same bits) ---- */
 
 /* f = s^-0.75 of the window of channels [c0, c1] at x0 (channel c0), and
- * *inv = 1 / s. */
-static inline __attribute__((always_inline)) vf window_f075(const LrnShape *s, const float *x0, int c0, int c1,
-                                                            vf *inv)
+ * *inv = 1 / s. With MASK only the lanes that are on are read (the others
+ * see zeros). */
+static inline __attribute__((always_inline)) vf window_f075_m(const LrnShape *s, const float *x0, int c0, int c1,
+                                                              vf *inv, const int MASK, vi on)
 {
     vf sum = vzero();
     for (int cc = c0; cc <= c1; cc++, x0 += s->plane) {
-        vf v = vload(x0);
+        vf v = MASK ? vload_mask(x0, on) : vload(x0);
         sum += v * v;
     }
     vf sc = s->k + s->alpha / (float)s->size * sum, r = vrsqrt(sc);
     r = r * (1.5f - 0.5f * sc * r * r); /* one Newton step */
     *inv = r * r;
     return r * vsqrt(r);
+}
+
+static inline __attribute__((always_inline)) vf window_f075(const LrnShape *s, const float *x0, int c0, int c1,
+                                                            vf *inv)
+{
+    return window_f075_m(s, x0, c0, c1, inv, 0, viota());
 }
 
 /* The same for one position (the tail of a strip). */
@@ -116,6 +123,71 @@ void ISA(lrn_forward)(const LrnArgs *j, long b, long e)
             const float *xr = j->x + (size_t)c * s->plane + p;
             float *yr = j->out + (size_t)c * s->plane + p;
             for (int i = 0; i < len; i++) yr[i] = xr[i] * f[i];
+        }
+    }
+}
+
+/* The position of a plane from which lrn_forward's strips compute one
+ * position at a time: the last strip's floats past its whole vectors. */
+static size_t scalar_from(size_t plane)
+{
+    size_t last = (plane - 1) / LRN_STRIP * LRN_STRIP;
+    return last + (plane - last) / VL * VL;
+}
+
+/* Positions [q0, q0 + len) of the plane, beta 0.75: whole vectors, the last
+ * one masked, then those from scalar_from on again one at a time, as the
+ * strips compute them. xs: s with the stride of x. */
+static void span_075(const LrnShape *s, const LrnShape *xs, const float *x, float *y, size_t ystride, size_t q0,
+                     int len)
+{
+    size_t tail = scalar_from(s->plane);
+    vf inv;
+    float inv1;
+    for (int c = 0; c < s->c; c++) {
+        int c0, c1;
+        window_of(s, c, &c0, &c1);
+        const float *xc = x + (size_t)c * xs->plane, *x0 = x + (size_t)c0 * xs->plane;
+        /* the channel that enters the window next: a span is a short run of
+         * each channel, too short for the hardware prefetchers to follow */
+        const float *xn = x + (size_t)(c1 + 1 < s->c ? c1 + 1 : c1) * xs->plane;
+        float *yr = y + (size_t)c * ystride;
+        int i = 0;
+        for (; i + VL <= len; i += VL) {
+            __builtin_prefetch(xn + i);
+            vstore(yr + i, vload(xc + i) * window_f075(xs, x0 + i, c0, c1, &inv));
+        }
+        if (i < len) {
+            vi on = viota() < len - i;
+            vf f = window_f075_m(xs, x0 + i, c0, c1, &inv, 1, on);
+            vstore_mask(yr + i, on, vload_mask(xc + i, on) * f);
+        }
+        for (size_t t = q0 < tail ? tail - q0 : 0; t < (size_t)len; t++)
+            yr[t] = xc[t] * window_f075_one(xs, x0 + t, c0, c1, &inv1);
+    }
+}
+
+/* The positions [q0, q0 + len) of a plane of s->plane positions, with the
+ * bits lrn_forward gives them: x channel c at x + c * xstride, y likewise at
+ * ystride. For a caller that normalises a row at a time (nn/fuse.c). */
+void ISA(lrn_forward_span)(const LrnShape *s, const float *x, size_t xstride, float *y, size_t ystride, size_t q0,
+                           int len)
+{
+    LrnShape xs = *s;
+    xs.plane = xstride;
+    if (s->beta == 0.75f) {
+        span_075(s, &xs, x, y, ystride, q0, len);
+        return;
+    }
+    float scale[LRN_STRIP], f[LRN_STRIP];
+    for (int p = 0; p < len; p += LRN_STRIP) {
+        int l = len - p < LRN_STRIP ? len - p : LRN_STRIP;
+        for (int c = 0; c < s->c; c++) {
+            scale_row(&xs, x, c, (size_t)p, l, scale);
+            pow_neg_beta(f, NULL, scale, l, s->beta);
+            const float *xr = x + (size_t)c * xstride + p;
+            float *yr = y + (size_t)c * ystride + p;
+            for (int i = 0; i < l; i++) yr[i] = xr[i] * f[i];
         }
     }
 }

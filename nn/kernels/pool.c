@@ -37,53 +37,62 @@ static inline __attribute__((always_inline)) void max3_row(const float *v, float
     }
 }
 
-/* Max pooling of one plane, separably: the maximum over the window's rows
- * (contiguous, vectorised) into v, then over the window's columns of v. */
-static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
+/* One output row of max pooling, separably: the maximum over the window's
+ * rows (rows[0 .. nrows), each s->w floats; contiguous, vectorised) into v
+ * (s->w + 2 VL floats), then over the window's columns of v into yr. */
+void ISA(pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
+                       float *v)
 {
-    const PoolShape *s = j->s;
     int w = s->w;
-    for (int oh = 0; oh < s->ho; oh++) {
-        const PoolWindow *r = &j->th[oh];
-        const float *x0 = x + (size_t)r->lo * w;
-        if (r->hi - r->lo == 3) {
-            const float *x1 = x0 + w, *x2 = x1 + w;
-            for (int iw = 0; iw < w; iw++) {
-                float m = x0[iw] > x1[iw] ? x0[iw] : x1[iw];
-                v[iw] = x2[iw] > m ? x2[iw] : m;
-            }
-        } else {
-            memcpy(v, x0, sizeof(float) * w);
-            for (int ih = r->lo + 1; ih < r->hi; ih++) {
-                const float *xr = x + (size_t)ih * w;
-                for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
-            }
+    const float *x0 = rows[0];
+    if (nrows == 3) {
+        const float *x1 = rows[1], *x2 = rows[2];
+        for (int iw = 0; iw < w; iw++) {
+            float m = x0[iw] > x1[iw] ? x0[iw] : x1[iw];
+            v[iw] = x2[iw] > m ? x2[iw] : m;
         }
-        float *yr = y + (size_t)oh * s->wo;
-        int ow = 0;
-        if (!s->adaptive && s->k == 3) {
-            /* interior windows of three columns: branch-free */
-            int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
-            if (last > s->wo - 1) last = s->wo - 1;
-            for (; ow < first && ow < s->wo; ow++) {
-                const PoolWindow *c = &j->tw[ow];
-                float m = v[c->lo];
-                for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
-                yr[ow] = m;
-            }
-            if (ow <= last) {
-                if (s->stride == 1) max3_row(v, yr, ow, last, 1, s->pad);
-                else if (s->stride == 2) max3_row(v, yr, ow, last, 2, s->pad);
-                else max3_row(v, yr, ow, last, s->stride, s->pad);
-                ow = last + 1;
-            }
+    } else {
+        memcpy(v, x0, sizeof(float) * w);
+        for (int i = 1; i < nrows; i++) {
+            const float *xr = rows[i];
+            for (int iw = 0; iw < w; iw++) v[iw] = xr[iw] > v[iw] ? xr[iw] : v[iw];
         }
-        for (; ow < s->wo; ow++) {
-            const PoolWindow *c = &j->tw[ow];
+    }
+    int ow = 0;
+    if (!s->adaptive && s->k == 3) {
+        /* interior windows of three columns: branch-free */
+        int first = (s->pad + s->stride - 1) / s->stride, last = (w - 3 + s->pad) / s->stride;
+        if (last > s->wo - 1) last = s->wo - 1;
+        for (; ow < first && ow < s->wo; ow++) {
+            const PoolWindow *c = &tw[ow];
             float m = v[c->lo];
             for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
             yr[ow] = m;
         }
+        if (ow <= last) {
+            if (s->stride == 1) max3_row(v, yr, ow, last, 1, s->pad);
+            else if (s->stride == 2) max3_row(v, yr, ow, last, 2, s->pad);
+            else max3_row(v, yr, ow, last, s->stride, s->pad);
+            ow = last + 1;
+        }
+    }
+    for (; ow < s->wo; ow++) {
+        const PoolWindow *c = &tw[ow];
+        float m = v[c->lo];
+        for (int iw = c->lo + 1; iw < c->hi; iw++) m = v[iw] > m ? v[iw] : m;
+        yr[ow] = m;
+    }
+}
+
+/* Max pooling of one plane, a row at a time. */
+static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
+{
+    const PoolShape *s = j->s;
+    const float *rows[s->h];
+    for (int oh = 0; oh < s->ho; oh++) {
+        const PoolWindow *r = &j->th[oh];
+        for (int ih = r->lo; ih < r->hi; ih++) rows[ih - r->lo] = x + (size_t)ih * s->w;
+        ISA(pool_max_row)(s, j->tw, rows, r->hi - r->lo, y + (size_t)oh * s->wo, v);
     }
 }
 
@@ -91,7 +100,6 @@ static void max_plane(const PoolArgs *j, const float *x, float *y, float *v)
  * one flat array, so small planes (14x14, 7x7) fill the vectors too. A
  * neighbour across a row or plane edge is masked to -inf: it never wins. */
 
-static int is_flat3(const PoolShape *s) { return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1; }
 
 /* For each vector of positions of an h x w plane: the lanes whose left, right,
  * upper and lower neighbours exist, and the lanes inside the plane; made once
@@ -278,14 +286,14 @@ void ISA(pool_forward)(const PoolArgs *j, long b, long e)
     size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
     /* a row of column maxima (+ the lanes a vector load past the last window
      * may read), or a plane of them for the flat 3x3 windows */
-    float v[(is_flat3(s) ? (size_t)s->h * s->w : (size_t)s->w) + 2 * VL];
-    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
-    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
+    float v[(pool_is_flat3(s) ? (size_t)s->h * s->w : (size_t)s->w) + 2 * VL];
+    vi mask[pool_is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (pool_is_flat3(s)) flat_masks(s->h, s->w, mask);
     for (long p = b; p < e; p++) {
         const float *x = j->x + p * ip;
         float *y = j->out + p * op;
         if (s->kind == POOL_MAX) {
-            if (is_flat3(s)) flat3_plane_max(s, mask, x, y, v);
+            if (pool_is_flat3(s)) flat3_plane_max(s, mask, x, y, v);
             else max_plane(j, x, y, v);
             continue;
         }
@@ -490,11 +498,11 @@ void ISA(pool_argmax)(const PoolArgs *j, long b, long e)
     size_t rows = (size_t)s->h * (s->w > s->wo ? s->w : s->wo);
     float hm[rows];
     int hc[rows];
-    vi mask[is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
-    if (is_flat3(s)) flat_masks(s->h, s->w, mask);
+    vi mask[pool_is_flat3(s) ? 5 * ((size_t)s->h * s->w / VL + 1) : 1];
+    if (pool_is_flat3(s)) flat_masks(s->h, s->w, mask);
     for (long p = b; p < e; p++) {
         if (is_s2k3(s)) argmax_s2k3_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op);
-        else if (is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
+        else if (pool_is_flat3(s)) flat3_plane(s, mask, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
         else max_argmax_plane(j, j->x + p * ip, j->out + p * op, j->arg + p * op, hm, hc);
     }
 }

@@ -41,7 +41,7 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
            eval ? "algorithm" : "bwd data+weights ms  algorithm (fwd bwd-data bwd-weights)");
     for (int i = 0; i < n; i++) {
         double f = p[i].forward_s / steps, b = p[i].backward_s / steps;
-        if (f + b < 1e-4) continue;
+        if (f + b < 1e-4 && p[i].fused_into < 0) continue; /* a fused layer: 0, and where its time went */
         double gf = f > 1e-5 ? 2 * p[i].forward_macs_per_image * batch / f / 1e9 : 0; /* 0: computed by another layer */
         double gb = b > 0 ? 2 * p[i].backward_macs_per_image * batch / b / 1e9 : 0;
         printf("  %-34s %-8s %9.1f %8.1f", p[i].name, model_op_kind_name(p[i].kind), 1e3 * f, gf);
