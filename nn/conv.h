@@ -67,7 +67,8 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
  * call to call with the weights they came from: conv_forward_cached compares
  * the weights it is given with that copy and prepares them again only when
  * they differ, so it gives the bits conv_forward gives. For inference, where
- * the weights stay the same from batch to batch. Zero-initialise; free with
+ * the weights stay the same from batch to batch. One per layer (the shape is
+ * not part of what is compared). Zero-initialise; free with
  * conv_filter_cache_free. */
 typedef struct {
     float *up, *src;      /* prepared filters; the weights they came from */
