@@ -235,7 +235,7 @@ size_t conv_direct_scratch_floats(const ConvShape *s)
 {
     /* the widest table's needs: 16 lanes, tiles of 8 output channels */
     size_t len = ((size_t)s->wo + 15) / 16 * 16 + (size_t)(s->k + s->stride - 1) / s->stride;
-    return (size_t)s->cin * s->k * s->stride * len + ((size_t)s->cout + 7) / 8 * 8 * s->cin * s->k * s->k;
+    return (size_t)s->cin * s->k * s->stride * len + direct_pack_floats(s);
 }
 
 typedef struct {
@@ -620,7 +620,7 @@ void conv_forward_cached(ConvFilterCache *c, float *y, const float *x, const flo
                          const ConvShape *s, int n, int relu, const ConvPlan *p, float *work,
                          size_t work_floats)
 {
-    if (!p || p->algo[CONV_FWD] == CONV_GEMM) {
+    if (!c || !p || p->algo[CONV_FWD] == CONV_GEMM) {
         conv_forward(y, x, wt, b, s, n, relu, p, work, work_floats);
         return;
     }

@@ -69,7 +69,7 @@ void conv_forward(float *y, const float *x, const float *wt, const float *b,
  * they differ, so it gives the bits conv_forward gives. For inference, where
  * the weights stay the same from batch to batch. One per layer (the shape is
  * not part of what is compared). Zero-initialise; free with
- * conv_filter_cache_free. */
+ * conv_filter_cache_free. c NULL: no cache, conv_forward (training). */
 typedef struct {
     float *up, *src;      /* prepared filters; the weights they came from */
     size_t up_cap, src_cap; /* floats */

@@ -920,11 +920,9 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
             fuse_conv_pool_lrn(m->t[m->op[o->fuse[1]].out].data, x->data, w, b, o->relu, &o->conv, &p->pool, &ls, n,
                                m->work, m->work_cap);
         } else if (o->lead < 0) {
-            if (m->cfg.training)
-                conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work, m->work_cap);
-            else
-                conv_forward_cached(&o->filters, y->data, x->data, w, b, &o->conv, n, o->relu, &o->plan, m->work,
-                                    m->work_cap);
+            /* training's weights change every step: nothing to keep */
+            conv_forward_cached(m->cfg.training ? NULL : &o->filters, y->data, x->data, w, b, &o->conv, n, o->relu,
+                                &o->plan, m->work, m->work_cap);
         }
         break;
     case OP_MAXPOOL:
@@ -1233,10 +1231,9 @@ static double time_pass(Model *m, Op *o, ConvPass pass, const ConvPlan *p, ConvF
     float *dw = m->grads + m->pt[o->w].offset;
     int n = m->cfg.batch;
     double t0 = clock_now();
-    if (pass == CONV_FWD && !m->cfg.training)
-        conv_forward_cached(fc, y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
-    else if (pass == CONV_FWD)
-        conv_forward(y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work, m->work_cap);
+    if (pass == CONV_FWD)
+        conv_forward_cached(m->cfg.training ? NULL : fc, y->data, x->data, w, b, &o->conv, n, o->relu, p, m->work,
+                            m->work_cap);
     else if (pass == CONV_BWD_DATA)
         conv_backward_data(x->diff, y->diff, w, &o->conv, n, 0, p, m->work, m->work_cap);
     else
