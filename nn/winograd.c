@@ -26,6 +26,7 @@
  * and one thread's V and dM (the weight gradient: larger, the tiles are the
  * GEMMs' K). */
 #define BLOCK_BUDGET_FLOATS ((size_t)384 << 10)
+#define V_SKEW 16
 #define BLOCK_BUDGET_FLOATS_DW ((size_t)1 << 20)
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
@@ -114,7 +115,7 @@ static size_t up_floats(const Tiling *t) { return round_up((size_t)t->A * t->A *
  * they need no M. */
 static size_t slot_tiles_floats(const Tiling *t, int with_m)
 {
-    return round_up((size_t)t->A * t->A * (t->cin + (with_m ? t->cout : 0)) * t->block, 16);
+    return round_up((size_t)t->A * t->A * ((t->cin + (with_m ? t->cout : 0)) * t->block + V_SKEW), 16);
 }
 
 static size_t slot_floats(const Tiling *t, int with_m)
@@ -196,23 +197,24 @@ static void filters(const NnKernels *kn, WinoAlg a, float *u, const float *wt, i
 typedef struct {
     const float *u; /* (alpha^2, cout, cin) */
     float *up;
-    int cout, cin, kr;
+    int cout, cin, kr, aa;
 } PackJob;
 
-/* up[((xi*nkt + kt)*cin + c)*kr + r] = u[xi][kt*kr + r][c], zero past cout */
+/* up[((kt*aa + xi)*cin + c)*kr + r] = u[xi][kt*kr + r][c], zero past cout */
 static void pack_range(void *ctx, long b, long e)
 {
     const PackJob *j = ctx;
     int nkt = (j->cout + j->kr - 1) / j->kr;
     for (long xi = b; xi < e; xi++) {
         const float *u = j->u + (size_t)xi * j->cout * j->cin;
-        float *up = j->up + (size_t)xi * nkt * j->kr * j->cin;
-        for (int kt = 0; kt < nkt; kt++)
+        for (int kt = 0; kt < nkt; kt++) {
+            float *up = j->up + ((size_t)kt * j->aa + xi) * j->kr * j->cin;
             for (int c = 0; c < j->cin; c++)
                 for (int r = 0; r < j->kr; r++) {
                     int k = kt * j->kr + r;
                     *up++ = k < j->cout ? u[(size_t)k * j->cin + c] : 0.0f;
                 }
+        }
     }
 }
 
@@ -231,18 +233,17 @@ typedef struct {
 static void conv_block(const ConvJob *j, long bi, float *v, WinoRun *runs)
 {
     const Tiling *t = j->t;
-    /* V (cin, alpha^2, block): one channel's transformed tiles are contiguous
-     * for the input kernel, and the fused kernel reads them with a leading
-     * dimension of alpha^2 * block */
-    size_t aa = (size_t)t->A * t->A, blk = (size_t)t->block, ld = aa * blk;
+    /* V (alpha^2, cin, block): for each xi the fused kernel reads the
+     * channels' tiles as one contiguous stretch */
+    size_t aa = (size_t)t->A * t->A, blk = (size_t)t->block, ld = (size_t)t->cin * blk + V_SKEW;
     WinoTiles tl;
     tiles_fill(t, bi, &tl, runs);
-    j->kn->wino_input(t->a, v, blk, ld, j->in, t->cin, &t->g, &tl);
+    j->kn->wino_input(t->a, v, ld, blk, j->in, t->cin, &t->g, &tl);
     /* the fused kernel reads whole vectors of tiles: numbers past the last */
     int pad = (int)(round_up((size_t)tl.count, LANES) - (size_t)tl.count);
     if (pad)
         for (size_t r = 0; r < (size_t)t->cin * aa; r++) memset(v + r * blk + tl.count, 0, sizeof(float) * pad);
-    j->kn->wino_gemm_output(t->a, j->up, v, ld, t->cin, t->cout, j->out, &t->g, &tl, j->bias, j->relu, j->accum);
+    j->kn->wino_gemm_output(t->a, j->up, v, ld, blk, t->cin, t->cout, j->out, &t->g, &tl, j->bias, j->relu, j->accum);
 }
 
 static void conv_slots(void *ctx, long s0, long s1)
@@ -263,7 +264,7 @@ static void prepare_filters(const Tiling *t, const NnKernels *kn, float *up, flo
      * they come from the forward layer's (cin x cout) */
     if (flip) filters(kn, t->a, u, wt, t->cin, t->cout, 1);
     else filters(kn, t->a, u, wt, t->cout, t->cin, 0);
-    PackJob pj = {u, up, t->cout, t->cin, kn->wino_kr()};
+    PackJob pj = {u, up, t->cout, t->cin, kn->wino_kr(), t->A * t->A};
     parallel_for((long)t->A * t->A, 1, pack_range, &pj);
 }
 

@@ -13,7 +13,7 @@ void ISA(wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy
 void ISA(wino_filter)(WinoAlg a, float *u, size_t ldxi, const float *wt, int cout, int cin,
                       int flip, size_t e0, size_t e1);
 void ISA(wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, size_t e0, size_t e1);
-void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldc, int cin, int cout, float *y,
+void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldxi, size_t ldc, int cin, int cout, float *y,
                            const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum);
 int ISA(wino_kr)(void);
 void ISA(pool_forward)(const PoolArgs *a, long b, long e);

@@ -109,11 +109,11 @@ typedef struct {
                              size_t e1);
     /* The output of a block straight from V, products and output transform
      * fused: y[k] (= or +=) AT (sum_c U[xi][k][c] V[xi][c]) A, + bias[k], ReLU.
-     * V: v[c*ldc + xi*(ldc/alpha^2) + t] for the block's tiles t (columns up
-     * to the next multiple of 16 must hold numbers). U packed by kr =
-     * wino_kr() output channels: up[((xi*ceil(cout/kr) + kt)*cin + c)*kr + r]
-     * = U[xi][kt*kr + r][c], zero past cout. */
-    void (*wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldc, int cin, int cout,
+     * V: v[xi*ldxi + c*ldc + t] for the block's tiles t (columns up to the
+     * next multiple of 16 must hold numbers). U packed by kr = wino_kr()
+     * output channels: up[((kt*alpha^2 + xi)*cin + c)*kr + r] = U[xi][kt*kr +
+     * r][c], zero past cout. */
+    void (*wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldxi, size_t ldc, int cin, int cout,
                              float *y, const WinoGeom *g, const WinoTiles *t, const float *bias, int relu,
                              int accum);
     int (*wino_kr)(void);

@@ -278,7 +278,7 @@ static WinoTiles clip_tiles(const WinoTiles *t, int t0, int w, WinoRun *out)
 }
 
 INLINE void gemm_output_tpl(const float *at, const int A, const int M, const float *up, const float *v,
-                            size_t ldc, int cin, int cout, float *y, const WinoGeom *g, const WinoTiles *t,
+                            size_t ldxi, size_t ldc, int cin, int cout, float *y, const WinoGeom *g, const WinoTiles *t,
                             const float *bias, int relu, int accum)
 {
     int nkt = (cout + KR - 1) / KR;
@@ -305,7 +305,7 @@ INLINE void gemm_output_tpl(const float *at, const int A, const int M, const flo
                 }
             }
             for (int xi = 0; xi < A * A; xi++) {
-                const float *u = up + ((size_t)xi * nkt + kt) * cin * KR, *vx = v + (size_t)xi * (ldc / (A * A)) + t0;
+                const float *u = up + ((size_t)kt * A * A + xi) * cin * KR, *vx = v + (size_t)xi * ldxi + t0;
                 if (st.count > VL) micro(u, vx, ldc, cin, 2, mbuf + xi * KR * TW);
                 else micro(u, vx, ldc, cin, 1, mbuf + xi * KR * TW);
             }
@@ -316,13 +316,13 @@ INLINE void gemm_output_tpl(const float *at, const int A, const int M, const flo
     }
 }
 
-void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldc, int cin, int cout, float *y,
+void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ldxi, size_t ldc, int cin, int cout, float *y,
                            const WinoGeom *g, const WinoTiles *t, const float *bias, int relu, int accum)
 {
     switch (a) {
-    case WINO_F2X3: gemm_output_tpl(MAT(F2x3_AT), 4, 2, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
-    case WINO_F4X3: gemm_output_tpl(MAT(F4x3_AT), 6, 4, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
-    case WINO_F2X5: gemm_output_tpl(MAT(F2x5_AT), 6, 2, up, v, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F2X3: gemm_output_tpl(MAT(F2x3_AT), 4, 2, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F4X3: gemm_output_tpl(MAT(F4x3_AT), 6, 4, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F2X5: gemm_output_tpl(MAT(F2x5_AT), 6, 2, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
     default: break;
     }
 }
