@@ -519,7 +519,7 @@ static void gemm_backward_weights(float *dw, const float *dy, const float *x, co
 
 /* ---- plans ---- */
 
-static const char *const ALGO_NAMES[CONV_ALGOS] = {"gemm", "f2x3", "f4x3", "f2x5"};
+static const char *const ALGO_NAMES[CONV_ALGOS] = {"gemm", "f2x3", "f4x3", "f2x5", "f4x5"};
 
 const char *conv_algo_name(ConvAlgo a) { return a < CONV_ALGOS ? ALGO_NAMES[a] : "?"; }
 

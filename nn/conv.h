@@ -32,7 +32,7 @@ size_t conv_col_floats(const ConvShape *s, int images);
 /* Multiply-adds of the forward pass for n images. */
 double conv_macs(const ConvShape *s, int n);
 
-typedef enum { CONV_GEMM, CONV_F2X3, CONV_F4X3, CONV_F2X5, CONV_ALGOS } ConvAlgo;
+typedef enum { CONV_GEMM, CONV_F2X3, CONV_F4X3, CONV_F2X5, CONV_F4X5, CONV_ALGOS } ConvAlgo;
 typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS, CONV_PASSES } ConvPass;
 
 typedef struct {

@@ -50,7 +50,7 @@ const NnKernels *nn_kernels(void)
 static const struct {
     const char *name;
     int m, r;
-} ALGS[WINO_ALGS] = {{"F(2x2,3x3)", 2, 3}, {"F(4x4,3x3)", 4, 3}, {"F(2x2,5x5)", 2, 5}};
+} ALGS[WINO_ALGS] = {{"F(2x2,3x3)", 2, 3}, {"F(4x4,3x3)", 4, 3}, {"F(2x2,5x5)", 2, 5}, {"F(4x4,5x5)", 4, 5}};
 
 int wino_m(WinoAlg a) { return ALGS[a].m; }
 int wino_r(WinoAlg a) { return ALGS[a].r; }

@@ -242,7 +242,8 @@ static void conv_block(const ConvJob *j, long bi, float *v, WinoRun *runs)
     /* the fused kernel reads whole vectors of tiles: numbers past the last */
     int pad = (int)(round_up((size_t)tl.count, LANES) - (size_t)tl.count);
     if (pad)
-        for (size_t r = 0; r < (size_t)t->cin * aa; r++) memset(v + r * blk + tl.count, 0, sizeof(float) * pad);
+        for (size_t xi = 0; xi < aa; xi++)
+            for (size_t c = 0; c < (size_t)t->cin; c++) memset(v + xi * ld + c * blk + tl.count, 0, sizeof(float) * pad);
     j->kn->wino_gemm_output(t->a, j->up, v, ld, blk, t->cin, t->cout, j->out, &t->g, &tl, j->bias, j->relu, j->accum);
 }
 

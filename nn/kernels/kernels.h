@@ -25,7 +25,7 @@
 
 /* ---- Winograd convolution (nn/winograd.c drives these) ---- */
 
-typedef enum { WINO_F2X3, WINO_F4X3, WINO_F2X5, WINO_ALGS } WinoAlg;
+typedef enum { WINO_F2X3, WINO_F4X3, WINO_F2X5, WINO_F4X5, WINO_ALGS } WinoAlg;
 
 /* The tiles of one block, as runs of consecutive tiles of one tile row: run r
  * covers tiles tx..tx+len-1 of tile row ty of image img (output rows ty*m..,

@@ -282,7 +282,7 @@ INLINE void gemm_output_tpl(const float *at, const int A, const int M, const flo
                             const float *bias, int relu, int accum)
 {
     int nkt = (cout + KR - 1) / KR;
-    float mbuf[36 * KR * TW] __attribute__((aligned(64)));
+    float mbuf[A * A * KR * TW] __attribute__((aligned(64)));
     WinoRun runs[t->nruns + 1];
     for (int t0 = 0; t0 < t->count; t0 += TW) {
         WinoTiles st = clip_tiles(t, t0, TW, runs);
@@ -323,6 +323,7 @@ void ISA(wino_gemm_output)(WinoAlg a, const float *up, const float *v, size_t ld
     case WINO_F2X3: gemm_output_tpl(MAT(F2x3_AT), 4, 2, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
     case WINO_F4X3: gemm_output_tpl(MAT(F4x3_AT), 6, 4, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
     case WINO_F2X5: gemm_output_tpl(MAT(F2x5_AT), 6, 2, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
+    case WINO_F4X5: gemm_output_tpl(MAT(F4x5_AT), 8, 4, up, v, ldxi, ldc, cin, cout, y, g, t, bias, relu, accum); break;
     default: break;
     }
 }
@@ -402,6 +403,7 @@ void ISA(wino_input)(WinoAlg a, float *v, size_t ldxi, size_t ldc, const float *
     case WINO_F2X3: input_tpl(MAT(F2x3_BT), 4, 2, v, ldxi, ldc, x, nc, g, t); break;
     case WINO_F4X3: input_tpl(MAT(F4x3_BT), 6, 4, v, ldxi, ldc, x, nc, g, t); break;
     case WINO_F2X5: input_tpl(MAT(F2x5_BT), 6, 2, v, ldxi, ldc, x, nc, g, t); break;
+    case WINO_F4X5: input_tpl(MAT(F4x5_BT), 8, 4, v, ldxi, ldc, x, nc, g, t); break;
     default: break;
     }
 }
@@ -413,6 +415,7 @@ void ISA(wino_dy)(WinoAlg a, float *dm, size_t ldxi, size_t ldk, const float *dy
     case WINO_F2X3: dy_tpl(MAT(F2x3_AT), 4, 2, dm, ldxi, ldk, dy, nk, g, t); break;
     case WINO_F4X3: dy_tpl(MAT(F4x3_AT), 6, 4, dm, ldxi, ldk, dy, nk, g, t); break;
     case WINO_F2X5: dy_tpl(MAT(F2x5_AT), 6, 2, dm, ldxi, ldk, dy, nk, g, t); break;
+    case WINO_F4X5: dy_tpl(MAT(F4x5_AT), 8, 4, dm, ldxi, ldk, dy, nk, g, t); break;
     default: break;
     }
 }
@@ -424,6 +427,7 @@ void ISA(wino_filter)(WinoAlg a, float *u, size_t ldxi, const float *wt, int cou
     case WINO_F2X3: filter_tpl(MAT(F2x3_G), 4, 3, u, ldxi, wt, cout, cin, flip, e0, e1); break;
     case WINO_F4X3: filter_tpl(MAT(F4x3_G), 6, 3, u, ldxi, wt, cout, cin, flip, e0, e1); break;
     case WINO_F2X5: filter_tpl(MAT(F2x5_G), 6, 5, u, ldxi, wt, cout, cin, flip, e0, e1); break;
+    case WINO_F4X5: filter_tpl(MAT(F4x5_G), 8, 5, u, ldxi, wt, cout, cin, flip, e0, e1); break;
     default: break;
     }
 }
@@ -434,6 +438,7 @@ void ISA(wino_filter_grad)(WinoAlg a, float *dw, const float *du, size_t ldxi, s
     case WINO_F2X3: filter_grad_tpl(MAT(F2x3_G), 4, 3, dw, du, ldxi, e0, e1); break;
     case WINO_F4X3: filter_grad_tpl(MAT(F4x3_G), 6, 3, dw, du, ldxi, e0, e1); break;
     case WINO_F2X5: filter_grad_tpl(MAT(F2x5_G), 6, 5, dw, du, ldxi, e0, e1); break;
+    case WINO_F4X5: filter_grad_tpl(MAT(F4x5_G), 8, 5, dw, du, ldxi, e0, e1); break;
     default: break;
     }
 }
