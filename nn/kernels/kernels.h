@@ -58,6 +58,13 @@ static inline int pool_is_flat3(const PoolShape *s)
     return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1;
 }
 
+/* Floats of pool_flat3_span's scratch for a span of len positions: its row
+ * maxima reach a row beyond the span each way. */
+static inline size_t pool_flat3_span_floats(const PoolShape *s, long len)
+{
+    return ((size_t)len + 2 * (size_t)s->w + 15) / 16 * 16;
+}
+
 typedef struct {
     const PoolShape *s;
     const PoolWindow *th, *tw; /* per output row and column */
@@ -130,6 +137,12 @@ typedef struct {
      * of w + 2 * 16 floats. */
     void (*pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
                          float *v);
+    /* Max pooling of a pool_is_flat3 s at positions [q0, q1) of one image's
+     * planes (flattened h x w), for channels ch < c: y[ch * ldy + q - q0] from
+     * the plane at x + ch * xstride, the bits pool_forward gives. hm: scratch
+     * of pool_flat3_span_floats(s, q1 - q0) floats. */
+    void (*pool_flat3_span)(const PoolShape *s, const float *x, size_t xstride, int c, int q0, int q1, float *y,
+                            size_t ldy, float *hm);
 
     void (*lrn_forward)(const LrnArgs *a, long b, long e);
     void (*lrn_backward)(const LrnArgs *a, long b, long e);

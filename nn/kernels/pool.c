@@ -142,6 +142,55 @@ static void flat3_plane_max(const PoolShape *s, const vi *mask, const float *x, 
     }
 }
 
+/* For the vectors of positions [q0, q0 + len) of an h x w plane: the lanes
+ * whose left and right (vertical: upper and lower) neighbours exist, and the
+ * lanes inside the span, m[3 * v + 0..2]; made once per span, not per channel. */
+static void span_masks(int h, int w, int q0, int len, int vertical, vi *m)
+{
+    for (int i = 0, v = 0; i < len; i += VL, v++) {
+        vi row, col, pos = viota() + (q0 + i);
+        for (int l = 0; l < VL; l++) {
+            row[l] = pos[l] / w;
+            col[l] = pos[l] % w;
+        }
+        m[3 * v + 0] = vertical ? row > 0 : col > 0;
+        m[3 * v + 1] = vertical ? row < h - 1 : col < w - 1;
+        m[3 * v + 2] = viota() + i < len;
+    }
+}
+
+/* flat3_plane_max's maxima for the positions [q0, q1) of one plane of c
+ * channels (a block of a GEMM operand, nn/conv.c): the same candidates in the
+ * same order, so the same bits. The row maxima needed reach one row beyond
+ * the span each way: hm holds them for [qa, qb). */
+void ISA(pool_flat3_span)(const PoolShape *s, const float *x, size_t xstride, int c, int q0, int q1, float *y,
+                          size_t ldy, float *hm)
+{
+    int w = s->w, n = s->h * w, qa = q0 - w > 0 ? q0 - w : 0, qb = q1 + w < n ? q1 + w : n;
+    int nh = qb - qa, ny = q1 - q0;
+    vi hmask[3 * (nh / VL + 1)], ymask[3 * (ny / VL + 1)];
+    span_masks(s->h, w, qa, nh, 0, hmask);
+    span_masks(s->h, w, q0, ny, 1, ymask);
+    const vf ninf = vset1(-__builtin_inff());
+    for (int ch = 0; ch < c; ch++) {
+        const float *xp = x + (size_t)ch * xstride + qa; /* hm[i]: position qa + i */
+        for (int i = 0, v = 0; i < nh; i += VL, v++) {
+            vi in = hmask[3 * v + 2];
+            vf l = vload_or(xp + i - 1, hmask[3 * v] & in, ninf), r = vload_or(xp + i + 1, hmask[3 * v + 1] & in, ninf);
+            if (i + VL <= nh) vstore(hm + i, vmax(r, vmax(vload(xp + i), l)));
+            else vstore_mask(hm + i, in, vmax(r, vmax(vload_mask(xp + i, in), l)));
+        }
+        const float *hp = hm + (q0 - qa);
+        float *yp = y + (size_t)ch * ldy;
+        for (int i = 0, v = 0; i < ny; i += VL, v++) {
+            vi in = ymask[3 * v + 2];
+            vf t = vload_or(hp + i - w, ymask[3 * v] & in, ninf), b = vload_or(hp + i + w, ymask[3 * v + 1] & in, ninf);
+            if (i + VL <= ny) vstore(yp + i, vmax(b, vmax(vload(hp + i), t)));
+            else vstore_mask(yp + i, in, vmax(b, vmax(vload_mask(hp + i, in), t)));
+        }
+    }
+}
+
 /* y and the first maximum's position dh * 3 + dw of one plane; hm, hd: a
  * plane's row maxima and their columns. Whole vectors plain, the plane's last
  * one masked. */
