@@ -148,19 +148,6 @@ typedef struct {
     atomic_long next;
 } GemmFwdJob;
 
-/* bm (cin, p1 - p0) = the max pooling of x at output positions [p0, p1),
- * image by image; hm: pool_flat3_span's scratch. */
-static void pool_block(const GemmFwdJob *j, long p0, long p1, float *bm, float *hm)
-{
-    long plane = (long)j->pool->h * j->pool->w;
-    for (long p = p0; p < p1;) {
-        long img = p / plane, q0 = p % plane, q1 = q0 + (p1 - p) < plane ? q0 + (p1 - p) : plane;
-        nn_kernels()->pool_flat3_span(j->pool, j->x + img * plane, (size_t)j->n * plane, j->s->cin, (int)q0,
-                                      (int)q1, bm + (p - p0), (size_t)(p1 - p0), hm);
-        p += q1 - q0;
-    }
-}
-
 /* One block: im2col (or a pooled 1x1 layer's pooling) into the thread's
  * scratch, the GEMM into the thread's scratch too (OpenBLAS first zeroes a C
  * it is given with beta 0: better a C in cache than the output in memory),
@@ -177,7 +164,9 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
     long ldb = j->total;
     float *c = scratch;
     if (!conv_is_pointwise(s) || j->pool) {
-        if (j->pool) pool_block(j, p0, p1, scratch, scratch + (size_t)(kdim + s->cout) * j->block);
+        if (j->pool)
+            nn_kernels()->pool_flat3_cols(j->pool, j->x, j->n, s->cin, p0, p1, scratch,
+                                          scratch + (size_t)(kdim + s->cout) * j->block);
         else nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
         bm = scratch;
         ldb = cols;
@@ -212,7 +201,7 @@ static void gemm_fwd_slots(void *ctx, long s0, long s1)
 static size_t gemm_fwd_slot(const ConvShape *s, const PoolShape *pool, int n)
 {
     long block = fwd_block(s, (long)n * s->ho * s->wo);
-    if (pool) return ((size_t)s->cin + s->cout) * block + pool_flat3_span_floats(pool, block);
+    if (pool) return ((size_t)s->cin + s->cout) * block + pool_flat3_cols_floats(pool, block);
     size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     return rows * block;
 }

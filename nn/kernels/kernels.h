@@ -58,11 +58,12 @@ static inline int pool_is_flat3(const PoolShape *s)
     return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1;
 }
 
-/* Floats of pool_flat3_span's scratch for a span of len positions: its row
- * maxima reach a row beyond the span each way. */
-static inline size_t pool_flat3_span_floats(const PoolShape *s, long len)
+/* Floats of pool_flat3_cols's scratch for len positions: its row maxima
+ * reach a row beyond them each way, the first back to a whole vector (of
+ * at most 16 floats). */
+static inline size_t pool_flat3_cols_floats(const PoolShape *s, long len)
 {
-    return ((size_t)len + 2 * (size_t)s->w + 15) / 16 * 16;
+    return ((size_t)len + 2 * (size_t)s->w + 16 + 15) / 16 * 16;
 }
 
 typedef struct {
@@ -137,12 +138,12 @@ typedef struct {
      * of w + 2 * 16 floats. */
     void (*pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
                          float *v);
-    /* Max pooling of a pool_is_flat3 s at positions [q0, q1) of one image's
-     * planes (flattened h x w), for channels ch < c: y[ch * ldy + q - q0] from
-     * the plane at x + ch * xstride, the bits pool_forward gives. hm: scratch
-     * of pool_flat3_span_floats(s, q1 - q0) floats. */
-    void (*pool_flat3_span)(const PoolShape *s, const float *x, size_t xstride, int c, int q0, int q1, float *y,
-                            size_t ldy, float *hm);
+    /* col (c, p1 - p0) = the max pooling of x (c, n, h, w) by a pool_is_flat3
+     * s at positions [p0, p1) of the flattened (n, h, w), with the bits
+     * pool_forward gives them (im2col's counterpart for a 1x1 convolution of
+     * the pooling). hm: scratch of pool_flat3_cols_floats(s, p1 - p0) floats. */
+    void (*pool_flat3_cols)(const PoolShape *s, const float *x, int n, int c, long p0, long p1, float *col,
+                            float *hm);
 
     void (*lrn_forward)(const LrnArgs *a, long b, long e);
     void (*lrn_backward)(const LrnArgs *a, long b, long e);
