@@ -166,7 +166,7 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
     if (!conv_is_pointwise(s) || j->pool) {
         if (j->pool)
             nn_kernels()->pool_flat3_cols(j->pool, j->x, j->n, s->cin, p0, p1, scratch,
-                                          scratch + (size_t)(kdim + s->cout) * j->block);
+                                          scratch + (size_t)kdim * j->block); /* in C's place: done before */
         else nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
         bm = scratch;
         ldb = cols;
@@ -196,12 +196,15 @@ static void gemm_fwd_slots(void *ctx, long s0, long s1)
 }
 
 /* A thread's scratch: the block's im2col (not for plain 1x1 layers) and its
- * product; a pooled 1x1 layer's pooled block, its product and the pooling's
- * row maxima. */
+ * product; a pooled 1x1 layer's pooled block, and its product or, before
+ * that, the pooling's row maxima. */
 static size_t gemm_fwd_slot(const ConvShape *s, const PoolShape *pool, int n)
 {
     long block = fwd_block(s, (long)n * s->ho * s->wo);
-    if (pool) return ((size_t)s->cin + s->cout) * block + pool_flat3_cols_floats(pool, block);
+    if (pool) {
+        size_t c = (size_t)s->cout * block, hm = pool_flat3_cols_floats(pool, block);
+        return (size_t)s->cin * block + (c > hm ? c : hm);
+    }
     size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     return rows * block;
 }
