@@ -186,6 +186,9 @@ void ISA(pool_flat3_cols)(const PoolShape *s, const float *x, int n, int c, long
     for (int ch = 0; ch < c; ch++) {
         const float *xp = x + (size_t)ch * total + pa; /* hm[i]: position pa + i */
         for (int i = 0, v = 0; i < nh; i += VL, v++) {
+            /* the next channel's run (n planes on) is a new stream, which the
+             * hardware prefetchers would find late: fetched a channel ahead */
+            __builtin_prefetch(xp + total + i);
             vi in = hmask[3 * v + 2];
             vf l = vload_or(xp + i - 1, hmask[3 * v] & in, ninf), r = vload_or(xp + i + 1, hmask[3 * v + 1] & in, ninf);
             if (i + VL <= nh) vstore(hm + i, vmax(r, vmax(vload(xp + i), l)));
