@@ -7,7 +7,9 @@
  * into its thread's own scratch; the input gradient works a few whole images
  * at a time, col2im parallel over input channels (each channel's rows touch
  * only that channel), so no two threads write the same float. The GEMM writes
- * its columns of the output in place (ldc = n*Ho*Wo).
+ * its columns of the output in place (ldc = n*Ho*Wo). A 1x1 convolution of
+ * a 3x3 stride-1 max pooling (inference) pools each block of its operand into
+ * the thread's scratch as im2col would lower it (conv_forward_pooled).
  */
 #include "nn/conv.h"
 
