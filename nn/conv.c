@@ -7,7 +7,9 @@
  * into its thread's own scratch; the input gradient works a few whole images
  * at a time, col2im parallel over input channels (each channel's rows touch
  * only that channel), so no two threads write the same float. The GEMM writes
- * its columns of the output in place (ldc = n*Ho*Wo).
+ * its columns of the output in place (ldc = n*Ho*Wo). A 1x1 convolution of
+ * a 3x3 stride-1 max pooling (inference) pools each block of its operand into
+ * the thread's scratch as im2col would lower it (conv_forward_pooled).
  */
 #include "nn/conv.h"
 
@@ -137,6 +139,7 @@ static long fwd_block(const ConvShape *s, long total)
 
 typedef struct {
     const ConvShape *s;     /* cout: the rows of all outputs */
+    const PoolShape *pool;  /* 1x1 layers: the max pooling of x the GEMM multiplies, or NULL */
     const float *x, *wt;    /* wt: (s->cout, cin*k*k), the outputs' weights stacked */
     const ConvOut *outs;    /* where each output's rows go, in row order */
     int nouts;
@@ -147,10 +150,13 @@ typedef struct {
     atomic_long next;
 } GemmFwdJob;
 
-/* One block: im2col into the thread's scratch (not for 1x1 layers), the GEMM
- * into the thread's scratch too (OpenBLAS first zeroes a C it is given with
- * beta 0: better a C in cache than the output in memory), then bias and ReLU
- * on the way to the output. */
+/* One block: im2col (or a pooled 1x1 layer's pooling) into the thread's
+ * scratch, the GEMM into the thread's scratch too (OpenBLAS first zeroes a C
+ * it is given with beta 0: better a C in cache than the output in memory),
+ * then bias and ReLU on the way to the output. A plain 1x1 layer's block of x
+ * is its own operand. The blocks, and so the SGEMM calls' shapes, are the
+ * same whether the pooling is done here or before (a pooled tensor's block
+ * would be read in place with ldb = n*h*w: the same numbers). */
 static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
 {
     const ConvShape *s = j->s;
@@ -159,8 +165,11 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
     const float *bm = j->x + p0;
     long ldb = j->total;
     float *c = scratch;
-    if (!conv_is_pointwise(s)) {
-        nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
+    if (!conv_is_pointwise(s) || j->pool) {
+        if (j->pool)
+            nn_kernels()->pool_flat3_cols(j->pool, j->x, j->n, s->cin, p0, p1, scratch,
+                                          scratch + (size_t)kdim * j->block); /* in C's place: done before */
+        else nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
         bm = scratch;
         ldb = cols;
         c = scratch + (size_t)kdim * j->block;
@@ -188,28 +197,37 @@ static void gemm_fwd_slots(void *ctx, long s0, long s1)
     for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->blocks;) gemm_fwd_block(j, bi, j->work + s0 * j->slot);
 }
 
-/* A thread's scratch: the block's im2col (not for 1x1 layers) and its product. */
-static size_t gemm_fwd_slot(const ConvShape *s, int n)
+/* A thread's scratch: the block's im2col (not for plain 1x1 layers) and its
+ * product; a pooled 1x1 layer's pooled block, and its product or, before
+ * that, the pooling's row maxima. */
+static size_t gemm_fwd_slot(const ConvShape *s, const PoolShape *pool, int n)
 {
+    long block = fwd_block(s, (long)n * s->ho * s->wo);
+    if (pool) {
+        size_t c = (size_t)s->cout * block, hm = pool_flat3_cols_floats(pool, block);
+        return (size_t)s->cin * block + (c > hm ? c : hm);
+    }
     size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
-    return rows * fwd_block(s, (long)n * s->ho * s->wo);
+    return rows * block;
 }
 
 /* The forward of s (its cout the rows of all outs) by blocks of output
- * positions; wt: the weights of all outs, stacked. */
-static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, const float *wt,
-                              const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+ * positions; wt: the weights of all outs, stacked; pool: the max pooling of x
+ * a 1x1 layer multiplies, or NULL. */
+static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, const PoolShape *pool,
+                              const float *wt, const ConvShape *s, int n, int relu, float *work, size_t work_floats)
 {
-    GemmFwdJob j = {.s = s, .x = x, .wt = wt, .outs = outs, .nouts = nouts, .work = work, .n = n,
+    GemmFwdJob j = {.s = s, .pool = pool, .x = x, .wt = wt, .outs = outs, .nouts = nouts, .work = work, .n = n,
                     .relu = relu, .total = (long)n * s->ho * s->wo};
     size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     j.block = fwd_block(s, j.total);
-    j.slot = gemm_fwd_slot(s, n);
+    j.slot = gemm_fwd_slot(s, pool, n);
     long slots = parallel_threads();
     if ((long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
     if (slots < 1) {
-        /* less scratch than planned (a caller's own buffer): smaller blocks */
-        assert(work_floats >= rows);
+        /* less scratch than planned (a caller's own buffer): smaller blocks;
+         * a pooled layer's callers plan theirs (its blocks are its bits) */
+        assert(!pool && work_floats >= rows);
         slots = 1;
         j.block = (long)(work_floats / rows);
         j.slot = (size_t)j.block * rows;
@@ -266,14 +284,34 @@ static void gemm_forward(float *y, const float *x, const float *wt, const float 
         return;
     }
     ConvOut out = {y, wt, b, s->cout};
-    gemm_forward_outs(&out, 1, x, wt, s, n, relu, work, work_floats);
+    gemm_forward_outs(&out, 1, x, NULL, wt, s, n, relu, work, work_floats);
+}
+
+/* ---- a 1x1 convolution of a max pooling: the pooling block by block ---- */
+
+int conv_pooled_applies(const ConvShape *s, const PoolShape *ps)
+{
+    return conv_is_pointwise(s) && ps->kind == POOL_MAX && pool_is_flat3(ps) && ps->h == s->h && ps->w == s->w;
+}
+
+size_t conv_pooled_work_floats(const ConvShape *s, const PoolShape *ps, int n, int threads)
+{
+    return gemm_fwd_slot(s, ps, n) * (size_t)threads;
+}
+
+void conv_forward_pooled(float *y, const float *x, const PoolShape *ps, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+{
+    assert(conv_pooled_applies(s, ps));
+    ConvOut out = {y, wt, b, s->cout};
+    gemm_forward_outs(&out, 1, x, ps, wt, s, n, relu, work, work_floats);
 }
 
 /* ---- several 1x1 convolutions of one input: one GEMM ---- */
 
 size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads)
 {
-    return (size_t)s->cout * s->cin + gemm_fwd_slot(s, n) * (size_t)threads;
+    return (size_t)s->cout * s->cin + gemm_fwd_slot(s, NULL, n) * (size_t)threads;
 }
 
 typedef struct {
@@ -299,7 +337,7 @@ void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x,
     size_t wfl = (size_t)s->cout * s->cin;
     StackJob sj = {outs, work, s->cin};
     parallel_for(nouts, 1, stack_range, &sj);
-    gemm_forward_outs(outs, nouts, x, work, s, n, relu, work + wfl, work_floats - wfl);
+    gemm_forward_outs(outs, nouts, x, NULL, work, s, n, relu, work + wfl, work_floats - wfl);
 }
 
 /* dx = or += col2im(W^T dY), a few whole images at a time: col2im adds into
@@ -568,7 +606,7 @@ int conv_plan_valid(const ConvPlan *p, const ConvShape *s)
 static size_t gemm_work_floats(const ConvShape *s, int n, int threads, int pass)
 {
     if (pass == 0 && conv_direct_applies(s)) return conv_direct_scratch_floats(s) * (size_t)threads;
-    if (pass == 0) return gemm_fwd_slot(s, n) * (size_t)threads;
+    if (pass == 0) return gemm_fwd_slot(s, NULL, n) * (size_t)threads;
     if (pass == 2 && conv_direct_weights_applies(s)) return direct_dw_floats(s, n, threads);
     if (pass == 2) return gemm_dw_floats(s, n, threads);
     size_t all = conv_col_floats(s, n), one = conv_col_floats(s, 1);

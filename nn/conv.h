@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/pool.h"
+
 typedef struct {
     int cin, cout, k, stride, pad;
     int h, w;   /* input plane */
@@ -115,6 +117,18 @@ typedef struct {
 size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads);
 void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
                                  int relu, float *work, size_t work_floats);
+
+/* The forward of a 1x1 convolution s of the max pooling ps of x (cin, n, h,
+ * w), 3x3 windows, stride 1, padding 1 (the inception module's pool and
+ * pool_proj), for inference: each block of output positions pools its
+ * columns of the GEMM's operand into its thread's scratch, so the pooled
+ * tensor is never written. The bits of pool_forward then conv_forward (GEMM),
+ * whatever the thread count. work: at least conv_pooled_work_floats(s, ps,
+ * n, 1) floats (the blocks are as planned: no smaller ones). */
+int conv_pooled_applies(const ConvShape *s, const PoolShape *ps);
+size_t conv_pooled_work_floats(const ConvShape *s, const PoolShape *ps, int n, int threads);
+void conv_forward_pooled(float *y, const float *x, const PoolShape *ps, const float *wt, const float *b,
+                         const ConvShape *s, int n, int relu, float *work, size_t work_floats);
 
 /* The three parts of conv_backward, for timing them apart: db += the bias
  * gradient, with dy first zeroed where relu_y <= 0 (relu_y NULL: no ReLU);

@@ -2,6 +2,9 @@
  * image, so that the tensors between the layers are never written to memory:
  *   direct convolution -> max pooling -> LRN   (conv1/7x7_s2, pool1, norm1)
  *   LRN -> max pooling                          (conv2/norm2, pool2)
+ * (The third chain, max pooling 3x3/1 -> 1x1 convolution, the inception
+ * module's pool and pool_proj, is the GEMM's own: conv_forward_pooled in
+ * nn/conv.h pools each block of its operand as it goes.)
  * Rows are made as they are needed into small per-thread rings that stay in
  * cache, and each output has the bits the layers give one after the other:
  * the same kernels (nn/kernels/) on the same numbers, whatever the thread

@@ -104,6 +104,8 @@ typedef struct {
     ConvFilterCache filters; /* inference models: the forward's prepared filters */
     int fuse[2], nfuse;      /* inference: the ops after this one its forward computes too (nn/fuse.h) */
     int fused_into;          /* the op whose forward computes this one's, or -1 */
+    int pooled;              /* inference, OP_CONV 1x1: the max pooling its forward computes first
+                                (conv_forward_pooled), whose input it reads, or -1 */
 } Op;
 
 struct Model {
@@ -197,6 +199,7 @@ static Op *add_op(Model *m, OpKind kind, const char *name, int in, int out, int 
     o->w = o->b = -1;
     o->lead = -1;
     o->fused_into = -1;
+    o->pooled = -1;
     return o;
 }
 
@@ -491,17 +494,38 @@ static void fuse_absorb(Model *m, int lead, int i)
     m->op[i].fused_into = lead;
 }
 
+/* A max pooling whose output only a 1x1 convolution (not one of a group)
+ * reads, and which that convolution's GEMM can compute block by block
+ * (conv_pooled_applies): the convolution's forward does both. */
+static void fuse_pool_conv(Model *m, int i)
+{
+    const Op *a = &m->op[i];
+    if (m->t[a->out].parent >= 0) return;
+    int c = only_reader(m, a->out);
+    if (c < 0) return;
+    Op *b = &m->op[c];
+    if (b->kind != OP_CONV || b->lead >= 0 || !conv_pooled_applies(&b->conv, &a->pool)) return;
+    b->pooled = i;
+    m->op[i].fused_into = c;
+}
+
 /* Found by shape and by which ops read which tensors, not by name: a direct
  * convolution whose output only a max pooling reads, whose output only an LRN
  * reads (conv1, pool1, norm1); an LRN whose output only a max pooling reads
- * (norm2, pool2). Not in training, whose backward reads the inner tensors,
- * nor with keep_activations or no_fuse. */
+ * (norm2, pool2); a 3x3 stride-1 max pooling whose output only a 1x1
+ * convolution reads (each inception module's pool and pool_proj). Not in
+ * training, whose backward reads the inner tensors, nor with keep_activations
+ * or no_fuse. */
 static void fuse_chains(Model *m)
 {
     if (m->cfg.training || m->cfg.keep_activations || m->cfg.no_fuse) return;
     for (int i = 0; i < m->nop; i++) {
         Op *a = &m->op[i];
-        if (!op_planned(m, a) || a->fused_into >= 0 || a->nfuse) continue;
+        if (!op_planned(m, a) || a->fused_into >= 0 || a->nfuse || a->pooled >= 0) continue;
+        if (a->kind == OP_MAXPOOL) {
+            fuse_pool_conv(m, i);
+            continue;
+        }
         if (a->kind == OP_CONV && a->lead < 0 && !op_has_choice(a) && fuse_conv_applies(&a->conv)) {
             int p = fusable_pool(m, i);
             if (p < 0 || m->t[m->op[p].out].parent >= 0) continue;
@@ -516,8 +540,10 @@ static void fuse_chains(Model *m)
     }
 }
 
-/* The tensor op o's forward writes: the last op's of its chain. */
+/* The tensor op o's forward writes: the last op's of its chain; and the one
+ * it reads: the first op's. */
 static int op_final_out(const Model *m, const Op *o) { return o->nfuse ? m->op[o->fuse[o->nfuse - 1]].out : o->out; }
+static int op_first_in(const Model *m, const Op *o) { return o->pooled >= 0 ? m->op[o->pooled].in : o->in; }
 
 typedef struct {
     size_t size, off;
@@ -603,6 +629,10 @@ static int work_alloc(Model *m, char *err, size_t errlen)
     }
     for (int i = 0; i < m->nop; i++) {
         const Op *o = &m->op[i];
+        if (o->pooled >= 0) {
+            size_t f = conv_pooled_work_floats(&o->conv, &m->op[o->pooled].pool, m->cfg.batch, parallel_threads());
+            if (f > need) need = f;
+        }
         if (!o->nfuse) continue;
         const PoolShape *ps = &m->op[o->fuse[0]].pool;
         size_t f = o->kind == OP_CONV ? fuse_conv_pool_lrn_floats(&o->conv, ps, parallel_threads())
@@ -625,9 +655,10 @@ static int plan(Model *m, char *err, size_t errlen)
     for (int k = 0; k < F; k++) step_of[order[k]] = k;
     for (int k = 0; k < F; k++) {
         Op *o = &m->op[order[k]];
-        /* a fused chain reads its input and writes its last output at its first op's step */
+        /* a fused chain reads its first op's input and writes its last op's
+         * output at the step of the op that computes it */
         if (o->fused_into >= 0) continue;
-        Tensor *in = &m->t[root_of(m, o->in)];
+        Tensor *in = &m->t[root_of(m, op_first_in(m, o))];
         touch(&in->d_lo, &in->d_hi, k);
         if (o->out >= 0) {
             Tensor *out = &m->t[root_of(m, op_final_out(m, o))];
@@ -885,6 +916,7 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
         }
         if (o->ngroup > 1 && at < (int)sizeof p->algo)
             snprintf(p->algo + at, sizeof p->algo - at, " (+%d in its forward GEMM)", o->ngroup - 1);
+        if (o->pooled >= 0) snprintf(p->algo, sizeof p->algo, "%s + gemm", m->op[o->pooled].name);
     }
     for (int k = 0, at = (int)strlen(p->algo); k < o->nfuse && at < (int)sizeof p->algo; k++)
         at += snprintf(p->algo + at, sizeof p->algo - at, "%s+ %s", at ? " " : "", m->op[o->fuse[k]].name);
@@ -919,6 +951,9 @@ static void forward_op(Model *m, Op *o, int n, ModelStats *st)
             const Op *p = &m->op[o->fuse[0]];
             fuse_conv_pool_lrn(m->t[m->op[o->fuse[1]].out].data, x->data, w, b, o->relu, &o->conv, &p->pool, &ls, n,
                                m->work, m->work_cap);
+        } else if (o->pooled >= 0) {
+            const Op *p = &m->op[o->pooled];
+            conv_forward_pooled(y->data, m->t[p->in].data, &p->pool, w, b, &o->conv, n, o->relu, m->work, m->work_cap);
         } else if (o->lead < 0) {
             /* training's weights change every step: nothing to keep */
             conv_forward_cached(m->cfg.training ? NULL : &o->filters, y->data, x->data, w, b, &o->conv, n, o->relu,

@@ -152,7 +152,8 @@ typedef struct {
     double forward_macs_per_image, backward_macs_per_image;
     char algo[48]; /* convolutions: the plan, "f4x3.64 f4x3.64 f4x3.256" (passes), else "";
                       a fused chain's first layer adds "+ pool1/3x3_s2 + ...", the others
-                      say "fused into conv1/7x7_s2" */
+                      say "fused into conv1/7x7_s2"; a 1x1 convolution that pools its
+                      input itself says "inception_3a/pool + gemm" */
     int fused_into; /* the op whose forward computes this one's (its time is there), or -1 */
 } ModelOpProfile;
 int model_num_ops(const Model *m);

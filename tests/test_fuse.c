@@ -3,8 +3,9 @@
  * (no_fuse) at crop 224 and at odd crops whose ceil-mode pooling windows are
  * clipped, at 1 and 2 threads, on every SIMD table this CPU has, with a batch
  * smaller than planned (bands of rows rather than whole images); the chains
- * found, the memory they save and what the profile says of them; and the
- * row-at-a-time kernels against the whole-tensor ones. */
+ * found, the memory they save and what the profile says of them; the 1x1
+ * convolution that pools its own input against pooling then convolution; and
+ * the row-at-a-time kernels against the whole-tensor ones. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "nn/conv.h"
 #include "nn/fuse.h"
 #include "nn/kernels/kernels.h"
 #include "nn/lrn.h"
@@ -126,7 +128,37 @@ static void test_bits_odd_crops(void **state)
     check_crop(99, 3);
 }
 
-/* The two chains are found; their inner tensors get no memory; the first
+static const char *const MODULES[] = {"inception_3a", "inception_3b", "inception_4a", "inception_4b", "inception_4c",
+                                      "inception_4d", "inception_4e", "inception_5a", "inception_5b"};
+#define NMODULES (int)(sizeof MODULES / sizeof MODULES[0])
+
+/* Every inception module's pool is computed by its pool_proj: the pooled
+ * tensor gets no memory, the pool says where its time went, pool_proj says
+ * it pools. */
+static void check_pooled_convs(Model *f, Model *u)
+{
+    for (int k = 0; k < NMODULES; k++) {
+        char pool[64], proj[64], algo[80];
+        snprintf(pool, sizeof pool, "%s/pool", MODULES[k]);
+        snprintf(proj, sizeof proj, "%s/pool_proj", MODULES[k]);
+        assert_null(model_tensor_data(f, tensor_index(f, pool)));
+        assert_non_null(model_tensor_data(u, tensor_index(u, pool)));
+        ModelOpProfile p;
+        int pi = op_index(f, proj);
+        model_op_profile(f, op_index(f, pool), &p);
+        assert_int_equal(p.fused_into, pi);
+        assert_true(p.forward_s == 0);
+        snprintf(algo, sizeof algo, "fused into %s", proj);
+        assert_string_equal(p.algo, algo);
+        model_op_profile(f, pi, &p);
+        assert_int_equal(p.fused_into, -1);
+        assert_true(p.forward_s > 0);
+        snprintf(algo, sizeof algo, "%s + gemm", pool);
+        assert_string_equal(p.algo, algo);
+    }
+}
+
+/* The chains are found; their inner tensors get no memory; the first
  * layer's profile holds the time and names the others, which say where
  * their time went. */
 static void test_chains(void **state)
@@ -166,6 +198,7 @@ static void test_chains(void **state)
     model_op_profile(f, op_index(f, "pool2/3x3_s2"), &p);
     assert_int_equal(p.fused_into, norm2);
     assert_string_equal(p.algo, "fused into conv2/norm2");
+    check_pooled_convs(f, u);
     /* nothing else is fused; unfused, nothing is */
     int fused = 0;
     for (int i = 0; i < model_num_ops(f); i++) {
@@ -174,7 +207,7 @@ static void test_chains(void **state)
         model_op_profile(u, i, &p);
         assert_int_equal(p.fused_into, -1);
     }
-    assert_int_equal(fused, 3);
+    assert_int_equal(fused, 3 + NMODULES);
     free(x);
     model_free(f);
     model_free(u);
@@ -201,6 +234,67 @@ static void test_no_fusion(void **state)
         }
         model_free(m);
     }
+}
+
+/* conv_forward_pooled against pool_forward then conv_forward, bit for bit:
+ * planes from 1x1 to 28x28 (square and not), 1 to 3 images (blocks that
+ * start and end inside a plane, or hold several), with and without bias and
+ * ReLU, at 1 and 2 threads, on each table; its scratch exactly as counted,
+ * with a guard after it. */
+static void test_pooled_conv(void **state)
+{
+    (void)state;
+    static const int hw[][2] = {{7, 7}, {14, 14}, {28, 28}, {9, 11}, {13, 5}, {1, 1}, {2, 3}, {1, 17}};
+    const int cin = 19, cout = 12, guard = 64;
+    for (size_t si = 0; si < sizeof hw / sizeof hw[0]; si++)
+        for (int n = 1; n <= 3; n++) {
+            int h = hw[si][0], w = hw[si][1];
+            ConvShape cs;
+            PoolShape ps;
+            conv_shape_init(&cs, cin, cout, 1, 1, 0, h, w);
+            pool_shape_init(&ps, POOL_MAX, 3, 1, 1, h, w);
+            assert_true(conv_pooled_applies(&cs, &ps));
+            size_t xf = (size_t)cin * n * h * w, yf = (size_t)cout * n * h * w;
+            size_t wf = conv_pooled_work_floats(&cs, &ps, n, 2), uf = conv_work_floats(&cs, NULL, n, 2, 0);
+            float *x = malloc(sizeof(float) * xf), *pooled = malloc(sizeof(float) * xf);
+            float *wt = malloc(sizeof(float) * cin * cout), *b = malloc(sizeof(float) * cout);
+            float *ref = malloc(sizeof(float) * yf), *got = malloc(sizeof(float) * yf);
+            float *work = malloc(sizeof(float) * (wf + guard)), *uwork = malloc(sizeof(float) * (uf + 16));
+            fill(x, xf, 100 + si * 4 + (size_t)n, -2.0f, 2.0f);
+            fill(wt, (size_t)cin * cout, 7, -0.5f, 0.5f);
+            fill(b, cout, 8, -0.3f, 0.3f);
+            for (size_t i = 0; i < guard; i++) work[wf + i] = 1234.5f;
+            for (int t = 0; t < 2; t++) {
+                if (!nn_kernels_supported(TABLES[t])) continue;
+                assert_int_equal(nn_kernels_select(TABLES[t]), 0);
+                for (int threads = 1; threads <= 2; threads++) {
+                    parallel_set_threads(threads);
+                    for (int v = 0; v < 4; v++) {
+                        int relu = v & 1;
+                        const float *bias = v & 2 ? b : NULL;
+                        pool_forward(pooled, x, &ps, (long)cin * n);
+                        conv_forward(ref, pooled, wt, bias, &cs, n, relu, NULL, uwork, uf);
+                        memset(got, 0xff, sizeof(float) * yf);
+                        conv_forward_pooled(got, x, &ps, wt, bias, &cs, n, relu, work,
+                                            conv_pooled_work_floats(&cs, &ps, n, threads));
+                        if (memcmp(ref, got, sizeof(float) * yf) != 0)
+                            fail_msg("%dx%d, %d images, %s, %d threads, relu %d, bias %d: pooled conv differs",
+                                     h, w, n, TABLES[t], threads, relu, bias != NULL);
+                        for (size_t i = 0; i < guard; i++) assert_true(work[wf + i] == 1234.5f);
+                    }
+                }
+            }
+            free(x);
+            free(pooled);
+            free(wt);
+            free(b);
+            free(ref);
+            free(got);
+            free(work);
+            free(uwork);
+        }
+    nn_kernels_select(nn_kernels_supported("avx512") ? "avx512" : "avx2");
+    parallel_set_threads(1);
 }
 
 /* lrn_forward_span over rows of a plane gives lrn_forward's bits, for spans
@@ -237,6 +331,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lrn_span),
+        cmocka_unit_test(test_pooled_conv),
         cmocka_unit_test(test_chains),
         cmocka_unit_test(test_no_fusion),
         cmocka_unit_test(test_bits_odd_crops),

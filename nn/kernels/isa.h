@@ -22,6 +22,7 @@ void ISA(pool_argmax)(const PoolArgs *a, long b, long e);
 void ISA(pool_backward_argmax)(const PoolArgs *a, long b, long e);
 void ISA(pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
                        float *v);
+void ISA(pool_flat3_cols)(const PoolShape *s, const float *x, int n, int c, long p0, long p1, float *col, float *hm);
 void ISA(lrn_forward)(const LrnArgs *a, long b, long e);
 void ISA(lrn_forward_span)(const LrnShape *s, const float *x, size_t xstride, float *y, size_t ystride, size_t q0,
                            int len);

@@ -58,6 +58,14 @@ static inline int pool_is_flat3(const PoolShape *s)
     return !s->adaptive && s->k == 3 && s->stride == 1 && s->pad == 1;
 }
 
+/* Floats of pool_flat3_cols's scratch for len positions: its row maxima
+ * reach a row beyond them each way, the first back to a whole vector (of
+ * at most 16 floats). */
+static inline size_t pool_flat3_cols_floats(const PoolShape *s, long len)
+{
+    return ((size_t)len + 2 * (size_t)s->w + 16 + 15) / 16 * 16;
+}
+
 typedef struct {
     const PoolShape *s;
     const PoolWindow *th, *tw; /* per output row and column */
@@ -130,6 +138,12 @@ typedef struct {
      * of w + 2 * 16 floats. */
     void (*pool_max_row)(const PoolShape *s, const PoolWindow *tw, const float *const *rows, int nrows, float *yr,
                          float *v);
+    /* col (c, p1 - p0) = the max pooling of x (c, n, h, w) by a pool_is_flat3
+     * s at positions [p0, p1) of the flattened (n, h, w), with the bits
+     * pool_forward gives them (im2col's counterpart for a 1x1 convolution of
+     * the pooling). hm: scratch of pool_flat3_cols_floats(s, p1 - p0) floats. */
+    void (*pool_flat3_cols)(const PoolShape *s, const float *x, int n, int c, long p0, long p1, float *col,
+                            float *hm);
 
     void (*lrn_forward)(const LrnArgs *a, long b, long e);
     void (*lrn_backward)(const LrnArgs *a, long b, long e);

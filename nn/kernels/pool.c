@@ -142,6 +142,69 @@ static void flat3_plane_max(const PoolShape *s, const vi *mask, const float *x, 
     }
 }
 
+/* For the vectors of positions [p0, p0 + len) of the flattened (n, h, w):
+ * the lanes whose left and right (vertical: upper and lower) neighbours
+ * exist in their plane, and the lanes inside the range, m[3 * v + 0..2]; made
+ * once per call, not per channel. */
+static void cols_masks(int h, int w, long p0, int len, int vertical, vi *m)
+{
+    /* counted along, not divided: a block's masks cost what a few of its
+     * channels do otherwise */
+    int r = (int)(p0 / w % h), k = (int)(p0 % w);
+    for (int i = 0, v = 0; i < len; i += VL, v++) {
+        vi row, col;
+        for (int l = 0; l < VL; l++) {
+            row[l] = r;
+            col[l] = k;
+            if (++k == w) {
+                k = 0;
+                r = r + 1 == h ? 0 : r + 1;
+            }
+        }
+        m[3 * v + 0] = vertical ? row > 0 : col > 0;
+        m[3 * v + 1] = vertical ? row < h - 1 : col < w - 1;
+        m[3 * v + 2] = viota() + i < len;
+    }
+}
+
+/* flat3_plane_max's maxima at the positions [p0, p1) of the flattened
+ * (n, h, w) (a block of a GEMM operand, nn/conv.c): the same candidates in the
+ * same order, so the same bits. A channel's images are contiguous, so each
+ * channel is one run, across image edges (its masks stop the windows there).
+ * The row maxima needed reach a row beyond the range each way: hm holds them
+ * for [pa, pb), pa a little further back. */
+void ISA(pool_flat3_cols)(const PoolShape *s, const float *x, int n, int c, long p0, long p1, float *col, float *hm)
+{
+    int w = s->w;
+    /* pa rounded down to whole vectors: loads of x on vector boundaries */
+    long total = (long)n * s->h * w, pa = p0 - w > 0 ? (p0 - w) / VL * VL : 0, pb = p1 + w < total ? p1 + w : total;
+    int nh = (int)(pb - pa), ny = (int)(p1 - p0), up = (int)(p0 - pa);
+    vi hmask[3 * (nh / VL + 1)], ymask[3 * (ny / VL + 1)];
+    cols_masks(s->h, w, pa, nh, 0, hmask);
+    cols_masks(s->h, w, p0, ny, 1, ymask);
+    const vf ninf = vset1(-__builtin_inff());
+    for (int ch = 0; ch < c; ch++) {
+        const float *xp = x + (size_t)ch * total + pa; /* hm[i]: position pa + i */
+        for (int i = 0, v = 0; i < nh; i += VL, v++) {
+            /* the next channel's run (n planes on) is a new stream, which the
+             * hardware prefetchers would find late: fetched a channel ahead */
+            __builtin_prefetch(xp + total + i);
+            vi in = hmask[3 * v + 2];
+            vf l = vload_or(xp + i - 1, hmask[3 * v] & in, ninf), r = vload_or(xp + i + 1, hmask[3 * v + 1] & in, ninf);
+            if (i + VL <= nh) vstore(hm + i, vmax(r, vmax(vload(xp + i), l)));
+            else vstore_mask(hm + i, in, vmax(r, vmax(vload_mask(xp + i, in), l)));
+        }
+        const float *hp = hm + up;
+        float *yp = col + (size_t)ch * ny;
+        for (int i = 0, v = 0; i < ny; i += VL, v++) {
+            vi in = ymask[3 * v + 2];
+            vf t = vload_or(hp + i - w, ymask[3 * v] & in, ninf), b = vload_or(hp + i + w, ymask[3 * v + 1] & in, ninf);
+            if (i + VL <= ny) vstore(yp + i, vmax(b, vmax(vload(hp + i), t)));
+            else vstore_mask(yp + i, in, vmax(b, vmax(vload_mask(hp + i, in), t)));
+        }
+    }
+}
+
 /* y and the first maximum's position dh * 3 + dw of one plane; hm, hd: a
  * plane's row maxima and their columns. Whole vectors plain, the plane's last
  * one masked. */

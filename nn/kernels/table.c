@@ -19,6 +19,7 @@ const NnKernels ISA(nn_kernels) = {
     .pool_argmax = ISA(pool_argmax),
     .pool_backward_argmax = ISA(pool_backward_argmax),
     .pool_max_row = ISA(pool_max_row),
+    .pool_flat3_cols = ISA(pool_flat3_cols),
     .lrn_forward = ISA(lrn_forward),
     .lrn_backward = ISA(lrn_backward),
     .lrn_forward_span = ISA(lrn_forward_span),
