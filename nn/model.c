@@ -733,7 +733,7 @@ static int plan(Model *m, char *err, size_t errlen)
     for (int i = 0; i < m->nop; i++) {
         Op *o = &m->op[i];
         if (o->kind != OP_CONV) continue;
-        ConvAlgo a = m->cfg.conv_gemm ? CONV_GEMM : o->conv.k == 3 ? CONV_F4X3 : o->conv.k == 5 ? CONV_F2X5 : CONV_GEMM;
+        ConvAlgo a = m->cfg.conv_gemm ? CONV_GEMM : o->conv.k == 3 ? CONV_F4X3 : o->conv.k == 5 ? CONV_F4X5 : CONV_GEMM;
         o->plan = conv_plan_uniform(a, &o->conv, batch);
     }
     return work_alloc(m, err, errlen);

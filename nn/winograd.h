@@ -1,5 +1,5 @@
 /* winograd.h: stride-1 convolution by Winograd's minimal filtering algorithms
- * (Lavin & Gray 2016): F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5), for all three
+ * (Lavin & Gray 2016): F(2x2,3x3), F(4x4,3x3), F(2x2,5x5) and F(4x4,5x5), for all three
  * passes of training.
  *
  * The output is cut into m x m tiles; each tile's (m+r-1)^2 input patch and
