@@ -84,7 +84,8 @@ def run(a, variant):
             bwd = float(r[0]) if a.mode == "train" and r and re.match(r"^[\d.]+$", r[0]) else 0.0
             r = r[2 if a.mode == "train" else 0:]
             r = [x for x in r if not x.endswith("%")]
-            if len(r) >= 3 and r[1] == "+":  # the backward's data + weights split
+            num = re.compile(r"^[\d.]+$")
+            if len(r) >= 3 and r[1] == "+" and num.match(r[0]) and num.match(r[2]):  # the backward's data + weights split
                 r = r[3:]
             algo = " ".join(r)
             out["layers"][name] = (kind, float(fwd), bwd, algo)

@@ -58,7 +58,7 @@ static void print_layers(const Model *m, int steps, int batch, int eval, double 
 }
 
 typedef struct {
-    int batch, threads, crop, eval, steps, warmup, classes, json, no_aux, layers;
+    int batch, threads, crop, eval, steps, warmup, classes, json, no_aux, layers, no_fuse;
     const char *conv_algo;
 } BenchOptions;
 
@@ -77,6 +77,7 @@ static int parse_options(int argc, char **argv, BenchOptions *o, int *done)
         {"--classes", CLI_INT, &o->classes, "classifier outputs", NULL, 1, CLI_CLASSES_MAX},
         {"--no-aux", CLI_BOOL, &o->no_aux, "leave out the auxiliary heads"},
         {"--layers", CLI_BOOL, &o->layers, "also print every layer's time and GFLOP/s, slowest first"},
+        {"--no-fuse", CLI_BOOL, &o->no_fuse, "with --eval: run every layer on its own (no fused chains), to measure what fusing buys"},
         {"--conv-algo", CLI_CHOICE, (void *)&o->conv_algo, "convolution algorithms: time them per layer first (auto), or fixed", "auto|winograd|gemm"},
         {"--json", CLI_BOOL, &o->json, "end with one JSON line of the figures"},
     };
@@ -109,6 +110,7 @@ static Model *bench_model(const BenchOptions *o, double *tune_s, int *code)
     cfg.batch = o->batch;
     cfg.aux = !o->no_aux;
     cfg.training = !o->eval;
+    cfg.no_fuse = o->no_fuse;
     cfg.conv_gemm = strcmp(o->conv_algo, "gemm") == 0;
     Model *m = model_init(&cfg, err, sizeof err);
     if (!m) {
