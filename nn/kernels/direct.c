@@ -59,17 +59,19 @@ static void split_row(const ConvShape *s, const float *xr, float *p, int len)
  * rows[c*k + kh]: the phase rows of input row oh*stride - pad + kh, or NULL
  * where that row is padding. */
 static inline __attribute__((always_inline)) void tile(const ConvShape *s, const float *const *rows,
-                                                       const float *wp, int v0, const int PV, vf acc[KB][PV_MAX])
+                                                       const float *wp, int v0, const int PV, vf acc[KB][PV_MAX],
+                                                       const int k, const int st, const int cin)
 {
-    int k = s->k, st = s->stride, len = phase_len(s);
+    int len = phase_len(s);
     for (int b = 0; b < KB; b++)
         for (int v = 0; v < PV; v++) acc[b][v] = vzero();
-    for (int c = 0; c < s->cin; c++)
+    for (int c = 0; c < cin; c++)
         for (int kh = 0; kh < k; kh++) {
             const float *p = rows[c * k + kh];
             const float *w = wp + (size_t)(c * k + kh) * k * KB;
             if (!p) continue;
             p += v0 * VL;
+#pragma GCC unroll 8
             for (int kw = 0; kw < k; kw++, w += KB) {
                 const float *src = p + (size_t)(kw % st) * len + kw / st;
                 vf xv[PV_MAX];
@@ -100,8 +102,12 @@ static inline __attribute__((always_inline)) void tile_store(const ConvShape *s,
     }
 }
 
-static void row_tiles(const ConvShape *s, const float *const *rows, const float *wpack, const float *bias,
-                      int relu, float *yrow, size_t cstride)
+/* The tiles of one output row; K, ST, CIN: s's k, stride and cin, as constants
+ * where the caller knows them (the loops over the taps unrolled). */
+static inline __attribute__((always_inline)) void row_tiles_k(const ConvShape *s, const float *const *rows,
+                                                              const float *wpack, const float *bias, int relu,
+                                                              float *yrow, size_t cstride, const int K, const int ST,
+                                                              const int CIN)
 {
     int nv = ceil_div(s->wo, VL);
     size_t wstride = (size_t)s->cin * s->k * s->k * KB;
@@ -112,18 +118,28 @@ static void row_tiles(const ConvShape *s, const float *const *rows, const float 
             /* 3 vectors a tile, 2 + 2 rather than 3 + 1 */
             int left = nv - v0, pv = left == 4 ? 2 : left < PV_MAX ? left : PV_MAX;
             if (pv == 3) {
-                tile(s, rows, wp, v0, 3, acc);
+                tile(s, rows, wp, v0, 3, acc, K, ST, CIN);
                 tile_store(s, acc, 3, k0, v0, bias, relu, yrow, cstride);
             } else if (pv == 2) {
-                tile(s, rows, wp, v0, 2, acc);
+                tile(s, rows, wp, v0, 2, acc, K, ST, CIN);
                 tile_store(s, acc, 2, k0, v0, bias, relu, yrow, cstride);
             } else {
-                tile(s, rows, wp, v0, 1, acc);
+                tile(s, rows, wp, v0, 1, acc, K, ST, CIN);
                 tile_store(s, acc, 1, k0, v0, bias, relu, yrow, cstride);
             }
             v0 += pv;
         }
     }
+}
+
+static void row_tiles(const ConvShape *s, const float *const *rows, const float *wpack, const float *bias,
+                      int relu, float *yrow, size_t cstride)
+{
+    /* conv1/7x7_s2 on RGB */
+    if (s->k == 7 && s->stride == 2 && s->cin == 3)
+        row_tiles_k(s, rows, wpack, bias, relu, yrow, cstride, 7, 2, 3);
+    else
+        row_tiles_k(s, rows, wpack, bias, relu, yrow, cstride, s->k, s->stride, s->cin);
 }
 
 /* Weights as [k0 / KB][c][kh][kw][KB], zero past cout: what tile() reads. */
