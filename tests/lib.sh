@@ -27,3 +27,11 @@ trap 'declare -F test_cleanup >/dev/null && test_cleanup; rm -rf "$T"' EXIT
 failed=0
 fail() { echo "FAIL: $*"; failed=1; [ "$test_fail_fast" = 0 ] || exit 1; }
 ok() { echo "ok: $*"; }
+# Damages byte OFFSET of FILE for sure: its bits inverted (writing a fixed value
+# leaves the file as it was where the byte already had that value).
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  [ -n "$b" ] || { echo "flip_byte: $1 has no byte $2" >&2; return 1; }
+  printf "\\x$(printf %02x $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

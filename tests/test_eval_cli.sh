@@ -81,7 +81,7 @@ assert a['crops'] == 15 and a['crops_per_image'] == 1
 # ---- bad input ----
 cp "$tmp/a.gnck" "$tmp/flipped.gnck"
 size=$(stat -c %s "$tmp/flipped.gnck")
-printf '\x55' | dd of="$tmp/flipped.gnck" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$tmp/flipped.gnck" $((size / 2))
 run flipped "$bin" eval --ckpt "$tmp/flipped.gnck" --data "$tmp/val" --quiet
 expect_fail_with flipped 1 "flipped.gnck"
 grep -q "does not verify" "$tmp/flipped.out" || fail "flipped: no 'does not verify'"

@@ -85,7 +85,7 @@ ok "a timed plan is kept and reused on resume; --conv-algo replaces it, with a n
 # --- a damaged newest checkpoint: named, and the previous one used
 mkdir "$T/c"
 cp "$T"/a/ckpt-00000016.gnck "$T"/a/ckpt-00000020.gnck "$T/c/"
-printf '\x55' | dd of="$T/c/ckpt-00000020.gnck" bs=1 seek=100000 conv=notrunc status=none
+flip_byte "$T/c/ckpt-00000020.gnck" 100000
 mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/c" --resume auto >"$T/c.log" 2>&1 || { cat "$T/c.log"; fail "resume past damage"; }
 grep -q "ckpt-00000020.gnck" "$T/c.log" && grep -q "resuming from $T/c/ckpt-00000016.gnck" "$T/c.log" \
   || { cat "$T/c.log"; fail "damaged checkpoint not reported or not skipped"; }
@@ -97,7 +97,7 @@ mkdir "$T/c2"
 cp "$T"/a/ckpt-00000016.gnck "$T"/a/ckpt-00000020.gnck "$T/c2/"
 # in the last section (the average): weights and momentum are read into the buffers first
 for f in "$T"/c2/ckpt-*.gnck; do
-  printf '\x55' | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") * 5 / 6 )) conv=notrunc status=none
+  flip_byte "$f" $(( $(stat -c %s "$f") * 5 / 6 ))
 done
 mpirun --oversubscribe -np 2 "$BIN" "${RUN[@]}" --out "$T/c2" --resume auto >"$T/c2.log" 2>&1 \
   || { cat "$T/c2.log"; fail "resume with every checkpoint damaged"; }
