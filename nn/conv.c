@@ -1,13 +1,15 @@
 /* conv.c: convolution by plan (see conv.h): the GEMM algorithm here, Winograd
  * in nn/winograd.c.
  *
- * GEMM: im2col + SGEMM with the batch folded into the columns (the forward of
+ * GEMM: im2col + GEMM with the batch folded into the columns (the forward of
  * an input with few channels: direct, nn/kernels/direct.c). The forward
  * and the weight gradient work in blocks of output positions, each lowered
  * into its thread's own scratch; the input gradient works a few whole images
  * at a time, col2im parallel over input channels (each channel's rows touch
- * only that channel), so no two threads write the same float. The GEMM writes
- * its columns of the output in place (ldc = n*Ho*Wo). A 1x1 convolution of
+ * only that channel), so no two threads write the same float. The forward's
+ * GEMM is our own (nn/kernels/gemm.c: bias and ReLU in registers, written
+ * into the output's columns in place); the backward's are OpenBLAS SGEMMs.
+ * A 1x1 convolution of
  * a 3x3 stride-1 max pooling (inference) pools each block of its operand into
  * the thread's scratch as im2col would lower it (conv_forward_pooled).
  */
@@ -140,7 +142,7 @@ static long fwd_block(const ConvShape *s, long total)
 typedef struct {
     const ConvShape *s;     /* cout: the rows of all outputs */
     const PoolShape *pool;  /* 1x1 layers: the max pooling of x the GEMM multiplies, or NULL */
-    const float *x, *wt;    /* wt: (s->cout, cin*k*k), the outputs' weights stacked */
+    const float *x;
     const ConvOut *outs;    /* where each output's rows go, in row order */
     int nouts;
     float *work;
@@ -151,12 +153,11 @@ typedef struct {
 } GemmFwdJob;
 
 /* One block: im2col (or a pooled 1x1 layer's pooling) into the thread's
- * scratch, the GEMM into the thread's scratch too (OpenBLAS first zeroes a C
- * it is given with beta 0: better a C in cache than the output in memory),
- * then bias and ReLU on the way to the output. A plain 1x1 layer's block of x
- * is its own operand. The blocks, and so the SGEMM calls' shapes, are the
- * same whether the pooling is done here or before (a pooled tensor's block
- * would be read in place with ldb = n*h*w: the same numbers). */
+ * scratch, then the GEMM with its bias and ReLU straight into the outputs
+ * (nn/kernels/gemm.c). A plain 1x1 layer's block of x is its own operand.
+ * Each output is one chain of multiply-adds over the operand's rows, so the
+ * bits do not depend on the blocks: a pooled layer's bits are those of the
+ * pooling followed by the GEMM. */
 static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
 {
     const ConvShape *s = j->s;
@@ -164,30 +165,15 @@ static void gemm_fwd_block(const GemmFwdJob *j, long bi, float *scratch)
     long p0 = bi * j->block, p1 = p0 + j->block < j->total ? p0 + j->block : j->total, cols = p1 - p0;
     const float *bm = j->x + p0;
     long ldb = j->total;
-    float *c = scratch;
     if (!conv_is_pointwise(s) || j->pool) {
         if (j->pool)
             nn_kernels()->pool_flat3_cols(j->pool, j->x, j->n, s->cin, p0, p1, scratch,
-                                          scratch + (size_t)kdim * j->block); /* in C's place: done before */
+                                          scratch + (size_t)kdim * j->block);
         else nn_kernels()->im2col(s, j->x, j->n, p0, p1, scratch);
         bm = scratch;
         ldb = cols;
-        c = scratch + (size_t)kdim * j->block;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)cols, kdim, 1.0f, j->wt, kdim, bm,
-                (int)ldb, 0.0f, c, (int)cols);
-    const float *src = c;
-    for (int o = 0; o < j->nouts; o++)
-        for (int k = 0; k < j->outs[o].cout; k++, src += cols) {
-            float *row = j->outs[o].y + (size_t)k * j->total + p0, bias = j->outs[o].b ? j->outs[o].b[k] : 0.0f;
-            if (j->relu)
-                for (long i = 0; i < cols; i++) {
-                    float v = src[i] + bias;
-                    row[i] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (long i = 0; i < cols; i++) row[i] = src[i] + bias;
-        }
+    nn_kernels()->gemm_forward(j->outs, j->nouts, kdim, bm, (size_t)ldb, cols, (size_t)j->total, (size_t)p0, j->relu);
 }
 
 static void gemm_fwd_slots(void *ctx, long s0, long s1)
@@ -197,36 +183,30 @@ static void gemm_fwd_slots(void *ctx, long s0, long s1)
     for (long bi; (bi = atomic_fetch_add(&j->next, 1)) < j->blocks;) gemm_fwd_block(j, bi, j->work + s0 * j->slot);
 }
 
-/* A thread's scratch: the block's im2col (not for plain 1x1 layers) and its
- * product; a pooled 1x1 layer's pooled block, and its product or, before
- * that, the pooling's row maxima. */
+/* A thread's scratch: the block's im2col (none for a plain 1x1 layer); a
+ * pooled 1x1 layer's pooled block and the pooling's row maxima. */
 static size_t gemm_fwd_slot(const ConvShape *s, const PoolShape *pool, int n)
 {
     long block = fwd_block(s, (long)n * s->ho * s->wo);
-    if (pool) {
-        size_t c = (size_t)s->cout * block, hm = pool_flat3_cols_floats(pool, block);
-        return (size_t)s->cin * block + (c > hm ? c : hm);
-    }
-    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
-    return rows * block;
+    if (pool) return (size_t)s->cin * block + pool_flat3_cols_floats(pool, block);
+    return conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k * block;
 }
 
 /* The forward of s (its cout the rows of all outs) by blocks of output
- * positions; wt: the weights of all outs, stacked; pool: the max pooling of x
- * a 1x1 layer multiplies, or NULL. */
+ * positions; pool: the max pooling of x a 1x1 layer multiplies, or NULL. */
 static void gemm_forward_outs(const ConvOut *outs, int nouts, const float *x, const PoolShape *pool,
-                              const float *wt, const ConvShape *s, int n, int relu, float *work, size_t work_floats)
+                              const ConvShape *s, int n, int relu, float *work, size_t work_floats)
 {
-    GemmFwdJob j = {.s = s, .pool = pool, .x = x, .wt = wt, .outs = outs, .nouts = nouts, .work = work, .n = n,
+    GemmFwdJob j = {.s = s, .pool = pool, .x = x, .outs = outs, .nouts = nouts, .work = work, .n = n,
                     .relu = relu, .total = (long)n * s->ho * s->wo};
-    size_t rows = (conv_is_pointwise(s) ? 0 : (size_t)s->cin * s->k * s->k) + (size_t)s->cout;
     j.block = fwd_block(s, j.total);
     j.slot = gemm_fwd_slot(s, pool, n);
     long slots = parallel_threads();
-    if ((long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
+    if (j.slot && (long)(work_floats / j.slot) < slots) slots = (long)(work_floats / j.slot);
     if (slots < 1) {
-        /* less scratch than planned (a caller's own buffer): smaller blocks;
-         * a pooled layer's callers plan theirs (its blocks are its bits) */
+        /* less scratch than planned (a caller's own buffer): smaller blocks
+         * (the same bits); a pooled layer's callers plan theirs */
+        size_t rows = (size_t)s->cin * s->k * s->k;
         assert(!pool && work_floats >= rows);
         slots = 1;
         j.block = (long)(work_floats / rows);
@@ -284,7 +264,7 @@ static void gemm_forward(float *y, const float *x, const float *wt, const float 
         return;
     }
     ConvOut out = {y, wt, b, s->cout};
-    gemm_forward_outs(&out, 1, x, NULL, wt, s, n, relu, work, work_floats);
+    gemm_forward_outs(&out, 1, x, NULL, s, n, relu, work, work_floats);
 }
 
 /* ---- a 1x1 convolution of a max pooling: the pooling block by block ---- */
@@ -304,40 +284,21 @@ void conv_forward_pooled(float *y, const float *x, const PoolShape *ps, const fl
 {
     assert(conv_pooled_applies(s, ps));
     ConvOut out = {y, wt, b, s->cout};
-    gemm_forward_outs(&out, 1, x, ps, wt, s, n, relu, work, work_floats);
+    gemm_forward_outs(&out, 1, x, ps, s, n, relu, work, work_floats);
 }
 
-/* ---- several 1x1 convolutions of one input: one GEMM ---- */
+/* ---- several 1x1 convolutions of one input: one pass over it ---- */
 
 size_t conv_pointwise_many_floats(const ConvShape *s, int n, int threads)
 {
-    return (size_t)s->cout * s->cin + gemm_fwd_slot(s, NULL, n) * (size_t)threads;
-}
-
-typedef struct {
-    const ConvOut *outs;
-    float *wt;
-    int cin;
-} StackJob;
-
-static void stack_range(void *ctx, long b, long e)
-{
-    const StackJob *j = ctx;
-    for (long o = b; o < e; o++) {
-        size_t at = 0;
-        for (long q = 0; q < o; q++) at += (size_t)j->outs[q].cout * j->cin;
-        memcpy(j->wt + at, j->outs[o].wt, sizeof(float) * j->outs[o].cout * j->cin);
-    }
+    return gemm_fwd_slot(s, NULL, n) * (size_t)threads;
 }
 
 void conv_forward_pointwise_many(const ConvOut *outs, int nouts, const float *x, const ConvShape *s, int n,
                                  int relu, float *work, size_t work_floats)
 {
     assert(conv_is_pointwise(s));
-    size_t wfl = (size_t)s->cout * s->cin;
-    StackJob sj = {outs, work, s->cin};
-    parallel_for(nouts, 1, stack_range, &sj);
-    gemm_forward_outs(outs, nouts, x, NULL, work, s, n, relu, work + wfl, work_floats - wfl);
+    gemm_forward_outs(outs, nouts, x, NULL, s, n, relu, work, work_floats);
 }
 
 /* dx = or += col2im(W^T dY), a few whole images at a time: col2im adds into

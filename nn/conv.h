@@ -105,9 +105,9 @@ size_t conv_direct_scratch_floats(const ConvShape *s);
 int conv_direct_weights_applies(const ConvShape *s);
 size_t conv_direct_weights_scratch_floats(const ConvShape *s, int rows);
 
-/* Several 1x1 convolutions of the same input x (cin, n, h, w), as one GEMM
- * with their weights stacked: the input is read once, and the product is
- * larger (the inception module's 1x1 and reduce layers). s: the shape with
+/* Several 1x1 convolutions of the same input x (cin, n, h, w) in one pass
+ * over it: each block of x stays in cache while every output's channels pass
+ * over it (the inception module's 1x1 and reduce layers). s: the shape with
  * cout the sum of the outputs' channels. */
 typedef struct {
     float *y;                /* (cout, n, ho, wo) */

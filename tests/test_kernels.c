@@ -3,10 +3,11 @@
  * naive loops); here every kernel of the AVX2 table must give what the AVX-512
  * table gives on the same inputs: the same bits where the kernels only move,
  * compare and add in the same order (pooling, im2col/col2im, SGD, the direct
- * convolution), and within
+ * convolution, the forward GEMM), and within
  * 1e-6 for LRN, whose reciprocal square-root estimates differ (12 and 14 bits
  * before the Newton step). Winograd's tables: tests/test_winograd.c. On a CPU
- * without AVX-512 there is one table and the test says so. */
+ * without AVX-512 there is one table and the test says so. The forward GEMM
+ * is also held to a scalar loop's bits, in every table the CPU has. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -271,6 +272,76 @@ static void test_direct_tables(void **state)
     conv_tables(&s, 3, run_direct, (size_t)68 * 3 * s.ho * s.wo + 68 * 3 * 49);
 }
 
+/* ---- the forward GEMM (nn/kernels/gemm.c) ----
+ * Each output must be fmaf(w[k], x[k], acc) over k in order, then + bias and
+ * ReLU: the bits of a scalar loop, in every table, whatever the tiles, the
+ * tails (rows, columns, a masked last vector) or the column sub-blocks; and
+ * nothing outside the outputs' columns may be written. */
+
+typedef struct {
+    int kdim, cols, relu;
+    int couts[2], bias[2];
+} GemmCase;
+
+static void check_gemm_case(const GemmCase *g)
+{
+    const size_t ldx = (size_t)g->cols + 9, y0 = 5, ldy = y0 + (size_t)g->cols + 3;
+    float *x = malloc(sizeof(float) * g->kdim * ldx);
+    fill(x, (size_t)g->kdim * ldx, 21, -1, 1);
+    ConvOut outs[2];
+    float *w[2], *b[2], *y[2];
+    for (int o = 0; o < 2; o++) {
+        size_t nw = (size_t)g->couts[o] * g->kdim, ny = (size_t)g->couts[o] * ldy;
+        w[o] = malloc(sizeof(float) * nw);
+        b[o] = malloc(sizeof(float) * g->couts[o]);
+        y[o] = malloc(sizeof(float) * ny);
+        fill(w[o], nw, 22 + o, -1, 1);
+        fill(b[o], g->couts[o], 24 + o, -2, 2);
+        for (size_t i = 0; i < ny; i++) y[o][i] = 12345.0f;
+        outs[o] = (ConvOut){y[o], w[o], g->bias[o] ? b[o] : NULL, g->couts[o]};
+    }
+    nn_kernels()->gemm_forward(outs, 2, g->kdim, x, ldx, g->cols, ldy, y0, g->relu);
+    for (int o = 0; o < 2; o++)
+        for (int r = 0; r < g->couts[o]; r++)
+            for (size_t j = 0; j < ldy; j++) {
+                float want = 12345.0f;
+                if (j >= y0 && j < y0 + (size_t)g->cols) {
+                    float acc = 0.0f;
+                    for (int k = 0; k < g->kdim; k++)
+                        acc = fmaf(w[o][(size_t)r * g->kdim + k], x[(size_t)k * ldx + (j - y0)], acc);
+                    acc += g->bias[o] ? b[o][r] : 0.0f;
+                    want = g->relu && !(acc > 0.0f) ? 0.0f : acc;
+                }
+                float got = y[o][(size_t)r * ldy + j];
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail_msg("%s table, kdim %d cols %d: output %d row %d column %zu is %.9g, want %.9g",
+                             nn_kernels()->name, g->kdim, g->cols, o, r, j, got, want);
+            }
+    for (int o = 0; o < 2; o++) {
+        free(w[o]);
+        free(b[o]);
+        free(y[o]);
+    }
+    free(x);
+}
+
+static void test_gemm_forward(void **state)
+{
+    (void)state;
+    static const GemmCase cases[] = {
+        {1, 1, 0, {1, 1}, {1, 0}},     {7, 5, 1, {13, 8}, {1, 1}},   {3, 16, 1, {8, 16}, {0, 1}},
+        {20, 47, 0, {5, 3}, {1, 1}},   {20, 48, 1, {9, 4}, {1, 0}},  {33, 49, 1, {17, 2}, {1, 1}},
+        {64, 100, 1, {24, 7}, {0, 0}}, {600, 400, 1, {11, 6}, {1, 1}}, /* 600 rows: column sub-blocks */
+    };
+    static const char *names[2] = {"avx2", "avx512"};
+    for (int t = 0; t < 2; t++) {
+        if (!nn_kernels_supported(names[t])) continue;
+        assert_int_equal(nn_kernels_select(names[t]), 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_gemm_case(&cases[i]);
+    }
+    nn_kernels_select(nn_kernels_supported("avx512") ? "avx512" : "avx2");
+}
+
 int main(void)
 {
     parallel_set_threads(2);
@@ -280,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_sgd_tables),
         cmocka_unit_test(test_im2col_tables),
         cmocka_unit_test(test_direct_tables),
+        cmocka_unit_test(test_gemm_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

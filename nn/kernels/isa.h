@@ -35,6 +35,8 @@ void ISA(direct_row)(const ConvShape *s, const float *x, int n, int img, int oh,
                      const float *bias, int relu, float *yrow, size_t cstride, float *ring, long *tag);
 void ISA(direct_weights)(const ConvShape *s, const float *x, const float *dy, int n, int img, int oh0, int oh1,
                          float *partial, float *scratch);
+void ISA(gemm_forward)(const ConvOut *outs, int nouts, int kdim, const float *x, size_t ldx, long cols, size_t ldy,
+                       size_t y0, int relu);
 void ISA(im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);
 void ISA(col2im)(const ConvShape *s, float *dx, const float *col, int n, int n0, int nc, long c0, long c1);
 

@@ -176,6 +176,14 @@ typedef struct {
      * scratch: conv_direct_weights_scratch_floats(s, oh1 - oh0) floats. */
     void (*direct_weights)(const ConvShape *s, const float *x, const float *dy, int n, int img, int oh0, int oh1,
                            float *partial, float *scratch);
+    /* The forward GEMM of a convolution block by block, bias and ReLU in
+     * registers: for each output o and its row r < outs[o].cout,
+     * outs[o].y[r*ldy + y0 + j] = act(sum_k outs[o].wt[r*kdim + k] x[k*ldx +
+     * j] + outs[o].b[r]) for j < cols (b NULL: no bias; act: ReLU when relu).
+     * Each output is one chain of fused multiply-adds in k order, then the
+     * bias: the same bits in both tables and for any cut of the columns. */
+    void (*gemm_forward)(const ConvOut *outs, int nouts, int kdim, const float *x, size_t ldx, long cols,
+                         size_t ldy, size_t y0, int relu);
     /* col (cin*k*k, p1 - p0) = the im2col patches of output positions
      * [p0, p1) of the flattened (n, ho, wo); x: (cin, n, h, w). */
     void (*im2col)(const ConvShape *s, const float *x, int n, long p0, long p1, float *col);

@@ -28,6 +28,7 @@ const NnKernels ISA(nn_kernels) = {
     .direct_pack = ISA(direct_pack),
     .direct_row = ISA(direct_row),
     .direct_weights = ISA(direct_weights),
+    .gemm_forward = ISA(gemm_forward),
     .im2col = ISA(im2col),
     .col2im = ISA(col2im),
 };
