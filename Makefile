@@ -58,7 +58,7 @@ KERN_SRC := $(wildcard nn/kernels/*.c)
 KERN_OBJ := $(KERN_SRC:%.c=$(BUILD)/%.avx2.o) $(KERN_SRC:%.c=$(BUILD)/%.avx512.o)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERN_OBJ)
 ISA_avx2   := -mavx2 -mfma -ffp-contract=fast
-ISA_avx512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefer-vector-width=512 -ffp-contract=fast
+ISA_avx512 := -mavx2 -mfma -mprfchw -mavx512f -mavx512bw -mavx512vl -mavx512dq -mprefer-vector-width=512 -ffp-contract=fast
 MAIN_OBJ := $(BUILD)/trainer/main.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
