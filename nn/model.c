@@ -1075,15 +1075,28 @@ static void bind_views(Model *m, int n)
     }
 }
 
-/* (n, 3, S, S) -> (3, n, S, S) */
+typedef struct {
+    float *dst;
+    const float *src;
+    int n, c;
+    size_t plane;
+} InputJob;
+
+static void load_input_range(void *ctx, long b, long e)
+{
+    const InputJob *j = ctx;
+    for (long q = b; q < e; q++) {
+        long i = q / j->c, c = q % j->c;
+        memcpy(j->dst + ((size_t)c * j->n + i) * j->plane, j->src + (size_t)q * j->plane, sizeof(float) * j->plane);
+    }
+}
+
+/* (n, 3, S, S) -> (3, n, S, S), a plane per item, on every thread */
 static void load_input(Model *m, const float *input, int n)
 {
     Tensor *t = &m->t[0];
-    size_t plane = (size_t)t->h * t->w;
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < t->c; c++)
-            memcpy(t->data + ((size_t)c * n + i) * plane, input + ((size_t)i * t->c + c) * plane,
-                   sizeof(float) * plane);
+    InputJob j = {t->data, input, n, t->c, (size_t)t->h * t->w};
+    parallel_for((long)n * t->c, 1, load_input_range, &j);
 }
 
 void model_forward(Model *m, const float *input, const int *labels, int n, ModelMode mode,
