@@ -905,7 +905,9 @@ void model_op_profile(const Model *m, int i, ModelOpProfile *p)
         int at = 0;
         for (int k = 0; k < (m->cfg.training ? CONV_PASSES : 1); k++) {
             ConvAlgo a = o->plan.algo[k];
-            if (a == CONV_GEMM)
+            if (k == CONV_BWD_DATA && o->in == 0) /* the image needs no gradient */
+                at += snprintf(p->algo + at, sizeof p->algo - at, " none");
+            else if (a == CONV_GEMM)
                 at += snprintf(p->algo + at, sizeof p->algo - at, "%s%s", k ? " " : "",
                                (k == CONV_FWD && conv_direct_applies(&o->conv)) ||
                                        (k == CONV_BWD_WEIGHTS && conv_direct_weights_applies(&o->conv))

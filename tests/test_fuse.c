@@ -232,6 +232,13 @@ static void test_no_fusion(void **state)
             model_op_profile(m, i, &p);
             assert_int_equal(p.fused_into, -1);
         }
+        if (c.training) { /* conv1's input gradient is never computed, so it has no algorithm */
+            ModelOpProfile p;
+            model_op_profile(m, op_index(m, "conv1/7x7_s2"), &p);
+            assert_non_null(strstr(p.algo, " none "));
+            model_op_profile(m, op_index(m, "conv2/3x3"), &p);
+            assert_null(strstr(p.algo, "none"));
+        }
         model_free(m);
     }
 }
