@@ -123,7 +123,7 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-# The full Fashion-MNIST recipe (hours on 2 cores; docs/fashion-mnist.md).
+# The full Fashion-MNIST recipe (about 1 h 30 min on 2 cores; docs/fashion-mnist.md).
 fashion-full:
 	@scripts/install-deps.sh --demo
 	@$(MAKE) --no-print-directory all
