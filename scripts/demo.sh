@@ -21,7 +21,7 @@ full=0
 if [ $full -eq 1 ]; then
   OUT=${DEMO_OUT:-runs/fashion-full}
   # 24 epochs (about 1 h 30 min on 2 cores), crops of 85-100% of the image
-  # with flips, dropout 0.1/0.3: 93.4-93.75% (docs/fashion-mnist.md). More
+  # with flips, dropout 0.1/0.3: 93.38-93.77% (docs/fashion-mnist.md). More
   # dropout scores lower: 0.3/0.5 reached 93.61%, and the paper's
   # regularisation (crops down to 50% of the area, dropout 0.4/0.7) underfits
   # (91.4% after 12 of 16 epochs). A whole epoch of warm-up: with 0.3 epoch
