@@ -26,7 +26,7 @@ if [ $full -eq 1 ]; then
   # regularisation (crops down to 50% of the area, dropout 0.4/0.7) underfits
   # (91.4% after 12 of 16 epochs). A whole epoch of warm-up: with 0.3 epoch
   # the main loss fell back to chance for a while in some runs, as the rate
-  # neared 0.04 in the first 300 steps
+  # rose to 0.02-0.03 in the first 300 steps
   LENGTH=(--epochs "${DEMO_EPOCHS:-24}")
   TRAIN_FLAGS=(--batch 32 --lr 0.04 --warmup-epochs 1 --lr-policy cosine --min-area 0.85 --no-photometric
                --dropout 0.1 --aux-dropout 0.3 --ckpt-every 1e --keep 3 --eval-every 2e)
